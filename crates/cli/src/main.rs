@@ -1,0 +1,2 @@
+//! The `openclick` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! openclick-edge (placeholder until built).

@@ -1,0 +1,1 @@
+//! openclick-enrich (placeholder until built).

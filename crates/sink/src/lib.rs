@@ -1,0 +1,1 @@
+//! openclick-sink (placeholder until built).

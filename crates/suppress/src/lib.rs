@@ -1,0 +1,1 @@
+//! openclick-suppress (placeholder until built).

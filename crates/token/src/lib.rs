@@ -1,0 +1,1 @@
+//! openclick-token (placeholder until built).
