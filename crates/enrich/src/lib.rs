@@ -1,1 +1,700 @@
-//! openclick-enrich (placeholder until built).
+//! Hit enrichment for openclick: turns the raw facts of an open or a click (user agent, client
+//! address, a few headers, timings) into the `Client`, `Geo`, `Network` and `Signals` messages of
+//! an [`openclick_events::v1::EngagementEvent`].
+//!
+//! Everything here is pure data and functions: [`Enricher::enrich`] does no I/O, takes no lock
+//! that I/O holds, allocates only the strings it returns, and never panics, whatever the input.
+//!
+//! # Pipeline
+//!
+//! [`Enricher::enrich`] runs these steps in order:
+//!
+//! 1. **User agent** (cached): [woothee] gives browser, version, OS, OS version and a category;
+//!    the device category is derived from it and from tokens woothee ignores (`iPad` → tablet,
+//!    Android without `Mobile` in a web view → tablet, Outlook's `prod.iphone` → mobile, ...).
+//! 2. **Email client**: the ordered rule table [`rules::EMAIL_CLIENT_RULES`] (data, not scattered
+//!    `if`s). Each row has conditions (`Has`, `Lacks`, `StartsWith`, `EndsWith`,
+//!    `LastWordStartsWith` on tokens) and version anchors; the **first** matching row wins, so
+//!    specific rows (an Electron mail app, the Gmail proxy) precede generic ones (the Apple Mail
+//!    heuristic). A browser with no mail-client token is not an email client: `email_client`
+//!    stays empty rather than guessed. Look-alike PIM apps (Notion, Evernote, chat wrappers such
+//!    as Franz/Rambox, CalDAV sync such as DAVdroid) have no row and so are not email clients.
+//! 3. **Image proxies and machine opens**: proxy tokens ([`rules::PROXY_RULES`]: Gmail's
+//!    `GoogleImageProxy` via ggpht.com, `YahooMailProxy`, ...). **Apple Mail Privacy
+//!    Protection** is recognised from the address: a request from one of
+//!    [`EnrichConfig::apple_ranges`] whose user agent is the bare `Mozilla/5.0` that Apple's
+//!    proxy sends (or an Apple Mail user agent) is an MPP fetch: `image_proxy = APPLE`,
+//!    `machine_open = true`, `email_client = "Apple Mail"`. Behind any proxy the location is
+//!    the proxy's, so `Geo.reliable = false`, and the proxy's fake browser/OS are not reported.
+//! 4. **Bot reasons**: UA tokens of crawlers, security gateways (Barracuda, Mimecast, Proofpoint,
+//!    Microsoft SafeLinks/Defender, ...), link-preview fetchers (Slackbot, facebookexternalhit,
+//!    Twitterbot, WhatsApp, Discordbot, ...), headless browsers and HTTP libraries
+//!    ([`rules::BOT_RULES`], matched case-insensitively) and woothee's crawler category; an empty
+//!    user agent; a `HEAD` request; `Purpose: prefetch` / `Sec-Purpose: prefetch` (also sets
+//!    `Signals.prefetch`); a hit sooner than [`EnrichConfig::min_delay_ms`] after `sent_at_ms`;
+//!    an ASN in [`EnrichConfig::hosting_asns`]. Reasons are flags: nothing is ever dropped.
+//!    `DNT: 1` and `Sec-GPC: 1` are recorded in `Signals.dnt` / `Signals.gpc`.
+//! 5. **Geo and network**: the location database (MaxMind GeoIP2/GeoLite2 City or Country, DB-IP's
+//!    MaxMind-compatible files, or the flat ip-location-db layout, detected from the metadata
+//!    `database_type`) and the ASN database, looked up with the **full** address
+//!    (`::ffff:a.b.c.d` normalised to `a.b.c.d` first). Only the fields used are decoded, into
+//!    small borrowed structs.
+//! 6. **Anonymisation**: [`IpPolicy`] is applied last; `Network.ip` holds the result.
+//!
+//! # Apple Mail heuristics
+//!
+//! Apple Mail sends the plain WebKit user agent of its platform with no browser token:
+//! on iOS/iPadOS `Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15
+//! (KHTML, like Gecko) Mobile/15E148` (nothing after `Mobile/<build>`, no `Safari/`), on macOS
+//! `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)`
+//! (nothing after `(KHTML, like Gecko)`). Safari adds `Version/` and `Safari/`; in-app browsers
+//! (Facebook, Instagram, NAVER, ...) append their own tokens after `Mobile/`, so they do not
+//! match. Native fetches by macOS Mail (`Mail/3731 CFNetwork/...`) match too.
+//!
+//! # Where the Apple ranges come from
+//!
+//! [`net::default_apple_ranges`]: Apple's own address space, `17.0.0.0/8` (AS714) and its IPv6
+//! allocations, from which MPP prefetches are observed. MPP also fetches through the iCloud
+//! Private Relay egress partners, whose prefixes Apple publishes as `egress-ip-ranges.csv` (linked
+//! from Apple's support article "Prepare your network or web server for iCloud Private Relay"),
+//! roughly 250k lines, updated weekly: too big and volatile to compile in, so append them to
+//! [`EnrichConfig::apple_ranges`] from that file if wanted. Membership is a binary search over
+//! merged ranges, so large lists stay cheap.
+//!
+//! # False-positive caveats
+//!
+//! * Any iOS app that shows a stock `WKWebView` without customising its user agent looks like
+//!   Apple Mail; any macOS app embedding a bare `WKWebView` likewise.
+//! * Hosting ASNs include Microsoft (8075): Outlook.com and Exchange Online fetch from there, as do
+//!   SafeLinks scanners, and corporate VPN egress sits in clouds. A hit identified as coming
+//!   through a known image proxy is never flagged for its ASN.
+//! * The too-fast rule relies on the sender's clock (`sent_at_ms`); skew shifts it.
+//! * Security gateways often use plain browser user agents from their own ranges: only the ASN
+//!   rule and timing catch those.
+//! * `okhttp` is flagged as an HTTP library although a few Android mail apps fetch images with it.
+//!
+//! # Databases
+//!
+//! Databases are memory-mapped. Replace a database by writing a new file and **renaming** it over
+//! the old path (what geoipupdate does); never rewrite a mapped file in place. Changes are picked
+//! up by polling the files' modification time every [`EnrichConfig::reload_poll`] (from a
+//! background thread that ends with the [`Enricher`]) or by an explicit [`Enricher::reload`] (the
+//! binary calls it on SIGHUP). Readers are swapped atomically ([`arc_swap`]): in-flight lookups
+//! finish on the old database, no request fails. A reload that fails keeps the old database.
+//! With the flat ip-location-db layout `Geo.region` is the subdivision's name (`state1`), as that
+//! layout has no ISO code.
+
+pub mod geo;
+pub mod net;
+pub mod rules;
+pub mod ua;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use openclick_events::v1::{self, BotReason, ImageProxy};
+
+pub use geo::{DatabaseInfo, DatabaseRole, Schema};
+pub use net::{default_apple_ranges, default_hosting_asns, normalize, IpPolicy, NetSet};
+pub use ua::{classify, UaCache, UaInfo};
+
+use geo::Db;
+use ua::reason_bit;
+
+/// Open or click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitKind {
+    /// The tracking pixel was fetched.
+    Open,
+    /// A tracked link was followed.
+    Click,
+}
+
+/// The raw facts of one hit, borrowed from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    /// Open or click.
+    pub kind: HitKind,
+    /// The `User-Agent` header, if any.
+    pub user_agent: Option<&'a str>,
+    /// The client address (IPv4-mapped IPv6 is normalised to IPv4).
+    pub ip: IpAddr,
+    /// The request used the `HEAD` method.
+    pub is_head: bool,
+    /// Raw `Purpose` header value.
+    pub purpose: Option<&'a str>,
+    /// Raw `Sec-Purpose` header value.
+    pub sec_purpose: Option<&'a str>,
+    /// Raw `DNT` header value.
+    pub dnt: Option<&'a str>,
+    /// Raw `Sec-GPC` header value.
+    pub sec_gpc: Option<&'a str>,
+    /// When the message was sent, ms since the Unix epoch (0 = unknown: no too-fast check).
+    pub sent_at_ms: i64,
+    /// When the hit was received, ms since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// The enrichment of one hit: the four messages of the event it fills.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Enrichment {
+    /// What made the request.
+    pub client: v1::Client,
+    /// Where it came from.
+    pub geo: v1::Geo,
+    /// The network it came from.
+    pub network: v1::Network,
+    /// Classification signals.
+    pub signals: v1::Signals,
+}
+
+/// Configuration of an [`Enricher`]. Build it with `..Default::default()`: fields may be added.
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    /// Location database (City or Country; MaxMind, DB-IP or ip-location-db layout).
+    pub geoip_city: Option<PathBuf>,
+    /// ASN database.
+    pub geoip_asn: Option<PathBuf>,
+    /// What `Network.ip` keeps. Default `truncate:24:48`.
+    pub ip_policy: IpPolicy,
+    /// Address ranges of Apple's Mail Privacy Protection proxy. Default
+    /// [`default_apple_ranges`].
+    pub apple_ranges: Vec<ipnet::IpNet>,
+    /// ASNs of hosting and security providers. Default [`default_hosting_asns`].
+    pub hosting_asns: Vec<u32>,
+    /// A hit sooner than this after `sent_at_ms` is flagged `TOO_FAST`; `<= 0` disables.
+    /// Default 2000.
+    pub min_delay_ms: i64,
+    /// Apply the too-fast rule to opens. Default true.
+    pub too_fast_opens: bool,
+    /// Apply the too-fast rule to clicks. Default true.
+    pub too_fast_clicks: bool,
+    /// User agents kept in the classification cache; 0 disables it. Default 10 000.
+    pub ua_cache_capacity: usize,
+    /// Poll the database files' modification time this often and reload on change; `None`
+    /// disables polling ([`Enricher::reload`] still works). Default 5 s.
+    pub reload_poll: Option<Duration>,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        Self {
+            geoip_city: None,
+            geoip_asn: None,
+            ip_policy: IpPolicy::default(),
+            apple_ranges: default_apple_ranges(),
+            hosting_asns: default_hosting_asns(),
+            min_delay_ms: 2000,
+            too_fast_opens: true,
+            too_fast_clicks: true,
+            ua_cache_capacity: 10_000,
+            reload_poll: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Errors of opening or reloading databases and of parsing configuration.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum EnrichError {
+    /// A database file could not be read (missing, unreadable, being replaced).
+    #[error("cannot read GeoIP database {path}: {source}")]
+    Io {
+        /// The configured path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid MaxMind DB (corrupt, truncated, or still being written).
+    #[error("invalid GeoIP database {path}: {message}")]
+    InvalidDatabase {
+        /// The configured path.
+        path: PathBuf,
+        /// What the reader reported.
+        message: String,
+    },
+    /// A valid MaxMind DB of a kind this role does not support.
+    #[error(
+        "unsupported GeoIP database {path}: database_type {database_type:?} is not a supported {expected} database"
+    )]
+    UnsupportedDatabase {
+        /// The configured path.
+        path: PathBuf,
+        /// Its metadata `database_type`.
+        database_type: String,
+        /// The role it was configured for.
+        expected: DatabaseRole,
+    },
+    /// An IP policy string that is not `keep`, `drop`, `truncate` or `truncate:V4[:V6]`.
+    #[error("invalid IP policy {0:?}: expected keep, drop, truncate or truncate:V4:V6 (V4 <= 32, V6 <= 128)")]
+    InvalidIpPolicy(String),
+}
+
+impl EnrichError {
+    /// Whether trying again later may succeed: I/O errors and invalid files (a database caught
+    /// mid-copy) are; an unsupported database type or a bad policy string is not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            EnrichError::Io { .. } | EnrichError::InvalidDatabase { .. }
+        )
+    }
+}
+
+/// The open databases, swapped as a whole.
+#[derive(Default)]
+struct Dbs {
+    location: Option<Db>,
+    asn: Option<Db>,
+}
+
+struct Inner {
+    city_path: Option<PathBuf>,
+    asn_path: Option<PathBuf>,
+    dbs: ArcSwap<Dbs>,
+    /// Serialises reloads (the poller and explicit calls); never taken by `enrich`.
+    reload_lock: Mutex<()>,
+    ip_policy: IpPolicy,
+    apple: NetSet,
+    hosting_asns: Vec<u32>,
+    min_delay_ms: i64,
+    too_fast_opens: bool,
+    too_fast_clicks: bool,
+    cache: UaCache,
+}
+
+/// The enrichment engine. `Send + Sync`; share it behind an `Arc` (cloning is cheap too).
+#[derive(Clone)]
+pub struct Enricher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Enricher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("databases", &self.databases())
+            .field("ip_policy", &self.inner.ip_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_all(city: Option<&PathBuf>, asn: Option<&PathBuf>) -> Result<Dbs, EnrichError> {
+    Ok(Dbs {
+        location: city
+            .map(|p| Db::open(p, DatabaseRole::Location))
+            .transpose()?,
+        asn: asn.map(|p| Db::open(p, DatabaseRole::Asn)).transpose()?,
+    })
+}
+
+fn mtime(p: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Whether `s`, a raw `Purpose`/`Sec-Purpose` value (a structured-field list such as
+/// `prefetch`, `prefetch;prerender` or `prefetch, foo`), declares a prefetch.
+pub fn is_prefetch(s: &str) -> bool {
+    s.split([',', ';'])
+        .any(|t| t.trim().eq_ignore_ascii_case("prefetch"))
+}
+
+/// Whether a raw `DNT` / `Sec-GPC` value is set (`1`).
+pub fn is_flag_set(s: &str) -> bool {
+    s.trim() == "1"
+}
+
+fn set_reasons(bits: u32) -> Vec<i32> {
+    let mut v = Vec::new();
+    let mut b = bits;
+    while b != 0 {
+        let i = b.trailing_zeros();
+        v.push(i as i32);
+        b &= b - 1;
+    }
+    v
+}
+
+impl Enricher {
+    /// Opens the configured databases and compiles the rule tables. Errors clearly on a missing
+    /// or invalid file or an unsupported database type.
+    pub fn new(config: EnrichConfig) -> Result<Enricher, EnrichError> {
+        ua::warm_up();
+        let dbs = open_all(config.geoip_city.as_ref(), config.geoip_asn.as_ref())?;
+        let mut hosting = config.hosting_asns;
+        hosting.sort_unstable();
+        hosting.dedup();
+        let inner = Arc::new(Inner {
+            city_path: config.geoip_city,
+            asn_path: config.geoip_asn,
+            dbs: ArcSwap::from_pointee(dbs),
+            reload_lock: Mutex::new(()),
+            ip_policy: config.ip_policy,
+            apple: NetSet::new(&config.apple_ranges),
+            hosting_asns: hosting,
+            min_delay_ms: config.min_delay_ms,
+            too_fast_opens: config.too_fast_opens,
+            too_fast_clicks: config.too_fast_clicks,
+            cache: UaCache::new(config.ua_cache_capacity),
+        });
+        if let Some(every) = config.reload_poll {
+            if inner.city_path.is_some() || inner.asn_path.is_some() {
+                spawn_poller(Arc::downgrade(&inner), every.max(Duration::from_millis(50)));
+            }
+        }
+        Ok(Enricher { inner })
+    }
+
+    /// Re-opens the configured databases and swaps them in atomically. On error the databases in
+    /// use stay as they were.
+    pub fn reload(&self) -> Result<(), EnrichError> {
+        self.inner.reload()
+    }
+
+    /// The databases in use (for `/info`).
+    pub fn databases(&self) -> Vec<DatabaseInfo> {
+        let dbs = self.inner.dbs.load();
+        [dbs.location.as_ref(), dbs.asn.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|d| d.info.clone())
+            .collect()
+    }
+
+    /// The user-agent classification alone (cached).
+    pub fn user_agent(&self, ua: &str) -> Arc<UaInfo> {
+        self.inner.cache.get(ua)
+    }
+
+    /// Enriches one hit. Never panics, never does I/O.
+    pub fn enrich(&self, hit: &Hit<'_>) -> Enrichment {
+        let inner = &*self.inner;
+        let ip = normalize(hit.ip);
+        let mut reasons = 0u32;
+        let mut out = Enrichment::default();
+
+        // 1-2. User agent and email client.
+        let ua = hit.user_agent.filter(|s| !s.trim().is_empty());
+        let mut proxy = ImageProxy::None;
+        let mut bare_mozilla = false;
+        let mut apple_mail = false;
+        match ua {
+            Some(s) => {
+                let info = inner.cache.get(s);
+                out.client = info.client.clone();
+                proxy = info.proxy;
+                bare_mozilla = info.bare_mozilla;
+                apple_mail = info.is_apple_mail();
+                reasons |= info.bot_reasons;
+            }
+            None => {
+                out.client.user_agent =
+                    ua::truncate_at_char_boundary(hit.user_agent.unwrap_or(""), ua::MAX_UA_BYTES)
+                        .to_owned();
+                reasons |= reason_bit(BotReason::EmptyUa);
+            }
+        }
+
+        // 3. Apple Mail Privacy Protection.
+        if proxy == ImageProxy::None && (bare_mozilla || apple_mail) && inner.apple.contains(ip) {
+            proxy = ImageProxy::Apple;
+            out.signals.machine_open = true;
+            if out.client.email_client.is_empty() {
+                out.client.email_client = "Apple Mail".to_owned();
+            }
+        }
+        out.signals.image_proxy = proxy as i32;
+
+        // 4. Request-level bot reasons and privacy headers.
+        if hit.is_head {
+            reasons |= reason_bit(BotReason::HeadRequest);
+        }
+        if hit.purpose.is_some_and(is_prefetch) || hit.sec_purpose.is_some_and(is_prefetch) {
+            out.signals.prefetch = true;
+            reasons |= reason_bit(BotReason::Prefetch);
+        }
+        out.signals.dnt = hit.dnt.is_some_and(is_flag_set);
+        out.signals.gpc = hit.sec_gpc.is_some_and(is_flag_set);
+        let applies = match hit.kind {
+            HitKind::Open => inner.too_fast_opens,
+            HitKind::Click => inner.too_fast_clicks,
+        };
+        if applies
+            && inner.min_delay_ms > 0
+            && hit.sent_at_ms > 0
+            && hit.now_ms.saturating_sub(hit.sent_at_ms) < inner.min_delay_ms
+        {
+            reasons |= reason_bit(BotReason::TooFast);
+        }
+
+        // 5. Geo and network, from the full address.
+        let dbs = inner.dbs.load();
+        let found = dbs
+            .location
+            .as_ref()
+            .is_some_and(|d| d.lookup_location(ip, &mut out.geo));
+        out.geo.reliable = found && proxy == ImageProxy::None;
+        if let Some(d) = dbs.asn.as_ref() {
+            d.lookup_asn(ip, &mut out.network);
+        }
+        if out.network.asn != 0
+            && proxy == ImageProxy::None
+            && inner.hosting_asns.binary_search(&out.network.asn).is_ok()
+        {
+            reasons |= reason_bit(BotReason::HostingAsn);
+        }
+
+        // 6. Anonymise.
+        out.network.ip = inner.ip_policy.render(ip);
+
+        out.signals.suspected_bot = reasons != 0;
+        out.signals.bot_reasons = set_reasons(reasons);
+        out
+    }
+}
+
+impl Inner {
+    fn reload(&self) -> Result<(), EnrichError> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let dbs = open_all(self.city_path.as_ref(), self.asn_path.as_ref())?;
+        self.dbs.store(Arc::new(dbs));
+        Ok(())
+    }
+
+    fn mtimes(&self) -> [Option<SystemTime>; 2] {
+        [
+            self.city_path.as_ref().and_then(mtime),
+            self.asn_path.as_ref().and_then(mtime),
+        ]
+    }
+}
+
+fn spawn_poller(weak: Weak<Inner>, every: Duration) {
+    let Some(inner) = weak.upgrade() else { return };
+    let mut seen = inner.mtimes();
+    drop(inner);
+    let spawned = std::thread::Builder::new()
+        .name("openclick-geoip-poll".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(inner) = weak.upgrade() else { return };
+            let now = inner.mtimes();
+            if now != seen {
+                match inner.reload() {
+                    Ok(()) => {
+                        tracing::info!("GeoIP databases reloaded after a file change");
+                        seen = now;
+                    }
+                    // Keep `seen` so the next poll retries (e.g. a file caught mid-copy).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "GeoIP reload failed; keeping the old databases")
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the GeoIP reload poller; use reload()");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(ua: Option<&str>) -> Hit<'_> {
+        Hit {
+            kind: HitKind::Open,
+            user_agent: ua,
+            ip: "203.0.113.9".parse().unwrap(),
+            is_head: false,
+            purpose: None,
+            sec_purpose: None,
+            dnt: None,
+            sec_gpc: None,
+            sent_at_ms: 1_700_000_000_000,
+            now_ms: 1_700_000_060_000,
+        }
+    }
+
+    fn enricher(cfg: EnrichConfig) -> Enricher {
+        Enricher::new(cfg).unwrap()
+    }
+
+    fn reasons(e: &Enrichment) -> Vec<BotReason> {
+        e.signals
+            .bot_reasons
+            .iter()
+            .map(|&r| BotReason::try_from(r).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn enricher_is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Enricher>();
+    }
+
+    #[test]
+    fn header_parsing() {
+        assert!(is_prefetch("prefetch"));
+        assert!(is_prefetch(" Prefetch "));
+        assert!(is_prefetch("prefetch;prerender"));
+        assert!(is_prefetch("foo, prefetch"));
+        assert!(!is_prefetch("prerender"));
+        assert!(!is_prefetch("noprefetch"));
+        assert!(!is_prefetch(""));
+        assert!(is_flag_set("1"));
+        assert!(is_flag_set(" 1 "));
+        assert!(!is_flag_set("0"));
+        assert!(!is_flag_set("true"));
+        assert!(!is_flag_set(""));
+    }
+
+    #[test]
+    fn privacy_and_prefetch_headers() {
+        let e = enricher(EnrichConfig::default());
+        let mut h = hit(Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"));
+        h.dnt = Some("1");
+        h.sec_gpc = Some("1");
+        h.sec_purpose = Some("prefetch;prerender");
+        let r = e.enrich(&h);
+        assert!(r.signals.dnt && r.signals.gpc && r.signals.prefetch && r.signals.suspected_bot);
+        assert_eq!(reasons(&r), vec![BotReason::Prefetch]);
+        h.sec_purpose = None;
+        h.purpose = Some("prefetch");
+        assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::Prefetch]);
+        h.purpose = None;
+        h.dnt = Some("0");
+        let r = e.enrich(&h);
+        assert!(!r.signals.dnt && !r.signals.prefetch && !r.signals.suspected_bot);
+        assert!(r.signals.bot_reasons.is_empty());
+    }
+
+    #[test]
+    fn head_and_empty_ua() {
+        let e = enricher(EnrichConfig::default());
+        let mut h = hit(None);
+        h.is_head = true;
+        let r = e.enrich(&h);
+        assert_eq!(
+            reasons(&r),
+            vec![BotReason::HeadRequest, BotReason::EmptyUa]
+        );
+        assert_eq!(r.client.device_category, v1::DeviceCategory::Unknown as i32);
+        let r = e.enrich(&hit(Some("   ")));
+        assert_eq!(reasons(&r), vec![BotReason::EmptyUa]);
+    }
+
+    #[test]
+    fn too_fast() {
+        let ua = Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        let e = enricher(EnrichConfig::default());
+        let mut h = hit(ua);
+        h.now_ms = h.sent_at_ms + 1999;
+        assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::TooFast]);
+        h.now_ms = h.sent_at_ms + 2000;
+        assert!(reasons(&e.enrich(&h)).is_empty());
+        h.now_ms = h.sent_at_ms - 10; // sender clock ahead
+        assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::TooFast]);
+        h.sent_at_ms = 0; // unknown send time
+        assert!(reasons(&e.enrich(&h)).is_empty());
+        // Extreme values do not overflow.
+        h.sent_at_ms = i64::MAX;
+        h.now_ms = i64::MIN;
+        assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::TooFast]);
+
+        let e = enricher(EnrichConfig {
+            too_fast_clicks: false,
+            min_delay_ms: 5000,
+            ..Default::default()
+        });
+        let mut h = hit(ua);
+        h.now_ms = h.sent_at_ms + 4000;
+        assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::TooFast]);
+        h.kind = HitKind::Click;
+        assert!(reasons(&e.enrich(&h)).is_empty());
+        let e = enricher(EnrichConfig {
+            min_delay_ms: 0,
+            ..Default::default()
+        });
+        h.kind = HitKind::Open;
+        h.now_ms = h.sent_at_ms;
+        assert!(reasons(&e.enrich(&h)).is_empty());
+    }
+
+    #[test]
+    fn apple_mpp() {
+        let e = enricher(EnrichConfig::default());
+        let mut h = hit(Some("Mozilla/5.0"));
+        h.ip = "17.58.63.10".parse().unwrap();
+        let r = e.enrich(&h);
+        assert!(r.signals.machine_open);
+        assert_eq!(r.signals.image_proxy, ImageProxy::Apple as i32);
+        assert_eq!(r.client.email_client, "Apple Mail");
+        assert!(!r.geo.reliable);
+        // The same bare agent elsewhere is not MPP.
+        h.ip = "203.0.113.9".parse().unwrap();
+        let r = e.enrich(&h);
+        assert!(!r.signals.machine_open);
+        assert_eq!(r.signals.image_proxy, ImageProxy::None as i32);
+        assert_eq!(r.client.email_client, "");
+        // Mapped addresses are normalised before the range check.
+        h.ip = "::ffff:17.1.2.3".parse().unwrap();
+        assert!(e.enrich(&h).signals.machine_open);
+        // Configurable ranges.
+        let e = enricher(EnrichConfig {
+            apple_ranges: vec!["198.51.100.0/24".parse().unwrap()],
+            ..Default::default()
+        });
+        h.ip = "198.51.100.7".parse().unwrap();
+        assert!(e.enrich(&h).signals.machine_open);
+        h.ip = "17.1.2.3".parse().unwrap();
+        assert!(!e.enrich(&h).signals.machine_open);
+    }
+
+    #[test]
+    fn ip_policy_applies_to_network_ip() {
+        let ua = Some("curl/8.0");
+        for (p, want) in [
+            (IpPolicy::Keep, "203.0.113.9"),
+            (IpPolicy::default(), "203.0.113.0"),
+            (IpPolicy::Drop, ""),
+        ] {
+            let e = enricher(EnrichConfig {
+                ip_policy: p,
+                ..Default::default()
+            });
+            assert_eq!(e.enrich(&hit(ua)).network.ip, want);
+        }
+        let e = enricher(EnrichConfig::default());
+        let mut h = hit(ua);
+        h.ip = "::ffff:198.51.100.200".parse().unwrap();
+        assert_eq!(e.enrich(&h).network.ip, "198.51.100.0");
+    }
+
+    #[test]
+    fn ua_is_truncated_to_512_bytes() {
+        let e = enricher(EnrichConfig::default());
+        let long = format!("Mozilla/5.0 {}", "é".repeat(400));
+        let r = e.enrich(&hit(Some(&long)));
+        assert!(r.client.user_agent.len() <= 512);
+        assert!(long.starts_with(&r.client.user_agent));
+        let huge = "x".repeat(100_000);
+        assert_eq!(e.enrich(&hit(Some(&huge))).client.user_agent.len(), 512);
+    }
+
+    #[test]
+    fn bad_paths_error_clearly() {
+        let err = Enricher::new(EnrichConfig {
+            geoip_city: Some("/nonexistent/city.mmdb".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, EnrichError::Io { .. }));
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("/nonexistent/city.mmdb"));
+    }
+}

@@ -1,0 +1,343 @@
+//! Addresses: normalisation, anonymisation policy, range sets and the default Apple ranges and
+//! hosting ASNs.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use crate::EnrichError;
+
+/// What `Network.ip` keeps of the client address. Geo is always looked up from the full address
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpPolicy {
+    /// The full address.
+    Keep,
+    /// The network prefix only, host bits zeroed (`203.0.113.0` for /24).
+    Truncate {
+        /// Prefix length kept for IPv4 (0..=32).
+        v4_prefix: u8,
+        /// Prefix length kept for IPv6 (0..=128).
+        v6_prefix: u8,
+    },
+    /// Nothing: `Network.ip` is empty.
+    Drop,
+}
+
+impl Default for IpPolicy {
+    /// `truncate:24:48`.
+    fn default() -> Self {
+        IpPolicy::Truncate {
+            v4_prefix: 24,
+            v6_prefix: 48,
+        }
+    }
+}
+
+impl FromStr for IpPolicy {
+    type Err = EnrichError;
+
+    /// `keep`, `drop`, `truncate` (= `truncate:24:48`), `truncate:V4`, `truncate:V4:V6`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || EnrichError::InvalidIpPolicy(s.to_owned());
+        let t = s.trim().to_ascii_lowercase();
+        let mut parts = t.split(':');
+        match parts.next() {
+            Some("keep") if parts.next().is_none() => Ok(IpPolicy::Keep),
+            Some("drop") if parts.next().is_none() => Ok(IpPolicy::Drop),
+            Some("truncate") => {
+                let v4 = match parts.next() {
+                    None => 24,
+                    Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+                };
+                let v6 = match parts.next() {
+                    None => 48,
+                    Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+                };
+                if parts.next().is_some() || v4 > 32 || v6 > 128 {
+                    return Err(bad());
+                }
+                Ok(IpPolicy::Truncate {
+                    v4_prefix: v4,
+                    v6_prefix: v6,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for IpPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpPolicy::Keep => f.write_str("keep"),
+            IpPolicy::Drop => f.write_str("drop"),
+            IpPolicy::Truncate {
+                v4_prefix,
+                v6_prefix,
+            } => write!(f, "truncate:{v4_prefix}:{v6_prefix}"),
+        }
+    }
+}
+
+impl IpPolicy {
+    /// Applies the policy to an (already normalised) address.
+    pub fn apply(&self, ip: IpAddr) -> Option<IpAddr> {
+        match *self {
+            IpPolicy::Keep => Some(ip),
+            IpPolicy::Drop => None,
+            IpPolicy::Truncate {
+                v4_prefix,
+                v6_prefix,
+            } => Some(match ip {
+                IpAddr::V4(a) => {
+                    let p = u32::from(v4_prefix.min(32));
+                    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                    IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+                }
+                IpAddr::V6(a) => {
+                    let p = u32::from(v6_prefix.min(128));
+                    let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                    IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+                }
+            }),
+        }
+    }
+
+    /// The policy applied and formatted for `Network.ip` (empty for `Drop`).
+    pub fn render(&self, ip: IpAddr) -> String {
+        self.apply(ip).map(|a| a.to_string()).unwrap_or_default()
+    }
+}
+
+/// `::ffff:a.b.c.d` becomes `a.b.c.d`; every other address is returned as is.
+pub fn normalize(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// A set of networks with `O(log n)` membership, built from any list of [`IpNet`]s (overlaps
+/// and duplicates allowed): large lists such as the iCloud Private Relay egress list stay cheap.
+#[derive(Debug, Clone, Default)]
+pub struct NetSet {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+fn merge<T: Copy + Ord + From<u8> + std::ops::Add<Output = T>>(mut v: Vec<(T, T)>) -> Vec<(T, T)> {
+    v.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        if let Some(last) = out.last_mut() {
+            // Adjacent or overlapping (guard the +1 against overflow at the top of the space).
+            if s <= last.1 || (last.1 < e && s == last.1 + T::from(1u8)) {
+                if e > last.1 {
+                    last.1 = e;
+                }
+                continue;
+            }
+        }
+        out.push((s, e));
+    }
+    out
+}
+
+fn contains<T: Copy + Ord>(v: &[(T, T)], x: T) -> bool {
+    let i = v.partition_point(|&(s, _)| s <= x);
+    i > 0 && v[i - 1].1 >= x
+}
+
+impl NetSet {
+    /// Builds the set.
+    pub fn new<'a>(nets: impl IntoIterator<Item = &'a IpNet>) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for n in nets {
+            match n {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
+            }
+        }
+        Self {
+            v4: merge(v4),
+            v6: merge(v6),
+        }
+    }
+
+    /// Whether `ip` (normalised) is in the set.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => contains(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => contains(&self.v6, u128::from(a)),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+}
+
+/// Default Apple proxy ranges (see the crate doc, "Apple Mail Privacy Protection").
+///
+/// * `17.0.0.0/8`: Apple's own IPv4 block (ARIN, AS714), from which Mail Privacy Protection's
+///   prefetches are observed.
+/// * `2620:149::/32`, `2a01:b740::/32`, `2403:300::/32`: Apple's IPv6 allocations (AS714/AS6185).
+///
+/// Mail Privacy Protection fetches also leave through the iCloud Private Relay egress
+/// partners; Apple publishes that list (`egress-ip-ranges.csv`, linked from Apple's "Prepare your
+/// network or web server for iCloud Private Relay" support page, about 250k lines, changing
+/// weekly). It is too large and volatile to hard-code: append its prefixes to
+/// `EnrichConfig::apple_ranges` if you want them.
+pub fn default_apple_ranges() -> Vec<IpNet> {
+    [
+        "17.0.0.0/8",
+        "2620:149::/32",
+        "2a01:b740::/32",
+        "2403:300::/32",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// Default ASNs of hosting, cloud and security providers, whose traffic is rarely a person
+/// reading email.
+pub fn default_hosting_asns() -> Vec<u32> {
+    vec![
+        16509,  // Amazon AWS
+        14618,  // Amazon AWS (us-east-1)
+        8987,   // Amazon (AWS Europe)
+        396982, // Google Cloud
+        19527,  // Google (cloud/crawlers)
+        8075,   // Microsoft (Azure, Exchange Online, SafeLinks)
+        14061,  // DigitalOcean
+        16276,  // OVH
+        24940,  // Hetzner
+        213230, // Hetzner Cloud
+        63949,  // Linode / Akamai Connected Cloud
+        20473,  // Vultr (Choopa)
+        12876,  // Scaleway
+        31898,  // Oracle Cloud
+        45102,  // Alibaba Cloud
+        132203, // Tencent Cloud
+        51167,  // Contabo
+        9009,   // M247
+        13335,  // Cloudflare
+        30031,  // Barracuda Networks
+        15830,  // Equinix
+        26211,  // Proofpoint
+        22843,  // Proofpoint (legacy)
+        42427,  // Mimecast
+        30148,  // Sucuri
+        13916,  // Symantec / Broadcom
+        19324,  // Dosarrest / security
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn policy_parse_and_display() {
+        assert_eq!("keep".parse::<IpPolicy>().unwrap(), IpPolicy::Keep);
+        assert_eq!("DROP".parse::<IpPolicy>().unwrap(), IpPolicy::Drop);
+        assert_eq!("truncate".parse::<IpPolicy>().unwrap(), IpPolicy::default());
+        assert_eq!(
+            "truncate:16:32".parse::<IpPolicy>().unwrap(),
+            IpPolicy::Truncate {
+                v4_prefix: 16,
+                v6_prefix: 32
+            }
+        );
+        assert_eq!(
+            "truncate:8".parse::<IpPolicy>().unwrap(),
+            IpPolicy::Truncate {
+                v4_prefix: 8,
+                v6_prefix: 48
+            }
+        );
+        for bad in [
+            "",
+            "truncate:33",
+            "truncate:24:129",
+            "truncate:a",
+            "keep:1",
+            "truncate:1:2:3",
+            "mask",
+        ] {
+            assert!(bad.parse::<IpPolicy>().is_err(), "{bad}");
+        }
+        assert_eq!(IpPolicy::default().to_string(), "truncate:24:48");
+        let p: IpPolicy = IpPolicy::default().to_string().parse().unwrap();
+        assert_eq!(p, IpPolicy::default());
+    }
+
+    #[test]
+    fn anonymisation() {
+        let t = IpPolicy::default();
+        assert_eq!(t.render(ip("203.0.113.77")), "203.0.113.0");
+        assert_eq!(t.render(ip("2001:db8:abcd:1234::1")), "2001:db8:abcd::");
+        assert_eq!(IpPolicy::Keep.render(ip("203.0.113.77")), "203.0.113.77");
+        assert_eq!(IpPolicy::Drop.render(ip("203.0.113.77")), "");
+        let z = IpPolicy::Truncate {
+            v4_prefix: 0,
+            v6_prefix: 0,
+        };
+        assert_eq!(z.render(ip("203.0.113.77")), "0.0.0.0");
+        assert_eq!(z.render(ip("2001:db8::1")), "::");
+        let full = IpPolicy::Truncate {
+            v4_prefix: 32,
+            v6_prefix: 128,
+        };
+        assert_eq!(full.render(ip("203.0.113.77")), "203.0.113.77");
+        assert_eq!(full.render(ip("2001:db8::1")), "2001:db8::1");
+    }
+
+    #[test]
+    fn mapped_addresses_normalise() {
+        assert_eq!(normalize(ip("::ffff:81.2.69.142")), ip("81.2.69.142"));
+        assert_eq!(normalize(ip("2001:db8::1")), ip("2001:db8::1"));
+        assert_eq!(normalize(ip("::1")), ip("::1"));
+    }
+
+    #[test]
+    fn netset_membership() {
+        let nets: Vec<IpNet> = [
+            "17.0.0.0/8",
+            "10.0.0.0/24",
+            "10.0.1.0/24",
+            "2620:149::/32",
+            "0.0.0.0/32",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let s = NetSet::new(&nets);
+        assert!(s.contains(ip("17.58.1.2")));
+        assert!(s.contains(ip("10.0.1.255")));
+        assert!(s.contains(ip("0.0.0.0")));
+        assert!(!s.contains(ip("10.0.2.0")));
+        assert!(!s.contains(ip("18.0.0.0")));
+        assert!(s.contains(ip("2620:149:a::1")));
+        assert!(!s.contains(ip("2620:14a::1")));
+        let all: Vec<IpNet> = vec![
+            "0.0.0.0/0".parse().unwrap(),
+            "255.255.255.255/32".parse().unwrap(),
+        ];
+        assert!(NetSet::new(&all).contains(ip("255.255.255.255")));
+        assert!(NetSet::new(&[]).is_empty());
+    }
+}

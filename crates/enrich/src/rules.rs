@@ -1,0 +1,660 @@
+//! The rule tables: data, not code.
+//!
+//! Three tables drive the user-agent classification:
+//!
+//! * [`EMAIL_CLIENT_RULES`]: ordered; the **first** rule whose conditions all hold names the
+//!   email client. Specific rules come before generic ones (an Electron mail app before the
+//!   Apple Mail WebKit heuristic, for instance).
+//! * [`PROXY_RULES`]: user-agent tokens of image proxies (Gmail, Yahoo, ...).
+//! * [`BOT_RULES`]: user-agent tokens of crawlers, link scanners, link-preview fetchers,
+//!   headless browsers and HTTP libraries, matched ASCII case-insensitively.
+//!
+//! All tokens are matched with one Aho-Corasick pass over the user agent (see `ua.rs`), so adding
+//! a rule costs almost nothing at run time.
+
+use openclick_events::v1::{BotReason, ImageProxy};
+
+/// One condition of an [`EmailClientRule`]. Tokens are matched case-sensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    /// The user agent contains the token.
+    Has(&'static str),
+    /// The user agent does not contain the token.
+    Lacks(&'static str),
+    /// The user agent starts with the token.
+    StartsWith(&'static str),
+    /// The user agent (trailing whitespace ignored) ends with the token.
+    EndsWith(&'static str),
+    /// The last space-separated word of the user agent starts with the token (`Mobile/` for the
+    /// Apple Mail heuristic: nothing follows the WebKit build token).
+    LastWordStartsWith(&'static str),
+}
+
+/// One row of the email-client table.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailClientRule {
+    /// Canonical client name, as written to `Client.email_client`.
+    pub client: &'static str,
+    /// All must hold.
+    pub when: &'static [Cond],
+    /// The version is read right after the first of these tokens found in the user agent
+    /// (digits, letters, `.`, `_`, `-`; it must start with a digit). Empty: no version.
+    pub version_after: &'static [&'static str],
+    /// Why the rule exists / where the token comes from.
+    pub note: &'static str,
+}
+
+use Cond::*;
+
+const fn rule(
+    client: &'static str,
+    when: &'static [Cond],
+    version_after: &'static [&'static str],
+    note: &'static str,
+) -> EmailClientRule {
+    EmailClientRule {
+        client,
+        when,
+        version_after,
+        note,
+    }
+}
+
+/// The ordered email-client rule table. First match wins.
+pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
+    // --- Image proxies that stand for one webmail -----------------------------------------
+    rule(
+        "Gmail",
+        &[Has("GoogleImageProxy")],
+        &[],
+        "Gmail image proxy (via ggpht.com)",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[Has("YahooMailProxy")],
+        &[],
+        "Yahoo Mail image proxy",
+    ),
+    // --- Apps with their own product token (specific first) -------------------------------
+    rule(
+        "Gmail",
+        &[Has("Android-Gmail/")],
+        &["Android-Gmail/"],
+        "Gmail for Android (native fetch)",
+    ),
+    rule(
+        "Gmail",
+        &[Has("GmailiOS/")],
+        &["GmailiOS/"],
+        "Gmail for iOS (native fetch)",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[Has("Yahoo%20Mail/")],
+        &[],
+        "Yahoo Mail iOS (CFNetwork, build number only)",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[Has("jp.co.yahoo.ymail/")],
+        &["jp.co.yahoo.ymail/"],
+        "Yahoo! JAPAN Mail iOS",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[Has("YahooMobileMail/")],
+        &["Android Mail; "],
+        "Yahoo Mail Android (old)",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[Has("YahooMobile/")],
+        &[],
+        "Yahoo Mail Android (old)",
+    ),
+    rule(
+        "Yahoo Mail",
+        &[StartsWith("YahooMail/")],
+        &["; "],
+        "Yahoo Mail iOS (old)",
+    ),
+    rule(
+        "Superhuman",
+        &[Has("Superhuman")],
+        &["Superhuman/"],
+        "Superhuman desktop (Electron)",
+    ),
+    rule("HEY", &[Has(" HEY/")], &[" HEY/"], "HEY desktop (Electron)"),
+    rule(
+        "Spark",
+        &[Has("SparkDesktop/")],
+        &["SparkDesktop/"],
+        "Spark by Readdle, desktop (Electron)",
+    ),
+    rule("Spark", &[Has("Readdle")], &[], "Spark by Readdle, mobile"),
+    rule(
+        "Airmail",
+        &[StartsWith("Airmail")],
+        &["Airmail "],
+        "Airmail for macOS/iOS",
+    ),
+    rule(
+        "Canary Mail",
+        &[StartsWith("Canary/")],
+        &["Canary/"],
+        "Canary Mail (macOS)",
+    ),
+    rule(
+        "Canary Mail",
+        &[Has("CanaryMail")],
+        &["CanaryMail/"],
+        "Canary Mail",
+    ),
+    rule(
+        "Edison Mail",
+        &[Has("EdisonMail")],
+        &["EdisonMail/"],
+        "Edison Mail",
+    ),
+    rule(
+        "BlueMail",
+        &[Has("BlueMail")],
+        &["BlueMail/"],
+        "BlueMail desktop (Electron) and iOS",
+    ),
+    rule(
+        "Mailspring",
+        &[Has("Mailspring/")],
+        &["Mailspring/"],
+        "Mailspring (Electron)",
+    ),
+    rule(
+        "eM Client",
+        &[Has("eM Client")],
+        &["eM Client/"],
+        "eM Client",
+    ),
+    rule(
+        "eM Client",
+        &[Has("eMClient/")],
+        &["eMClient/"],
+        "eM Client",
+    ),
+    rule("Mailbird", &[Has("Mailbird/")], &["Mailbird/"], "Mailbird"),
+    rule(
+        "Postbox",
+        &[Has("Postbox")],
+        &["Postbox/", "Postbox "],
+        "Postbox (Thunderbird-based, own brand)",
+    ),
+    rule(
+        "The Bat!",
+        &[Has("The Bat!")],
+        &["The Bat! Voyager ", "The Bat! "],
+        "The Bat!",
+    ),
+    rule(
+        "Foxmail",
+        &[Has("Foxmail/")],
+        &["Foxmail/"],
+        "Foxmail (Tencent)",
+    ),
+    rule(
+        "Foxmail",
+        &[Has("foxmail/")],
+        &["foxmail/"],
+        "Foxmail (Tencent), lower-case token",
+    ),
+    rule(
+        "Mail Master",
+        &[Has("MailMaster")],
+        &["MailMasterPC/", "MailMaster_Android_Mobile/", "MailMaster/"],
+        "NetEase Mail Master",
+    ),
+    rule(
+        "NAVER Mail",
+        &[Has("NaverMailApp/")],
+        &["NaverMailApp/"],
+        "NAVER Mail app",
+    ),
+    rule(
+        "NAVER Mail",
+        &[Has("NAVER(inapp; mail")],
+        &[],
+        "NAVER Mail in-app web view",
+    ),
+    rule(
+        "Proton Mail",
+        &[Has("ProtonMail")],
+        &["ProtonMail/", "ProtonMail Bridge/"],
+        "Proton Mail desktop / Bridge",
+    ),
+    rule(
+        "Proton Mail",
+        &[Has("ch.protonmail")],
+        &[],
+        "Proton Mail Android package name",
+    ),
+    rule(
+        "Fastmail",
+        &[Has("Fastmail")],
+        &["Fastmail/"],
+        "Fastmail apps",
+    ),
+    rule(
+        "Zoho Mail",
+        &[Has("ZohoMail")],
+        &["ZohoMail-Desktop/", "ZohoMail/"],
+        "Zoho Mail desktop and apps",
+    ),
+    rule(
+        "K-9 Mail",
+        &[Has("K-9 Mail")],
+        &["K-9 Mail/"],
+        "K-9 Mail (Android)",
+    ),
+    rule(
+        "K-9 Mail",
+        &[Has("K9Mail")],
+        &["K9Mail/"],
+        "K-9 Mail (Android)",
+    ),
+    rule(
+        "FairEmail",
+        &[Has("FairEmail")],
+        &["FairEmail/"],
+        "FairEmail (Android)",
+    ),
+    rule(
+        "Samsung Email",
+        &[Has("SamsungEmail")],
+        &["SamsungEmail/"],
+        "Samsung Email (Android)",
+    ),
+    rule("AOL Mail", &[Has("AolMail")], &["AolMail/"], "AOL Mail app"),
+    rule("AOL Mail", &[Has("AOLMail")], &["AOLMail/"], "AOL Mail app"),
+    rule(
+        "GMX",
+        &[Has("GMX Mail")],
+        &["GMX Mail/"],
+        "GMX Mail app (1&1)",
+    ),
+    rule(
+        "GMX",
+        &[Has("GMXMail")],
+        &["GMXMail/"],
+        "GMX Mail app (1&1)",
+    ),
+    rule(
+        "WEB.DE",
+        &[Has("WEB.DE Mail")],
+        &["WEB.DE Mail/"],
+        "WEB.DE Mail app (1&1)",
+    ),
+    rule(
+        "WEB.DE",
+        &[Has("WEBDEMail")],
+        &["WEBDEMail/"],
+        "WEB.DE Mail app (1&1)",
+    ),
+    rule(
+        "Mail.ru",
+        &[Has("ru.mail.mailapp")],
+        &["ru.mail.mailapp/"],
+        "Mail.ru Mail app",
+    ),
+    rule(
+        "Mail.ru",
+        &[Has("ru.mail.my/")],
+        &["ru.mail.my/"],
+        "myMail by Mail.ru Group",
+    ),
+    rule(
+        "Mail.ru",
+        &[Has("MailRuMail")],
+        &["MailRuMail/"],
+        "Mail.ru Mail app",
+    ),
+    rule(
+        "Yandex Mail",
+        &[Has("ru.yandex.mail")],
+        &["ru.yandex.mail/"],
+        "Yandex Mail app",
+    ),
+    rule(
+        "Yandex Mail",
+        &[Has("YandexMail")],
+        &["YandexMail/"],
+        "Yandex Mail app",
+    ),
+    rule(
+        "Lotus Notes",
+        &[Has("Lotus-Notes")],
+        &["Lotus-Notes/"],
+        "IBM/HCL Lotus Notes",
+    ),
+    rule(
+        "Lotus Notes",
+        &[Has("Lotus Notes")],
+        &["Lotus Notes/", "Lotus Notes "],
+        "IBM/HCL Lotus Notes",
+    ),
+    // --- Thunderbird and its rebrands ---------------------------------------------------------
+    rule(
+        "Thunderbird",
+        &[Has("Thunderbird/")],
+        &["Thunderbird/"],
+        "Mozilla Thunderbird",
+    ),
+    rule(
+        "Thunderbird",
+        &[Has("Betterbird/")],
+        &["Betterbird/"],
+        "Betterbird, a Thunderbird fork",
+    ),
+    rule(
+        "Thunderbird",
+        &[Has("Icedove/")],
+        &["Icedove/"],
+        "Debian's Thunderbird rebrand",
+    ),
+    rule(
+        "Thunderbird",
+        &[Has("Shredder/")],
+        &["Shredder/"],
+        "Thunderbird nightly brand",
+    ),
+    // --- Microsoft ----------------------------------------------------------------------------
+    rule(
+        "Outlook",
+        &[Has("Outlook-iOS/")],
+        &["prod.iphone (", "prod.ipad ("],
+        "Outlook for iOS",
+    ),
+    rule(
+        "Outlook",
+        &[Has("Outlook-Android/")],
+        &["Outlook-Android/"],
+        "Outlook for Android",
+    ),
+    rule(
+        "Outlook",
+        &[Has("MacOutlook/")],
+        &["MacOutlook/"],
+        "Outlook for Mac (native fetch)",
+    ),
+    rule(
+        "Outlook",
+        &[StartsWith("Outlook/"), Has("CFNetwork/")],
+        &["Outlook/"],
+        "Outlook for Mac via CFNetwork",
+    ),
+    rule(
+        "Outlook",
+        &[Has("Microsoft Outlook")],
+        &["Microsoft Outlook "],
+        "Outlook for Windows/Mac (`Microsoft Office/16.0 (...; Microsoft Outlook 16.0.x; Pro)`)",
+    ),
+    rule(
+        "Outlook",
+        &[Has("ms-office")],
+        &["MSOffice "],
+        "Outlook for Windows, Word renderer (`ms-office; MSOffice 16`)",
+    ),
+    rule(
+        "Outlook",
+        &[Has("MSOffice")],
+        &["MSOffice "],
+        "Outlook for Windows (`MSOffice 16`)",
+    ),
+    rule(
+        "Windows Mail",
+        &[Has("WindowsMail/")],
+        &["WindowsMail/"],
+        "Windows 8/10 Mail app",
+    ),
+    rule(
+        "Windows Mail",
+        &[Has("Windows-Live-Mail/")],
+        &["Windows-Live-Mail/"],
+        "Windows Live Mail",
+    ),
+    rule(
+        "Windows Mail",
+        &[Has("Outlook-Express/")],
+        &["Outlook-Express/"],
+        "Outlook Express, the Windows mail app renamed Windows Mail in Vista",
+    ),
+    // --- Apple Mail -----------------------------------------------------------------------------
+    rule(
+        "Apple Mail",
+        &[StartsWith("Mail/"), Has("CFNetwork/")],
+        &["Mail/"],
+        "macOS Mail native fetch",
+    ),
+    rule(
+        "Apple Mail",
+        &[Has("AppleExchangeWebServices/"), Has(" Mail/")],
+        &[" Mail/"],
+        "macOS Mail through Exchange Web Services",
+    ),
+    rule(
+        "Apple Mail",
+        &[
+            Has("(iPhone"),
+            Has("AppleWebKit/"),
+            Lacks("Safari/"),
+            LastWordStartsWith("Mobile/"),
+        ],
+        &[],
+        "iOS Mail: bare WKWebView UA, nothing after Mobile/<build>, no Safari/ token",
+    ),
+    rule(
+        "Apple Mail",
+        &[
+            Has("(iPad"),
+            Has("AppleWebKit/"),
+            Lacks("Safari/"),
+            LastWordStartsWith("Mobile/"),
+        ],
+        &[],
+        "iPadOS Mail: bare WKWebView UA, nothing after Mobile/<build>, no Safari/ token",
+    ),
+    rule(
+        "Apple Mail",
+        &[
+            Has("(Macintosh"),
+            Has("AppleWebKit/"),
+            EndsWith("(KHTML, like Gecko)"),
+        ],
+        &[],
+        "macOS Mail: bare WebKit UA ending in (KHTML, like Gecko), no Version/ or Safari/",
+    ),
+];
+
+/// What an image-proxy user-agent token stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyRule {
+    /// Token, matched case-sensitively.
+    pub token: &'static str,
+    /// The proxy.
+    pub proxy: ImageProxy,
+}
+
+/// Image proxies recognisable from the user agent alone. Apple Mail Privacy Protection is
+/// recognised from the address instead (see the crate doc).
+pub static PROXY_RULES: &[ProxyRule] = &[
+    ProxyRule {
+        token: "GoogleImageProxy",
+        proxy: ImageProxy::Gmail,
+    },
+    ProxyRule {
+        token: "YahooMailProxy",
+        proxy: ImageProxy::Yahoo,
+    },
+    ProxyRule {
+        token: "OutlookImageProxy",
+        proxy: ImageProxy::Microsoft,
+    },
+    ProxyRule {
+        token: "SeznamEmailProxy",
+        proxy: ImageProxy::Other,
+    },
+    ProxyRule {
+        token: "ImageProxy/",
+        proxy: ImageProxy::Other,
+    },
+    ProxyRule {
+        token: "mail.ukr.net proxy",
+        proxy: ImageProxy::Other,
+    },
+    ProxyRule {
+        token: "Mail.Ru ImageProxy",
+        proxy: ImageProxy::Other,
+    },
+];
+
+/// One bot token.
+#[derive(Debug, Clone, Copy)]
+pub struct BotRule {
+    /// Token, matched ASCII case-insensitively anywhere in the user agent.
+    pub token: &'static str,
+    /// The reason recorded when it matches.
+    pub reason: BotReason,
+}
+
+const fn bot(token: &'static str, reason: BotReason) -> BotRule {
+    BotRule { token, reason }
+}
+
+use BotReason as R;
+
+/// Bot, scanner, link-preview, headless-browser and HTTP-library tokens.
+pub static BOT_RULES: &[BotRule] = &[
+    // Security gateways and link scanners.
+    bot("Barracuda", R::SecurityScanner),
+    bot("Mimecast", R::SecurityScanner),
+    bot("Proofpoint", R::SecurityScanner),
+    bot("urldefense", R::SecurityScanner),
+    bot("SafeLinks", R::SecurityScanner),
+    bot("Microsoft Defender", R::SecurityScanner),
+    bot("MSDefender", R::SecurityScanner),
+    bot("Trend Micro", R::SecurityScanner),
+    bot("TrendMicro", R::SecurityScanner),
+    bot("Symantec", R::SecurityScanner),
+    bot("Forcepoint", R::SecurityScanner),
+    bot("Sophos", R::SecurityScanner),
+    bot("FireEye", R::SecurityScanner),
+    bot("IronPort", R::SecurityScanner),
+    bot("Zscaler", R::SecurityScanner),
+    bot("FortiGuard", R::SecurityScanner),
+    bot("Cloudmark", R::SecurityScanner),
+    bot("Avanan", R::SecurityScanner),
+    bot("Ironscales", R::SecurityScanner),
+    bot("Abnormal Security", R::SecurityScanner),
+    bot("Hornetsecurity", R::SecurityScanner),
+    bot("SpamTitan", R::SecurityScanner),
+    bot("Libraesva", R::SecurityScanner),
+    bot("Vade Secure", R::SecurityScanner),
+    bot("Valimail", R::SecurityScanner),
+    bot("VirusTotal", R::SecurityScanner),
+    bot("urlscan", R::SecurityScanner),
+    bot("Netcraft", R::SecurityScanner),
+    bot("Google-Safety", R::SecurityScanner),
+    bot("Microsoft Office Existence Discovery", R::SecurityScanner),
+    bot("Microsoft Office Protocol Discovery", R::SecurityScanner),
+    bot("BitDefender", R::SecurityScanner),
+    bot("Kaspersky", R::SecurityScanner),
+    bot("McAfee", R::SecurityScanner),
+    bot("SpamAssassin", R::SecurityScanner),
+    // Link-preview fetchers.
+    bot("Slackbot", R::LinkPreview),
+    bot("Slack-ImgProxy", R::LinkPreview),
+    bot("facebookexternalhit", R::LinkPreview),
+    bot("Facebot", R::LinkPreview),
+    bot("Twitterbot", R::LinkPreview),
+    bot("WhatsApp", R::LinkPreview),
+    bot("Discordbot", R::LinkPreview),
+    bot("TelegramBot", R::LinkPreview),
+    bot("LinkedInBot", R::LinkPreview),
+    bot("SkypeUriPreview", R::LinkPreview),
+    bot("Pinterestbot", R::LinkPreview),
+    bot("redditbot", R::LinkPreview),
+    bot("Embedly", R::LinkPreview),
+    bot("Iframely", R::LinkPreview),
+    bot("vkShare", R::LinkPreview),
+    bot("Viber", R::LinkPreview),
+    bot("Snap URL Preview", R::LinkPreview),
+    bot("Yahoo Link Preview", R::LinkPreview),
+    bot("Bluesky Cardyb", R::LinkPreview),
+    bot("Mastodon/", R::LinkPreview),
+    bot("Google-PageRenderer", R::LinkPreview),
+    bot("MicrosoftPreview", R::LinkPreview),
+    bot("Zoombot", R::LinkPreview),
+    // Headless browsers and automation.
+    bot("HeadlessChrome", R::HeadlessBrowser),
+    bot("PhantomJS", R::HeadlessBrowser),
+    bot("SlimerJS", R::HeadlessBrowser),
+    bot("Puppeteer", R::HeadlessBrowser),
+    bot("Playwright", R::HeadlessBrowser),
+    bot("Selenium", R::HeadlessBrowser),
+    bot("Chrome-Lighthouse", R::HeadlessBrowser),
+    bot("HtmlUnit", R::HeadlessBrowser),
+    bot("jsdom/", R::HeadlessBrowser),
+    // HTTP libraries and command-line tools.
+    bot("curl/", R::HttpLibrary),
+    bot("Wget/", R::HttpLibrary),
+    bot("python-requests", R::HttpLibrary),
+    bot("Python-urllib", R::HttpLibrary),
+    bot("python-httpx", R::HttpLibrary),
+    bot("aiohttp/", R::HttpLibrary),
+    bot("Go-http-client", R::HttpLibrary),
+    bot("okhttp", R::HttpLibrary),
+    bot("Java/", R::HttpLibrary),
+    bot("Apache-HttpClient", R::HttpLibrary),
+    bot("Jakarta Commons-HttpClient", R::HttpLibrary),
+    bot("libwww-perl", R::HttpLibrary),
+    bot("LWP::Simple", R::HttpLibrary),
+    bot("axios/", R::HttpLibrary),
+    bot("node-fetch", R::HttpLibrary),
+    bot("undici", R::HttpLibrary),
+    bot("GuzzleHttp", R::HttpLibrary),
+    bot("HTTPie/", R::HttpLibrary),
+    bot("PostmanRuntime", R::HttpLibrary),
+    bot("Scrapy/", R::HttpLibrary),
+    bot("reqwest/", R::HttpLibrary),
+    bot("Mechanize/", R::HttpLibrary),
+    bot("http.rb/", R::HttpLibrary),
+    bot("RestSharp", R::HttpLibrary),
+    bot("WinHttp", R::HttpLibrary),
+    bot("Dart/", R::HttpLibrary),
+    bot("libcurl", R::HttpLibrary),
+    bot("Faraday v", R::HttpLibrary),
+    // Crawlers (woothee's crawler category catches many more).
+    bot("Googlebot", R::KnownBotUa),
+    bot("bingbot", R::KnownBotUa),
+    bot("AdsBot-Google", R::KnownBotUa),
+    bot("Google-InspectionTool", R::KnownBotUa),
+    bot("Mediapartners-Google", R::KnownBotUa),
+    bot("Feedfetcher-Google", R::KnownBotUa),
+    bot("Baiduspider", R::KnownBotUa),
+    bot("YandexBot", R::KnownBotUa),
+    bot("DuckDuckBot", R::KnownBotUa),
+    bot("Applebot", R::KnownBotUa),
+    bot("AhrefsBot", R::KnownBotUa),
+    bot("SemrushBot", R::KnownBotUa),
+    bot("MJ12bot", R::KnownBotUa),
+    bot("DotBot", R::KnownBotUa),
+    bot("PetalBot", R::KnownBotUa),
+    bot("Bytespider", R::KnownBotUa),
+    bot("GPTBot", R::KnownBotUa),
+    bot("ClaudeBot", R::KnownBotUa),
+    bot("CCBot", R::KnownBotUa),
+    bot("Amazonbot", R::KnownBotUa),
+    bot("UptimeRobot", R::KnownBotUa),
+    bot("Pingdom", R::KnownBotUa),
+    bot("archive.org_bot", R::KnownBotUa),
+    bot("Mail.RU_Bot", R::KnownBotUa),
+    bot("Yeti/", R::KnownBotUa),
+    bot("SeznamBot", R::KnownBotUa),
+];

@@ -1,0 +1,464 @@
+//! User-agent classification: woothee for browser/OS, the rule tables for email clients, image
+//! proxies and bots, and the device category. The result depends on the user agent alone, so it
+//! is cached by the raw string.
+
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use openclick_events::v1::{BotReason, Client, DeviceCategory, ImageProxy};
+
+use crate::rules::{Cond, BOT_RULES, EMAIL_CLIENT_RULES, PROXY_RULES};
+
+/// `Client.user_agent` keeps at most this many bytes of the raw header.
+pub const MAX_UA_BYTES: usize = 512;
+
+/// Only this many leading bytes of a user agent are classified (bounds the work an absurd header
+/// can cause; no real user agent is longer).
+pub const MAX_CLASSIFIED_UA_BYTES: usize = 2048;
+
+/// User agents longer than this are classified but not cached (bounds the cache's memory).
+pub const MAX_CACHED_UA_BYTES: usize = 1024;
+
+/// Everything derived from the user agent alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UaInfo {
+    /// The `Client` message, ready to clone into an event.
+    pub client: Client,
+    /// Image proxy recognised from the user agent (`NONE` if none).
+    pub proxy: ImageProxy,
+    /// Bot reasons derived from the user agent, as a bit set indexed by `BotReason as i32`.
+    pub bot_reasons: u32,
+    /// The user agent is exactly `Mozilla/5.0` (how Apple's Mail Privacy Protection proxy
+    /// identifies itself).
+    pub bare_mozilla: bool,
+}
+
+impl UaInfo {
+    /// Whether the user agent was classified as the Apple Mail client.
+    pub fn is_apple_mail(&self) -> bool {
+        self.client.email_client == "Apple Mail"
+    }
+}
+
+pub(crate) fn reason_bit(r: BotReason) -> u32 {
+    1u32 << (r as i32 as u32)
+}
+
+/// Truncates `s` to at most `max` bytes, on a char boundary.
+pub fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Compiled form of the rule tables.
+struct Engine {
+    /// Case-sensitive tokens: email-client conditions, version anchors and proxy tokens.
+    exact: AhoCorasick,
+    exact_len: usize,
+    /// Email rules with their tokens replaced by pattern ids.
+    rules: Vec<CompiledRule>,
+    proxies: Vec<(usize, ImageProxy)>,
+    /// Case-insensitive bot tokens; pattern id = index into `BOT_RULES`.
+    bots: AhoCorasick,
+}
+
+enum CCond {
+    Has(usize),
+    Lacks(usize),
+    StartsWith(&'static str),
+    EndsWith(&'static str),
+    LastWordStartsWith(&'static str),
+}
+
+struct CompiledRule {
+    client: &'static str,
+    when: Vec<CCond>,
+    version_after: Vec<usize>,
+}
+
+fn build_engine() -> Engine {
+    let mut tokens: Vec<&'static str> = Vec::new();
+    let id = |t: &'static str, tokens: &mut Vec<&'static str>| -> usize {
+        if let Some(i) = tokens.iter().position(|x| *x == t) {
+            i
+        } else {
+            tokens.push(t);
+            tokens.len() - 1
+        }
+    };
+    let mut rules = Vec::with_capacity(EMAIL_CLIENT_RULES.len());
+    for r in EMAIL_CLIENT_RULES {
+        let when = r
+            .when
+            .iter()
+            .map(|c| match *c {
+                Cond::Has(t) => CCond::Has(id(t, &mut tokens)),
+                Cond::Lacks(t) => CCond::Lacks(id(t, &mut tokens)),
+                Cond::StartsWith(t) => CCond::StartsWith(t),
+                Cond::EndsWith(t) => CCond::EndsWith(t),
+                Cond::LastWordStartsWith(t) => CCond::LastWordStartsWith(t),
+            })
+            .collect();
+        let version_after = r.version_after.iter().map(|t| id(t, &mut tokens)).collect();
+        rules.push(CompiledRule {
+            client: r.client,
+            when,
+            version_after,
+        });
+    }
+    let proxies = PROXY_RULES
+        .iter()
+        .map(|p| (id(p.token, &mut tokens), p.proxy))
+        .collect();
+    // The tables are static, so building either always or never succeeds, whatever the input:
+    // a unit test builds them, so these `expect`s cannot fire in a tested build.
+    let exact = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .build(&tokens)
+        .expect("email/proxy token table compiles");
+    let bots = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .ascii_case_insensitive(true)
+        .build(BOT_RULES.iter().map(|b| b.token))
+        .expect("bot token table compiles");
+    Engine {
+        exact,
+        exact_len: tokens.len(),
+        rules,
+        proxies,
+        bots,
+    }
+}
+
+static ENGINE: LazyLock<Engine> = LazyLock::new(build_engine);
+
+/// Forces the rule tables to compile now rather than on the first hit.
+pub fn warm_up() {
+    LazyLock::force(&ENGINE);
+}
+
+/// Reads a version right after `pos`: it must start with a digit; then digits, letters, `.`,
+/// `_`, `-`, at most 32 bytes.
+fn version_at(ua: &str, pos: usize) -> Option<&str> {
+    let rest = ua.get(pos..)?;
+    let b = rest.as_bytes();
+    if !b.first()?.is_ascii_digit() {
+        return None;
+    }
+    let mut end = 0;
+    while end < b.len() && end < 32 {
+        let c = b[end];
+        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-' {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    let v = rest[..end].trim_end_matches(['.', '-', '_']);
+    (!v.is_empty()).then_some(v)
+}
+
+fn last_word(ua: &str) -> &str {
+    ua.trim_end().rsplit(' ').next().unwrap_or("")
+}
+
+/// Result of running the email-client table over one user agent.
+pub(crate) struct EmailMatch<'a> {
+    /// Index of the matching rule in `EMAIL_CLIENT_RULES`.
+    pub rule: usize,
+    pub client: &'static str,
+    pub version: Option<&'a str>,
+}
+
+/// Runs the token automata; returns the first-match end positions of the exact tokens.
+fn exact_positions(e: &Engine, ua: &str) -> Vec<usize> {
+    let mut pos = vec![usize::MAX; e.exact_len];
+    for m in e.exact.find_overlapping_iter(ua) {
+        let p = &mut pos[m.pattern().as_usize()];
+        if m.end() < *p {
+            *p = m.end();
+        }
+    }
+    pos
+}
+
+fn match_email<'a>(e: &Engine, ua: &'a str, pos: &[usize]) -> Option<EmailMatch<'a>> {
+    let has = |i: usize| pos[i] != usize::MAX;
+    for (ri, r) in e.rules.iter().enumerate() {
+        let ok = r.when.iter().all(|c| match *c {
+            CCond::Has(i) => has(i),
+            CCond::Lacks(i) => !has(i),
+            CCond::StartsWith(t) => ua.starts_with(t),
+            CCond::EndsWith(t) => ua.trim_end().ends_with(t),
+            CCond::LastWordStartsWith(t) => last_word(ua).starts_with(t),
+        });
+        if ok {
+            let version = r
+                .version_after
+                .iter()
+                .filter(|&&i| has(i))
+                .find_map(|&i| version_at(ua, pos[i]));
+            return Some(EmailMatch {
+                rule: ri,
+                client: r.client,
+                version,
+            });
+        }
+    }
+    None
+}
+
+/// The email-client rule that matches `ua`, if any: `(rule index, client, version)`.
+/// Exposed for tests of the rule ordering.
+pub fn email_client(ua: &str) -> Option<(usize, &'static str, Option<String>)> {
+    let e = &*ENGINE;
+    let pos = exact_positions(e, ua);
+    match_email(e, ua, &pos).map(|m| (m.rule, m.client, m.version.map(str::to_owned)))
+}
+
+fn known(s: &str) -> &str {
+    if s == woothee::woothee::VALUE_UNKNOWN {
+        ""
+    } else {
+        s
+    }
+}
+
+fn device_category(ua: &str, woothee_category: &str, bot: bool) -> DeviceCategory {
+    use DeviceCategory as D;
+    if bot || woothee_category == "crawler" {
+        return D::Bot;
+    }
+    let has = |t: &str| ua.contains(t);
+    if has("iPad") || has("prod.ipad") || has("Kindle") || has("Silk/") || has("(Tablet;") {
+        return D::Tablet;
+    }
+    if has("Android") {
+        // Browsers and web views on Android tablets omit "Mobile"; native apps' own user agents
+        // rarely say either way, and phones dominate, so they count as mobile.
+        if has("Mobile") || !has("AppleWebKit") {
+            return D::Mobile;
+        }
+        return D::Tablet;
+    }
+    if has("iPhone") || has("iPod") || has("prod.iphone") || has("Windows Phone") {
+        return D::Mobile;
+    }
+    match woothee_category {
+        "pc" => return D::Desktop,
+        "smartphone" | "mobilephone" => return D::Mobile,
+        _ => {}
+    }
+    if has("Windows NT")
+        || has("Windows-NT")
+        || has("Macintosh")
+        || has("Mac OS X")
+        || has("X11;")
+        || has("Windows/")
+        || (has("Darwin/") && has("x86_64"))
+    {
+        return D::Desktop;
+    }
+    D::Unknown
+}
+
+/// Classifies one user agent (no cache).
+pub fn classify(raw: &str) -> UaInfo {
+    let e = &*ENGINE;
+    let ua = truncate_at_char_boundary(raw, MAX_CLASSIFIED_UA_BYTES);
+    let pos = exact_positions(e, ua);
+
+    let mut proxy = ImageProxy::None;
+    for &(i, p) in &e.proxies {
+        if pos[i] != usize::MAX {
+            proxy = p;
+            break;
+        }
+    }
+    let bare_mozilla = ua.trim() == "Mozilla/5.0";
+
+    let mut bot_reasons = 0u32;
+    for m in e.bots.find_overlapping_iter(ua) {
+        if let Some(rule) = BOT_RULES.get(m.pattern().as_usize()) {
+            bot_reasons |= reason_bit(rule.reason);
+        }
+    }
+
+    let w = woothee::parser::Parser::new().parse(ua);
+    let (mut browser, mut browser_version, mut os, mut os_version, category) = match &w {
+        Some(w) => (
+            known(w.name).to_owned(),
+            known(w.version).to_owned(),
+            known(w.os).to_owned(),
+            known(&w.os_version).to_owned(),
+            w.category,
+        ),
+        None => (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            "",
+        ),
+    };
+    // woothee's crawler category counts as a known bot, unless a more precise reason exists or
+    // the agent is an image proxy (a proxy fetches for a person).
+    if category == "crawler" && bot_reasons == 0 && proxy == ImageProxy::None {
+        bot_reasons |= reason_bit(BotReason::KnownBotUa);
+    }
+
+    let email = match_email(e, ua, &pos);
+    let mut device = device_category(ua, category, bot_reasons != 0);
+    if proxy != ImageProxy::None || bare_mozilla {
+        // A proxy's user agent describes the proxy (Gmail's claims Firefox 11 on Windows XP), not
+        // the reader's device: report nothing rather than something false.
+        browser.clear();
+        browser_version.clear();
+        os.clear();
+        os_version.clear();
+        device = DeviceCategory::Unknown;
+    }
+
+    let client = Client {
+        user_agent: truncate_at_char_boundary(raw, MAX_UA_BYTES).to_owned(),
+        email_client: email.as_ref().map(|m| m.client).unwrap_or("").to_owned(),
+        email_client_version: email
+            .as_ref()
+            .and_then(|m| m.version)
+            .unwrap_or("")
+            .to_owned(),
+        browser,
+        browser_version,
+        os,
+        os_version,
+        device_category: device as i32,
+    };
+    UaInfo {
+        client,
+        proxy,
+        bot_reasons,
+        bare_mozilla,
+    }
+}
+
+/// A bounded concurrent cache of [`classify`] results keyed by the raw user agent.
+pub struct UaCache {
+    cache: Option<quick_cache::sync::Cache<Box<str>, Arc<UaInfo>>>,
+}
+
+impl UaCache {
+    /// A cache holding up to `capacity` user agents; 0 disables caching.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            cache: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+        }
+    }
+
+    /// Classifies `ua`, from the cache when possible (a hit does not allocate).
+    pub fn get(&self, ua: &str) -> Arc<UaInfo> {
+        let Some(cache) = &self.cache else {
+            return Arc::new(classify(ua));
+        };
+        if ua.len() > MAX_CACHED_UA_BYTES {
+            return Arc::new(classify(ua));
+        }
+        if let Some(v) = cache.get(ua) {
+            return v;
+        }
+        let v = Arc::new(classify(ua));
+        cache.insert(Box::from(ua), Arc::clone(&v));
+        v
+    }
+
+    /// Number of cached entries.
+    pub fn len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundary() {
+        let s = "é".repeat(300); // 600 bytes
+        let t = truncate_at_char_boundary(&s, 511);
+        assert_eq!(t.len(), 510);
+        assert_eq!(truncate_at_char_boundary("abc", 512), "abc");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_at("X/1.2.3 y", 2), Some("1.2.3"));
+        assert_eq!(version_at("X/abc", 2), None);
+        assert_eq!(version_at("X/2.4.30.0/", 2), Some("2.4.30.0"));
+        assert_eq!(version_at("X/", 2), None);
+    }
+
+    #[test]
+    fn rule_order_specific_before_generic() {
+        // A Mailbird UA also carries Chrome/Safari: the Mailbird rule wins, not "no client".
+        let ua = "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.103 Safari/537.36 Mailbird/2.4.30.0/";
+        let (_, c, v) = email_client(ua).unwrap();
+        assert_eq!((c, v.as_deref()), ("Mailbird", Some("2.4.30.0")));
+        // The Gmail proxy rule precedes everything.
+        let g = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+        assert_eq!(email_client(g).unwrap().0, 0);
+        // An iOS app with its own token after Mobile/ is that app, not Apple Mail.
+        let mm = "Mozilla/5.0 (iPhone; CPU iPhone OS 11_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15F79 MailMaster/6.5.3.1210";
+        assert_eq!(email_client(mm).unwrap().1, "Mail Master");
+        // Every rule index is reachable in table order: earlier Outlook rules before later ones.
+        let ol = "Microsoft Office/16.0 (Microsoft Outlook 16.0.12329; Pro), Mozilla/4.0 (compatible; ms-office; MSOffice 16)";
+        let (i, c, v) = email_client(ol).unwrap();
+        assert_eq!((c, v.as_deref()), ("Outlook", Some("16.0.12329")));
+        let ms = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)";
+        let (j, _, v2) = email_client(ms).unwrap();
+        assert!(i < j);
+        assert_eq!(v2.as_deref(), Some("16"));
+    }
+
+    #[test]
+    fn browser_is_not_an_email_client() {
+        for ua in [
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        ] {
+            assert!(email_client(ua).is_none(), "{ua}");
+        }
+    }
+
+    #[test]
+    fn pim_lookalikes_are_not_email_clients() {
+        let notion = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Notion/2.0.8 Chrome/76.0.3809.146 Electron/6.1.5 Safari/537.36";
+        assert!(email_client(notion).is_none());
+        let dav = "DAVdroid/1.6.2-ose (2017/06/23; dav4android; okhttp3) Android/7.0";
+        assert!(email_client(dav).is_none());
+    }
+
+    #[test]
+    fn cache_hits_return_same_value() {
+        let c = UaCache::new(16);
+        let a = c.get("curl/8.0");
+        let b = c.get("curl/8.0");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(c.len(), 1);
+        let nc = UaCache::new(0);
+        assert_eq!(
+            nc.get("curl/8.0").client.device_category,
+            DeviceCategory::Bot as i32
+        );
+    }
+}
