@@ -315,7 +315,9 @@ impl<'de> Deserialize<'de> for Num {
                 Ok(Num(Some(v)))
             }
             fn visit_f32<E: de::Error>(self, v: f32) -> Result<Num, E> {
-                Ok(Num(Some(f64::from(v))))
+                // Widening 51.5143f32 gives 51.51430130004883: round to the 5 decimals (~1 m)
+                // a float actually carries.
+                Ok(Num(Some((f64::from(v) * 1e5).round() / 1e5)))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
                 Ok(Num(Some(v as f64)))
