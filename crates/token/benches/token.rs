@@ -1,0 +1,60 @@
+//! Sign and verify throughput of open and click tokens.
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
+
+fn claims(kind: TokenKind) -> Claims {
+    let click = kind == TokenKind::Click;
+    Claims {
+        kind,
+        tenant_id: "tenant-4711".into(),
+        campaign_id: "camp-2024-05-spring".into(),
+        message_id: "01HZX3K4M5N6P7Q8R9S0T1V2W3".into(),
+        contact_id: "contact-0001234567".into(),
+        channel: Channel::Email,
+        issued_at_ms: 1_717_000_000_000,
+        link_id: if click {
+            "hero-cta".into()
+        } else {
+            String::new()
+        },
+        url: if click {
+            "https://shop.example.com/collections/spring-sale?utm_source=email&utm_medium=newsletter&utm_campaign=spring".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let keyring = Keyring::new(
+        Key::new("k2", &[2u8; 32]).expect("key"),
+        vec![Key::new("k1", &[1u8; 32]).expect("key")],
+    )
+    .expect("keyring");
+    for kind in [TokenKind::Open, TokenKind::Click] {
+        let cl = claims(kind);
+        let token = keyring.sign(&cl).expect("sign");
+        c.bench_function(&format!("sign_{kind}"), |b| {
+            b.iter(|| keyring.sign(black_box(&cl)))
+        });
+        c.bench_function(&format!("verify_{kind} ({} chars)", token.len()), |b| {
+            b.iter(|| keyring.verify(black_box(&token)))
+        });
+    }
+    let bad = {
+        let mut t = keyring.sign(&claims(TokenKind::Open)).expect("sign");
+        let last = t.pop().expect("non-empty");
+        t.push(if last == 'A' { 'B' } else { 'A' });
+        t
+    };
+    c.bench_function("verify_bad_signature", |b| {
+        b.iter(|| keyring.verify(black_box(&bad)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,393 @@
+//! Keys, keyrings, signing and verification.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::b64;
+use crate::codec::{self, MAC_CONTEXT, MIN_BODY_LEN, TAG_LEN, VERSION};
+use crate::{
+    validate_destination, Claims, TokenError, TokenKind, MAX_ID_LEN, MAX_KEY_ID_LEN, MAX_TOKEN_LEN,
+    MAX_URL_LEN,
+};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Decoded tokens up to this many bytes are decoded on the stack (covers every open token and
+/// click tokens with URLs up to roughly 600 bytes); longer ones use a heap buffer.
+const STACK_DECODE_LEN: usize = 768;
+
+fn is_key_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn key_id_ok(id: &[u8]) -> bool {
+    (1..=MAX_KEY_ID_LEN).contains(&id.len()) && id.iter().all(|&b| is_key_id_byte(b))
+}
+
+/// One HMAC-SHA256 key under an id. `Debug` shows the id only, never the secret.
+#[derive(Clone)]
+pub struct Key {
+    id: String,
+    secret: Vec<u8>,
+    /// HMAC state already keyed and fed [`MAC_CONTEXT`]; cloned per sign/verify.
+    mac: HmacSha256,
+}
+
+impl Key {
+    /// Shortest accepted secret, in bytes.
+    pub const MIN_SECRET_LEN: usize = 32;
+    /// Longest accepted secret, in bytes.
+    pub const MAX_SECRET_LEN: usize = 1024;
+
+    /// A key from its id (1..=16 characters of `[A-Za-z0-9_-]`) and secret (32..=1024 bytes).
+    pub fn new(id: &str, secret: &[u8]) -> Result<Key, TokenError> {
+        if !key_id_ok(id.as_bytes()) {
+            return Err(TokenError::InvalidKey(
+                "key id must be 1 to 16 characters of [A-Za-z0-9_-]".to_owned(),
+            ));
+        }
+        if secret.len() < Self::MIN_SECRET_LEN || secret.len() > Self::MAX_SECRET_LEN {
+            return Err(TokenError::InvalidKey(format!(
+                "key {id:?}: secret is {} bytes, must be {} to {} bytes",
+                secret.len(),
+                Self::MIN_SECRET_LEN,
+                Self::MAX_SECRET_LEN
+            )));
+        }
+        let mut mac = HmacSha256::new_from_slice(secret)
+            .map_err(|_| TokenError::InvalidKey(format!("key {id:?}: unusable secret")))?;
+        mac.update(MAC_CONTEXT);
+        Ok(Key {
+            id: id.to_owned(),
+            secret: secret.to_vec(),
+            mac,
+        })
+    }
+
+    /// A key with a fresh random 32-byte secret (thread-local CSPRNG seeded from the OS).
+    pub fn generate(id: &str) -> Result<Key, TokenError> {
+        let secret: [u8; 32] = rand::random();
+        Key::new(id, &secret)
+    }
+
+    /// The key id, as written into tokens.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Appends the truncated tag of `buf` (the whole payload so far) to `buf`.
+    pub(crate) fn append_tag(&self, buf: &mut Vec<u8>) {
+        let mut mac = self.mac.clone();
+        mac.update(buf);
+        let tag = mac.finalize().into_bytes();
+        buf.extend_from_slice(&tag[..TAG_LEN]);
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A successfully verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<'k> {
+    /// The signed claims.
+    pub claims: Claims,
+    /// The id of the key whose tag matched (for audits of rotation).
+    pub key_id: &'k str,
+}
+
+/// One signing key and any number of verify-only keys. Cheap to clone (shared, immutable).
+#[derive(Clone)]
+pub struct Keyring {
+    /// `keys[0]` signs; all verify. Never empty, ids unique.
+    keys: Arc<[Key]>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("signing", &self.signing_key_id())
+            .field(
+                "verify_only",
+                &self.keys[1..].iter().map(Key::id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// A keyring that signs with `signing` and verifies with it and every key of `verify_only`.
+    /// Key ids must be distinct.
+    pub fn new(signing: Key, verify_only: Vec<Key>) -> Result<Keyring, TokenError> {
+        let mut keys = Vec::with_capacity(1 + verify_only.len());
+        keys.push(signing);
+        keys.extend(verify_only);
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|o| o.id == k.id) {
+                return Err(TokenError::InvalidKey(format!(
+                    "duplicate key id {:?} in keyring",
+                    k.id
+                )));
+            }
+        }
+        Ok(Keyring { keys: keys.into() })
+    }
+
+    /// The id of the key that signs.
+    pub fn signing_key_id(&self) -> &str {
+        &self.keys[0].id
+    }
+
+    /// All key ids, the signing key's first.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(Key::id)
+    }
+
+    /// Signs `claims` with the signing key, after checking them: ids at most
+    /// [`MAX_ID_LEN`] bytes, opens without `link_id`/`url`, clicks with a destination that
+    /// passes [`validate_destination`] (and at most [`MAX_URL_LEN`] bytes).
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        check_claims(claims)?;
+        Ok(self.seal(&self.keys[0], claims))
+    }
+
+    /// Encodes and tags without any validation. Tests use it to forge validly signed tokens
+    /// that `sign` would refuse.
+    pub(crate) fn seal(&self, key: &Key, claims: &Claims) -> String {
+        let mut buf = Vec::with_capacity(2 + key.id.len() + codec::body_len_hint(claims) + TAG_LEN);
+        buf.push(VERSION);
+        buf.push(key.id.len() as u8);
+        buf.extend_from_slice(key.id.as_bytes());
+        codec::encode_body(&mut buf, claims);
+        key.append_tag(&mut buf);
+        URL_SAFE_NO_PAD.encode(&buf)
+    }
+
+    /// The signing key (tests forge raw payloads with it).
+    #[cfg(test)]
+    pub(crate) fn signing_key(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    /// Verifies `token` (the text between `/o/` and `.gif`, or after `/c/`) and returns its
+    /// claims and the id of the key that verified it. Never panics; rejects tokens longer than
+    /// [`MAX_TOKEN_LEN`] before decoding. A click's destination is validated again.
+    pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
+        let t = token.as_bytes();
+        if t.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLong {
+                len: t.len(),
+                max: MAX_TOKEN_LEN,
+            });
+        }
+        let not_b64 = || TokenError::Malformed("not base64url");
+        let len = b64::decoded_len(t.len()).ok_or_else(not_b64)?;
+        if len <= STACK_DECODE_LEN {
+            let mut buf = [0u8; STACK_DECODE_LEN];
+            let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
+            self.verify_bytes(buf.get(..n).unwrap_or_default())
+        } else {
+            let mut buf = vec![0u8; len];
+            let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
+            self.verify_bytes(buf.get(..n).unwrap_or_default())
+        }
+    }
+
+    fn verify_bytes<'k>(&'k self, data: &[u8]) -> Result<Verified<'k>, TokenError> {
+        let malformed = TokenError::Malformed;
+        let (&version, rest) = data.split_first().ok_or_else(|| malformed("empty"))?;
+        if version != VERSION {
+            return Err(TokenError::UnsupportedVersion(version));
+        }
+        let (&kid_len, rest) = rest.split_first().ok_or_else(|| malformed("truncated"))?;
+        let kid_len = usize::from(kid_len);
+        if kid_len == 0 || kid_len > MAX_KEY_ID_LEN {
+            return Err(malformed("bad key id length"));
+        }
+        if rest.len() < kid_len + MIN_BODY_LEN + TAG_LEN {
+            return Err(malformed("truncated"));
+        }
+        let (kid, rest) = rest.split_at(kid_len);
+        if !key_id_ok(kid) {
+            return Err(malformed("bad key id"));
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id.as_bytes() == kid)
+            .ok_or_else(|| TokenError::UnknownKey(String::from_utf8_lossy(kid).into_owned()))?;
+        let signed_len = data.len() - TAG_LEN;
+        let (signed, tag) = data.split_at(signed_len);
+        let mut mac = key.mac.clone();
+        mac.update(signed);
+        // Constant-time comparison of the first TAG_LEN bytes.
+        mac.verify_truncated_left(tag)
+            .map_err(|_| TokenError::BadSignature)?;
+        let body = &rest[..rest.len() - TAG_LEN];
+        let claims = codec::decode_body(body)?;
+        if claims.kind == TokenKind::Click {
+            validate_destination(&claims.url)?;
+        }
+        Ok(Verified {
+            claims,
+            key_id: &key.id,
+        })
+    }
+
+    /// Parses a keyring spec: comma-separated `KEY_ID:BASE64URL_SECRET` entries (padding
+    /// optional, whitespace around entries ignored). The first entry signs, the rest verify.
+    /// Error messages never include a secret.
+    pub fn from_spec(spec: &str) -> Result<Keyring, TokenError> {
+        if spec.trim().is_empty() {
+            return Err(TokenError::InvalidSpec("empty".to_owned()));
+        }
+        let mut keys = Vec::new();
+        for (i, entry) in spec.split(',').enumerate() {
+            let n = i + 1;
+            let entry = entry.trim();
+            if entry.is_empty() {
+                return Err(TokenError::InvalidSpec(format!("entry {n} is empty")));
+            }
+            let Some((id, secret)) = entry.split_once(':') else {
+                return Err(TokenError::InvalidSpec(format!(
+                    "entry {n}: expected KEY_ID:BASE64URL_SECRET"
+                )));
+            };
+            let id = id.trim();
+            if !key_id_ok(id.as_bytes()) {
+                return Err(TokenError::InvalidSpec(format!(
+                    "entry {n}: key id must be 1 to 16 characters of [A-Za-z0-9_-]"
+                )));
+            }
+            let secret = URL_SAFE_NO_PAD
+                .decode(secret.trim().trim_end_matches('='))
+                .map_err(|_| {
+                    TokenError::InvalidSpec(format!(
+                        "entry {n} (key {id:?}): secret is not valid base64url"
+                    ))
+                })?;
+            keys.push(Key::new(id, &secret)?);
+        }
+        let mut keys = keys.into_iter();
+        let Some(signing) = keys.next() else {
+            return Err(TokenError::InvalidSpec("empty".to_owned()));
+        };
+        Keyring::new(signing, keys.collect())
+    }
+
+    /// The spec string [`Keyring::from_spec`] reads back: `"k2:SECRET,k1:SECRET"`, signing key
+    /// first. It contains the secrets: treat it as one.
+    pub fn to_spec(&self) -> String {
+        let mut out = String::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&k.id);
+            out.push(':');
+            URL_SAFE_NO_PAD.encode_string(&k.secret, &mut out);
+        }
+        out
+    }
+
+    /// Development keyring file: one spec line. Loads it if `path` exists (returning
+    /// `created == false`); otherwise generates a keyring with one random key `dev1`, writes it
+    /// (mode 0600 on unix, parent directories created, atomically: a concurrent creator wins and
+    /// its keys are loaded) and returns `created == true`. Not for production keys.
+    pub fn load_or_create_dev(path: &Path) -> Result<(Keyring, bool), TokenError> {
+        match fs::read_to_string(path) {
+            Ok(s) => return Ok((Keyring::from_spec(&s)?, false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        let keyring = Keyring::new(Key::generate("dev1")?, Vec::new())?;
+        let tmp = tmp_path(path);
+        let _ = fs::remove_file(&tmp); // a stale leftover keeps its old mode otherwise
+        write_private(&tmp, format!("{}\n", keyring.to_spec()).as_bytes())?;
+        // hard_link fails if `path` appeared meanwhile, so a racing creator's file is kept.
+        let linked = fs::hard_link(&tmp, path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok((keyring, true)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let s = fs::read_to_string(path)?;
+                Ok((Keyring::from_spec(&s)?, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn check_claims(c: &Claims) -> Result<(), TokenError> {
+    for (field, value) in [
+        ("tenant_id", &c.tenant_id),
+        ("campaign_id", &c.campaign_id),
+        ("message_id", &c.message_id),
+        ("contact_id", &c.contact_id),
+        ("link_id", &c.link_id),
+    ] {
+        if value.len() > MAX_ID_LEN {
+            return Err(TokenError::FieldTooLong {
+                field,
+                len: value.len(),
+                max: MAX_ID_LEN,
+            });
+        }
+    }
+    match c.kind {
+        TokenKind::Open => {
+            if !c.link_id.is_empty() || !c.url.is_empty() {
+                return Err(TokenError::InvalidClaims(
+                    "open tokens carry no link_id or url",
+                ));
+            }
+        }
+        TokenKind::Click => {
+            if c.url.len() > MAX_URL_LEN {
+                return Err(TokenError::FieldTooLong {
+                    field: "url",
+                    len: c.url.len(),
+                    max: MAX_URL_LEN,
+                });
+            }
+            validate_destination(&c.url)?;
+        }
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
