@@ -369,6 +369,23 @@ impl Enricher {
         self.inner.cache.get(ua)
     }
 
+    /// Looks an address up in the databases alone (no anonymisation, `Network.ip` empty): the
+    /// geo step of [`Enricher::enrich`]. `Geo.reliable` is true when a location was found.
+    pub fn lookup(&self, ip: IpAddr) -> (v1::Geo, v1::Network) {
+        let ip = normalize(ip);
+        let mut geo = v1::Geo::default();
+        let mut net = v1::Network::default();
+        let dbs = self.inner.dbs.load();
+        geo.reliable = dbs
+            .location
+            .as_ref()
+            .is_some_and(|d| d.lookup_location(ip, &mut geo));
+        if let Some(d) = dbs.asn.as_ref() {
+            d.lookup_asn(ip, &mut net);
+        }
+        (geo, net)
+    }
+
     /// Enriches one hit. Never panics, never does I/O.
     pub fn enrich(&self, hit: &Hit<'_>) -> Enrichment {
         let inner = &*self.inner;

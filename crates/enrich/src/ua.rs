@@ -136,6 +136,23 @@ fn build_engine() -> Engine {
     }
 }
 
+/// Device implied by a client that exists on one kind of device only, used when the user agent
+/// itself says nothing (`The Bat! 9.2.1`, `K-9 Mail/5.600`).
+pub static CLIENT_DEVICE: &[(&str, DeviceCategory)] = &[
+    ("The Bat!", DeviceCategory::Desktop),
+    ("eM Client", DeviceCategory::Desktop),
+    ("Mailbird", DeviceCategory::Desktop),
+    ("Lotus Notes", DeviceCategory::Desktop),
+    ("Thunderbird", DeviceCategory::Desktop),
+    ("Postbox", DeviceCategory::Desktop),
+    ("Windows Mail", DeviceCategory::Desktop),
+    ("Foxmail", DeviceCategory::Desktop),
+    ("Mailspring", DeviceCategory::Desktop),
+    ("K-9 Mail", DeviceCategory::Mobile),
+    ("FairEmail", DeviceCategory::Mobile),
+    ("Samsung Email", DeviceCategory::Mobile),
+];
+
 static ENGINE: LazyLock<Engine> = LazyLock::new(build_engine);
 
 /// Forces the rule tables to compile now rather than on the first hit.
@@ -247,8 +264,19 @@ fn device_category(ua: &str, woothee_category: &str, bot: bool) -> DeviceCategor
         }
         return D::Tablet;
     }
-    if has("iPhone") || has("iPod") || has("prod.iphone") || has("Windows Phone") {
+    if has("iPhone") || has("iPod") || has("prod.iphone") || has("Windows Phone") || has("(iOS;") {
         return D::Mobile;
+    }
+    // Native macOS fetches (`Mail/3731 CFNetwork/... Darwin/...`, `... (x86_64)`) and Office
+    // desktop apps, which woothee would otherwise call a smartphone or nothing.
+    if ua.starts_with("Mail/")
+        || has("AppleExchangeWebServices/")
+        || (has("Darwin/") && (has("x86_64") || has("arm64e)")))
+        || has("Microsoft Office/")
+        || has("ms-office")
+        || has("MSOffice")
+    {
+        return D::Desktop;
     }
     match woothee_category {
         "pc" => return D::Desktop,
@@ -315,6 +343,19 @@ pub fn classify(raw: &str) -> UaInfo {
 
     let email = match_email(e, ua, &pos);
     let mut device = device_category(ua, category, bot_reasons != 0);
+    if device == DeviceCategory::Unknown {
+        // Clients that exist on one kind of device only imply it.
+        if let Some(m) = &email {
+            if let Some((_, d)) = CLIENT_DEVICE.iter().find(|(c, _)| *c == m.client) {
+                device = *d;
+            }
+        }
+    }
+    if device == DeviceCategory::Desktop && os == "iOS" {
+        // woothee reads any CFNetwork/Darwin agent as iOS; on a desktop it is macOS.
+        os = "Mac OSX".to_owned();
+        os_version.clear();
+    }
     if proxy != ImageProxy::None || bare_mozilla {
         // A proxy's user agent describes the proxy (Gmail's claims Firefox 11 on Windows XP), not
         // the reader's device: report nothing rather than something false.
