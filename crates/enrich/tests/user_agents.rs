@@ -101,7 +101,7 @@ fn user_agent_fixtures() {
         if let Some(os) = &row.os {
             check("os", os, &r.client.os);
         }
-        if r.signals.suspected_bot != !bot.is_empty() {
+        if r.signals.suspected_bot == bot.is_empty() {
             diffs.push("suspected_bot disagrees with bot_reasons".into());
         }
         if !diffs.is_empty() {
