@@ -1,2 +1,50 @@
 //! The `openclick` binary.
-fn main() {}
+//!
+//! - `openclick serve`: the edge, on embedded defaults (an in-process Kafka-protocol broker)
+//!   unless `--kafka-brokers` names a real cluster.
+//! - `openclick sign open|click`: mint a signed tracking URL.
+//! - `openclick tail`: print events from the topic as proto3 JSON lines.
+//! - `openclick enrich`: classify a hit (or a stream of user agents) the way the edge would.
+//! - `openclick check-config`: validate the configuration and exit.
+//!
+//! Every flag can also come from an `OPENCLICK_*` environment variable.
+
+mod args;
+mod enrich_cmd;
+mod serve;
+mod sign;
+mod tail;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let result = match cli.command {
+        args::Command::Serve(a) => serve::serve(a),
+        args::Command::Sign(a) => sign::sign(a),
+        args::Command::Tail(a) => tail::tail(a),
+        args::Command::Enrich(a) => enrich_cmd::enrich(a),
+        args::Command::CheckConfig(a) => serve::check_config(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

@@ -1,0 +1,248 @@
+//! Command-line arguments. Each flag also reads an `OPENCLICK_*` environment variable (clap's
+//! `env`), so tests pass arguments and never touch the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// openclick: email opens and clicks in, enriched protobuf events on Kafka out.
+#[derive(Debug, Parser)]
+#[command(name = "openclick", version, about)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "OPENCLICK_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "OPENCLICK_LOG_JSON", global = true)]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the edge.
+    Serve(ServeArgs),
+    /// Print a signed open-pixel or click URL.
+    Sign(SignArgs),
+    /// Print events from the topic, one proto3 JSON object per line.
+    Tail(TailArgs),
+    /// Classify a hit, or one user agent per stdin line, and print JSON.
+    Enrich(EnrichCmdArgs),
+    /// Validate the serve configuration (keys, databases, files) and exit.
+    CheckConfig(ServeArgs),
+}
+
+/// Where signing keys come from.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Directory for local state (the development keyring, the spool).
+    #[arg(long, env = "OPENCLICK_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Signing keys, `ID:BASE64URL_SECRET[,ID:SECRET...]`: the first signs, all verify.
+    /// Without it, a development keyring is generated in the data directory.
+    #[arg(long, env = "OPENCLICK_KEYS", hide_env_values = true)]
+    pub keys: Option<String>,
+}
+
+/// Enrichment settings shared by `serve` and `enrich`.
+#[derive(Debug, Clone, Args)]
+pub struct EnrichArgs {
+    /// GeoIP2/GeoLite2 City or Country, or DB-IP lite MMDB.
+    #[arg(long, env = "OPENCLICK_GEOIP_CITY")]
+    pub geoip_city: Option<PathBuf>,
+    /// GeoLite2 ASN MMDB.
+    #[arg(long, env = "OPENCLICK_GEOIP_ASN")]
+    pub geoip_asn: Option<PathBuf>,
+    /// What the event keeps of the client IP: keep | truncate[:V4[:V6]] | drop.
+    #[arg(long, env = "OPENCLICK_IP_POLICY", default_value = "truncate:24:48")]
+    pub ip_policy: String,
+    /// Hits sooner than this after sending are flagged as too fast (0 disables).
+    #[arg(long, env = "OPENCLICK_MIN_DELAY_MS", default_value_t = 2000)]
+    pub min_delay_ms: i64,
+}
+
+/// `openclick serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Public tracking listener.
+    #[arg(long, env = "OPENCLICK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin listener (/metrics, /healthz, /readyz, /info).
+    #[arg(long, env = "OPENCLICK_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Kafka bootstrap servers. Without it an in-process broker is started (development only:
+    /// it keeps events in memory).
+    #[arg(long, env = "OPENCLICK_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Events topic.
+    #[arg(long, env = "OPENCLICK_TOPIC", default_value = openclick_sink::DEFAULT_EVENTS_TOPIC)]
+    pub topic: String,
+    /// Partitions of the topic on the embedded broker.
+    #[arg(long, env = "OPENCLICK_EMBEDDED_PARTITIONS", default_value_t = 3)]
+    pub embedded_partitions: i32,
+    /// Producer linger, milliseconds.
+    #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
+    pub kafka_linger_ms: u32,
+    /// Extra librdkafka producer properties, `key=value`, repeatable.
+    #[arg(long = "kafka-property", env = "OPENCLICK_KAFKA_PROPERTIES", value_delimiter = ',')]
+    pub kafka_properties: Vec<String>,
+    /// Signing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Enrichment.
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+    /// Suppression snapshot file (CSV `tenant,contact[,reason]` or NDJSON).
+    #[arg(long, env = "OPENCLICK_SUPPRESSION_FILE")]
+    pub suppression_file: Option<PathBuf>,
+    /// Networks of proxies whose X-Forwarded-For / Forwarded headers are believed.
+    #[arg(long, env = "OPENCLICK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Tokio worker threads (0: one per core).
+    #[arg(long, env = "OPENCLICK_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Seconds to let in-flight requests finish at shutdown.
+    #[arg(long, env = "OPENCLICK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub drain_timeout_secs: u64,
+    /// Seconds to wait for the producer to flush at shutdown.
+    #[arg(long, env = "OPENCLICK_FLUSH_TIMEOUT_SECS", default_value_t = 15)]
+    pub flush_timeout_secs: u64,
+}
+
+/// `openclick sign`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// open or click.
+    #[command(subcommand)]
+    pub kind: SignKind,
+}
+
+/// What to sign.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SignKind {
+    /// An open-pixel URL.
+    Open(SignCommon),
+    /// A click URL.
+    Click {
+        /// Common claims.
+        #[command(flatten)]
+        common: SignCommon,
+        /// Id of the link within the message.
+        #[arg(long)]
+        link_id: String,
+        /// Destination (absolute http or https URL).
+        #[arg(long)]
+        url: String,
+    },
+}
+
+/// Claims every token carries.
+#[derive(Debug, Clone, Args)]
+pub struct SignCommon {
+    /// Tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// Campaign id.
+    #[arg(long)]
+    pub campaign: String,
+    /// Message id.
+    #[arg(long)]
+    pub message: String,
+    /// Contact id.
+    #[arg(long)]
+    pub contact: String,
+    /// email | sms | push | web.
+    #[arg(long, default_value = "email")]
+    pub channel: String,
+    /// When the message was sent, ms since the epoch (default: now).
+    #[arg(long)]
+    pub sent_at_ms: Option<i64>,
+    /// Base URL of the edge, as recipients reach it.
+    #[arg(long, env = "OPENCLICK_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// Signing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `openclick tail`.
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// Kafka bootstrap servers (the embedded broker's address is in `/info`).
+    #[arg(long, env = "OPENCLICK_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic.
+    #[arg(long, env = "OPENCLICK_TOPIC", default_value = openclick_sink::DEFAULT_EVENTS_TOPIC)]
+    pub topic: String,
+    /// Start at the oldest record instead of the newest.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds without a new event.
+    #[arg(long)]
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// `openclick enrich`.
+#[derive(Debug, Clone, Args)]
+pub struct EnrichCmdArgs {
+    /// User agent. Without it, one user agent per stdin line.
+    #[arg(long)]
+    pub ua: Option<String>,
+    /// Client IP.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub ip: std::net::IpAddr,
+    /// Extra request header `Name: value`, repeatable (Purpose, Sec-Purpose, DNT, Sec-GPC).
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+    /// HTTP method (HEAD is a bot signal).
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Treat the hit as a click instead of an open.
+    #[arg(long)]
+    pub click: bool,
+    /// Enrichment settings.
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_serve_defaults_without_environment() {
+        let cli = Cli::try_parse_from(["openclick", "serve"]).unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(a.listen.port(), 8080);
+        assert_eq!(a.topic, "openclick.events.v1");
+    }
+
+    #[test]
+    fn parses_sign_click() {
+        let cli = Cli::try_parse_from([
+            "openclick", "sign", "click", "--tenant", "t", "--campaign", "c", "--message", "m",
+            "--contact", "x", "--link-id", "l", "--url", "https://e.com/",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sign(SignArgs {
+                kind: SignKind::Click { .. }
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_listen_address() {
+        assert!(Cli::try_parse_from(["openclick", "serve", "--listen", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! `openclick sign`: print a signed tracking URL.
+
+use anyhow::{Context, Result};
+use openclick_token::{Channel, Claims, TokenKind};
+
+use crate::args::{SignArgs, SignKind};
+use crate::serve::load_keyring;
+
+/// Prints the URL.
+pub fn sign(args: SignArgs) -> Result<()> {
+    let (common, kind, link_id, url) = match args.kind {
+        SignKind::Open(c) => (c, TokenKind::Open, String::new(), String::new()),
+        SignKind::Click {
+            common,
+            link_id,
+            url,
+        } => (common, TokenKind::Click, link_id, url),
+    };
+    let keyring = load_keyring(&common.keys)?;
+    let channel: Channel = common
+        .channel
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
+    let claims = Claims {
+        kind,
+        tenant_id: common.tenant,
+        campaign_id: common.campaign,
+        message_id: common.message,
+        contact_id: common.contact,
+        channel,
+        issued_at_ms: common
+            .sent_at_ms
+            .unwrap_or_else(openclick_edge::server::now_ms),
+        link_id,
+        url,
+    };
+    let token = keyring.sign(&claims).context("signing")?;
+    let base = common.base_url.trim_end_matches('/');
+    match kind {
+        TokenKind::Open => println!("{base}/o/{token}.gif"),
+        TokenKind::Click => println!("{base}/c/{token}"),
+    }
+    Ok(())
+}

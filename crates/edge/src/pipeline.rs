@@ -1,0 +1,310 @@
+//! Request -> event: the whole decision for one hit, as a pure function of its inputs.
+//!
+//! [`Pipeline::process`] takes the method, path, headers, peer address and clock reading of a
+//! request and returns what to answer ([`Reply`]), the event to publish (if any) and how to count
+//! the hit ([`HitClass`]). It opens no socket and touches no sink, so every rule (tampered tokens,
+//! suppression, proxies, trusted forwarders) is tested without a server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method};
+use ipnet::IpNet;
+use openclick_enrich::{Enricher, Hit, HitKind};
+use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
+use openclick_suppress::SuppressionSet;
+use openclick_token::{Channel, Keyring, TokenKind};
+
+use crate::client_ip::client_ip;
+
+/// What to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200 with the 43-byte transparent GIF (always, for any `/o/` hit).
+    Pixel,
+    /// 302 to this (validated) destination.
+    Redirect(HeaderValue),
+    /// 404: unknown path, or an invalid click token (never a redirect).
+    NotFound,
+    /// 405: a method other than GET or HEAD on a tracking route.
+    MethodNotAllowed,
+}
+
+/// How a hit is counted. A small closed set: safe as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HitClass {
+    /// Open with a valid token: event published.
+    OpenTracked,
+    /// Open from a suppressed contact: pixel served, no event.
+    OpenSuppressed,
+    /// Open with an invalid token: pixel served, no event.
+    OpenInvalid,
+    /// Click with a valid token: redirected, event published.
+    ClickTracked,
+    /// Click from a suppressed contact: redirected, no event.
+    ClickSuppressed,
+    /// Click with an invalid token: 404.
+    ClickInvalid,
+    /// Unknown path.
+    NotFound,
+    /// Wrong method.
+    MethodNotAllowed,
+}
+
+impl HitClass {
+    /// Every class, for exporting counters.
+    pub const ALL: [HitClass; 8] = [
+        HitClass::OpenTracked,
+        HitClass::OpenSuppressed,
+        HitClass::OpenInvalid,
+        HitClass::ClickTracked,
+        HitClass::ClickSuppressed,
+        HitClass::ClickInvalid,
+        HitClass::NotFound,
+        HitClass::MethodNotAllowed,
+    ];
+
+    /// `(route, outcome)` metric labels.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            HitClass::OpenTracked => ("open", "tracked"),
+            HitClass::OpenSuppressed => ("open", "suppressed"),
+            HitClass::OpenInvalid => ("open", "invalid_token"),
+            HitClass::ClickTracked => ("click", "tracked"),
+            HitClass::ClickSuppressed => ("click", "suppressed"),
+            HitClass::ClickInvalid => ("click", "invalid_token"),
+            HitClass::NotFound => ("other", "not_found"),
+            HitClass::MethodNotAllowed => ("other", "method_not_allowed"),
+        }
+    }
+
+    /// Index into a counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The result of processing one request.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What to answer.
+    pub reply: Reply,
+    /// The event to publish, if the hit is tracked.
+    pub event: Option<EngagementEvent>,
+    /// How to count it.
+    pub class: HitClass,
+}
+
+/// One request, as the pipeline sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Path, without the query string.
+    pub path: &'a str,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The socket peer address.
+    pub peer: IpAddr,
+    /// Now, milliseconds since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// Everything the request -> event function needs. Shared by all connections.
+#[derive(Clone)]
+pub struct Pipeline {
+    keyring: Keyring,
+    enricher: Arc<Enricher>,
+    suppression: Arc<SuppressionSet>,
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("signing_key", &self.keyring.signing_key_id())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Version string stamped into every event.
+const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Pipeline {
+    /// Assembles a pipeline.
+    pub fn new(
+        keyring: Keyring,
+        enricher: Arc<Enricher>,
+        suppression: Arc<SuppressionSet>,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Pipeline {
+        Pipeline {
+            keyring,
+            enricher,
+            suppression,
+            trusted_proxies: trusted_proxies.into(),
+        }
+    }
+
+    /// The suppression set this pipeline checks.
+    pub fn suppression(&self) -> &Arc<SuppressionSet> {
+        &self.suppression
+    }
+
+    /// The enricher this pipeline uses.
+    pub fn enricher(&self) -> &Arc<Enricher> {
+        &self.enricher
+    }
+
+    /// Decides the answer and the event for one request.
+    pub fn process(&self, req: &Request<'_>) -> Outcome {
+        let (kind, token) = match route(req.path) {
+            Some(r) => r,
+            None => {
+                return Outcome {
+                    reply: Reply::NotFound,
+                    event: None,
+                    class: HitClass::NotFound,
+                }
+            }
+        };
+        if req.method != Method::GET && req.method != Method::HEAD {
+            return Outcome {
+                reply: Reply::MethodNotAllowed,
+                event: None,
+                class: HitClass::MethodNotAllowed,
+            };
+        }
+        let (ok_reply_for, invalid, suppressed, tracked) = match kind {
+            TokenKind::Open => (
+                None,
+                (Reply::Pixel, HitClass::OpenInvalid),
+                HitClass::OpenSuppressed,
+                HitClass::OpenTracked,
+            ),
+            TokenKind::Click => (
+                Some(()),
+                (Reply::NotFound, HitClass::ClickInvalid),
+                HitClass::ClickSuppressed,
+                HitClass::ClickTracked,
+            ),
+        };
+        let invalid = || Outcome {
+            reply: invalid.0.clone(),
+            event: None,
+            class: invalid.1,
+        };
+        let verified = match self.keyring.verify(token) {
+            Ok(v) if v.claims.kind == kind => v,
+            _ => return invalid(),
+        };
+        let claims = verified.claims;
+        let reply = match ok_reply_for {
+            None => Reply::Pixel,
+            Some(()) => match HeaderValue::from_str(&claims.url) {
+                Ok(v) => Reply::Redirect(v),
+                Err(_) => return invalid(),
+            },
+        };
+        if self
+            .suppression
+            .is_suppressed(&claims.tenant_id, &claims.contact_id)
+        {
+            return Outcome {
+                reply,
+                event: None,
+                class: suppressed,
+            };
+        }
+
+        let headers = req.headers;
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let ip = client_ip(req.peer, headers, &self.trusted_proxies);
+        let hit = Hit {
+            kind: match kind {
+                TokenKind::Open => HitKind::Open,
+                TokenKind::Click => HitKind::Click,
+            },
+            user_agent: header("user-agent"),
+            ip,
+            is_head: req.method == Method::HEAD,
+            purpose: header("purpose"),
+            sec_purpose: header("sec-purpose"),
+            dnt: header("dnt"),
+            sec_gpc: header("sec-gpc"),
+            sent_at_ms: claims.issued_at_ms,
+            now_ms: req.now_ms,
+        };
+        let e = self.enricher.enrich(&hit);
+        let event = EngagementEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            r#type: match kind {
+                TokenKind::Open => EventType::Open,
+                TokenKind::Click => EventType::Click,
+            } as i32,
+            channel: pb_channel(claims.channel) as i32,
+            tenant_id: claims.tenant_id,
+            campaign_id: claims.campaign_id,
+            message_id: claims.message_id,
+            contact_id: claims.contact_id,
+            link_id: claims.link_id,
+            target_url: claims.url,
+            occurred_at_ms: req.now_ms,
+            sent_at_ms: claims.issued_at_ms,
+            client: Some(e.client),
+            geo: Some(e.geo),
+            network: Some(e.network),
+            signals: Some(e.signals),
+            key_id: verified.key_id.to_string(),
+            producer_version: PRODUCER_VERSION.to_string(),
+        };
+        Outcome {
+            reply,
+            event: Some(event),
+            class: tracked,
+        }
+    }
+}
+
+/// Maps the token's channel to the schema's.
+pub fn pb_channel(c: Channel) -> PbChannel {
+    match c {
+        Channel::Email => PbChannel::Email,
+        Channel::Sms => PbChannel::Sms,
+        Channel::Push => PbChannel::Push,
+        Channel::Web => PbChannel::Web,
+    }
+}
+
+/// Splits a tracking path into its kind and token: `/o/{token}.gif`, `/o/{token}`, `/c/{token}`.
+pub fn route(path: &str) -> Option<(TokenKind, &str)> {
+    let (kind, rest) = if let Some(rest) = path.strip_prefix("/o/") {
+        (TokenKind::Open, rest.strip_suffix(".gif").unwrap_or(rest))
+    } else if let Some(rest) = path.strip_prefix("/c/") {
+        (TokenKind::Click, rest)
+    } else {
+        return None;
+    };
+    if rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    Some((kind, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/o/abc.gif"), Some((TokenKind::Open, "abc")));
+        assert_eq!(route("/o/abc"), Some((TokenKind::Open, "abc")));
+        assert_eq!(route("/c/abc"), Some((TokenKind::Click, "abc")));
+        assert_eq!(route("/c/"), None);
+        assert_eq!(route("/o/.gif"), None);
+        assert_eq!(route("/c/a/b"), None);
+        assert_eq!(route("/x/abc"), None);
+        assert_eq!(route("/"), None);
+    }
+}
