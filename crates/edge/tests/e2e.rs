@@ -1,0 +1,400 @@
+//! End to end over real sockets: signed URL -> HTTP edge -> enrichment -> suppression ->
+//! protobuf -> Kafka protocol (librdkafka against the in-process mock broker) -> a real consumer.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig, PIXEL_GIF};
+use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_events::v1::{Channel, DeviceCategory, EngagementEvent, EventType};
+use openclick_events::Message as _;
+use openclick_sink::embedded::EmbeddedBroker;
+use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_sink::Sink;
+use openclick_suppress::{Reason, SuppressionSet};
+use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+const SAFARI_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15";
+const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+struct Harness {
+    addr: SocketAddr,
+    admin: SocketAddr,
+    keyring: Keyring,
+    suppression: Arc<SuppressionSet>,
+    bootstrap: String,
+    topic: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+    _broker: EmbeddedBroker,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let topic = format!("events-{}", std::process::id());
+        let broker = EmbeddedBroker::start(1, &[(&topic, 3)]).unwrap();
+        let bootstrap = broker.bootstrap_servers().to_string();
+        let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
+        let enricher = Arc::new(
+            Enricher::new(EnrichConfig {
+                reload_poll: None,
+                min_delay_ms: 0,
+                ..EnrichConfig::default()
+            })
+            .unwrap(),
+        );
+        let suppression = Arc::new(SuppressionSet::new());
+        let sink = Arc::new(
+            KafkaSink::new(&KafkaConfig {
+                brokers: bootstrap.clone(),
+                topic: topic.clone(),
+                linger_ms: 1,
+                ..KafkaConfig::default()
+            })
+            .unwrap(),
+        );
+        let pipeline = Pipeline::new(keyring.clone(), enricher, suppression.clone(), vec![]);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (listener, admin) = rt.block_on(async {
+            (
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            )
+        });
+        let addr = listener.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let info = Info {
+            version: "test".into(),
+            listen: addr.to_string(),
+            admin_listen: admin_addr.to_string(),
+            kafka_bootstrap_servers: bootstrap.clone(),
+            kafka_embedded: true,
+            topic: topic.clone(),
+        };
+        let state = Arc::new(EdgeState::new(
+            pipeline,
+            sink as Arc<dyn Sink>,
+            info,
+            ServerConfig::default(),
+        ));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = std::thread::spawn(move || {
+            rt.block_on(openclick_edge::run(listener, admin, state, async {
+                let _ = rx.await;
+            }))
+        });
+        Harness {
+            addr,
+            admin: admin_addr,
+            keyring,
+            suppression,
+            bootstrap,
+            topic,
+            stop: Some(tx),
+            server: Some(server),
+            _broker: broker,
+        }
+    }
+
+    fn claims(&self, kind: TokenKind, contact: &str) -> Claims {
+        Claims {
+            kind,
+            tenant_id: "acme".into(),
+            campaign_id: "spring-sale".into(),
+            message_id: "msg-1".into(),
+            contact_id: contact.into(),
+            channel: TokChannel::Email,
+            issued_at_ms: 1_700_000_000_000,
+            link_id: if kind == TokenKind::Click { "hero".into() } else { String::new() },
+            url: if kind == TokenKind::Click {
+                "https://shop.example.com/sale?utm_source=mail".into()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    fn token(&self, kind: TokenKind, contact: &str) -> String {
+        self.keyring.sign(&self.claims(kind, contact)).unwrap()
+    }
+
+    /// Stops the server (drain + flush) and returns every event on the topic.
+    fn stop_and_consume(mut self, expect: usize) -> Vec<EngagementEvent> {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().join().unwrap();
+        consume(&self.bootstrap, &self.topic, expect, Duration::from_secs(3))
+    }
+}
+
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP/1.1 request over a fresh TCP connection.
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t.example.com\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header terminator");
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn consume(bootstrap: &str, topic: &str, expect: usize, quiet: Duration) -> Vec<EngagementEvent> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "e2e")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = Instant::now();
+    while Instant::now() < deadline {
+        // Once we have what we expect, keep listening a little to catch unexpected extras.
+        if out.len() >= expect && last.elapsed() > quiet {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            last = Instant::now();
+            let ev = EngagementEvent::decode(m.payload().unwrap()).unwrap();
+            let key = std::str::from_utf8(m.key().unwrap()).unwrap();
+            assert_eq!(key, format!("{}/{}", ev.tenant_id, ev.contact_id));
+            let h = m.headers().unwrap().get(0);
+            assert_eq!(h.key, "ce_type");
+            assert_eq!(h.value.unwrap(), b"openclick.v1.EngagementEvent");
+            out.push(ev);
+        }
+    }
+    out.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    out
+}
+
+#[test]
+fn open_and_click_arrive_on_kafka_with_every_field() {
+    let h = Harness::start();
+    let open = h.token(TokenKind::Open, "c-1");
+    let click = h.token(TokenKind::Click, "c-1");
+
+    let r = http(h.addr, "GET", &format!("/o/{open}.gif"), &[("User-Agent", SAFARI_MAC)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, PIXEL_GIF);
+    assert_eq!(r.header("content-type"), Some("image/gif"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-store, no-cache, must-revalidate, private, max-age=0")
+    );
+    assert_eq!(r.header("pragma"), Some("no-cache"));
+    assert_eq!(r.header("expires"), Some("0"));
+
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/c/{click}"),
+        &[("User-Agent", CHROME_WIN), ("DNT", "1")],
+    );
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/sale?utm_source=mail")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    let before = super_now();
+    let events = h.stop_and_consume(2);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let (o, c) = (&events[0], &events[1]); // UUIDv7 ids sort by time: open first
+    assert_eq!(o.r#type(), EventType::Open);
+    assert_eq!(c.r#type(), EventType::Click);
+    for e in [o, c] {
+        assert_eq!(e.event_id.len(), 36);
+        assert_eq!(&e.event_id[14..15], "7", "UUIDv7: {}", e.event_id);
+        assert_eq!(e.channel(), Channel::Email);
+        assert_eq!(e.tenant_id, "acme");
+        assert_eq!(e.campaign_id, "spring-sale");
+        assert_eq!(e.message_id, "msg-1");
+        assert_eq!(e.contact_id, "c-1");
+        assert_eq!(e.sent_at_ms, 1_700_000_000_000);
+        assert!(e.occurred_at_ms > 1_700_000_000_000 && e.occurred_at_ms <= before);
+        assert_eq!(e.key_id, "k1");
+        assert!(!e.producer_version.is_empty());
+        let net = e.network.as_ref().unwrap();
+        assert_eq!(net.ip, "127.0.0.0", "default policy truncates to /24");
+    }
+    assert_eq!(o.link_id, "");
+    assert_eq!(o.target_url, "");
+    let oc = o.client.as_ref().unwrap();
+    assert_eq!(oc.user_agent, SAFARI_MAC);
+    assert_eq!(oc.browser, "Safari");
+    assert_eq!(oc.os, "Mac OSX");
+    assert_eq!(oc.device_category(), DeviceCategory::Desktop);
+    assert_eq!(c.link_id, "hero");
+    assert_eq!(c.target_url, "https://shop.example.com/sale?utm_source=mail");
+    let cc = c.client.as_ref().unwrap();
+    assert_eq!(cc.browser, "Chrome");
+    assert_eq!(cc.browser_version, "120.0.0.0");
+    assert_eq!(cc.os, "Windows 10");
+    assert_eq!(cc.device_category(), DeviceCategory::Desktop);
+    assert_eq!(cc.email_client, "");
+    let cs = c.signals.as_ref().unwrap();
+    assert!(cs.dnt);
+    assert!(!cs.suspected_bot, "{cs:?}");
+}
+
+fn super_now() -> i64 {
+    openclick_edge::server::now_ms()
+}
+
+#[test]
+fn tampered_tokens_never_redirect_and_record_nothing() {
+    let h = Harness::start();
+    let click = h.token(TokenKind::Click, "c-2");
+    let open = h.token(TokenKind::Open, "c-2");
+    // Flip one character in the middle of each token.
+    let flip = |t: &str| {
+        let mut b = t.as_bytes().to_vec();
+        let i = b.len() / 2;
+        b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).unwrap()
+    };
+    let r = http(h.addr, "GET", &format!("/c/{}", flip(&click)), &[]);
+    assert_eq!(r.status, 404);
+    assert!(r.header("location").is_none());
+    // An open token on the click route is not a click.
+    let r = http(h.addr, "GET", &format!("/c/{open}"), &[]);
+    assert_eq!(r.status, 404);
+    assert!(r.header("location").is_none());
+    let r = http(h.addr, "GET", &format!("/o/{}.gif", flip(&open)), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, PIXEL_GIF);
+    let r = http(h.addr, "GET", "/o/not-a-token.gif", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, PIXEL_GIF);
+    // Malformed requests get a 4xx, not a crash.
+    let r = http(h.addr, "POST", &format!("/o/{open}.gif"), &[]);
+    assert_eq!(r.status, 405);
+    let r = http(h.addr, "GET", "/nope", &[]);
+    assert_eq!(r.status, 404);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.write_all(b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(raw.is_empty() || raw.starts_with(b"HTTP/1.1 4"), "{raw:?}");
+
+    let metrics = http(h.admin, "GET", "/metrics", &[]);
+    let m = String::from_utf8(metrics.body).unwrap();
+    assert!(m.contains(r#"openclick_hits_total{route="open",outcome="invalid_token"} 2"#), "{m}");
+    assert!(m.contains(r#"openclick_hits_total{route="click",outcome="invalid_token"} 2"#), "{m}");
+    // The server is still up and a valid hit still works after all that.
+    let r = http(h.addr, "GET", &format!("/o/{open}.gif"), &[]);
+    assert_eq!(r.status, 200);
+    let events = h.stop_and_consume(1);
+    assert_eq!(events.len(), 1, "only the valid open is an event: {events:#?}");
+    assert_eq!(events[0].contact_id, "c-2");
+}
+
+#[test]
+fn suppressed_contact_gets_pixel_and_redirect_but_no_event() {
+    let h = Harness::start();
+    h.suppression.insert("acme", "opted-out", Reason::OptOut);
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/o/{}.gif", h.token(TokenKind::Open, "opted-out")),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, PIXEL_GIF);
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/c/{}", h.token(TokenKind::Click, "opted-out")),
+        &[],
+    );
+    assert_eq!(r.status, 302);
+    assert!(r.header("location").is_some());
+    // Someone else is still tracked.
+    let r = http(
+        h.addr,
+        "HEAD",
+        &format!("/o/{}.gif", h.token(TokenKind::Open, "tracked")),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty(), "HEAD has no body");
+    let events = h.stop_and_consume(1);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].contact_id, "tracked");
+    let s = events[0].signals.as_ref().unwrap();
+    assert!(s.suspected_bot, "HEAD is a bot signal");
+}
+
+#[test]
+fn admin_endpoints() {
+    let h = Harness::start();
+    assert_eq!(http(h.admin, "GET", "/healthz", &[]).status, 200);
+    let info = http(h.admin, "GET", "/info", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(v["kafka_bootstrap_servers"], h.bootstrap.as_str());
+    assert_eq!(v["topic"], h.topic.as_str());
+    assert_eq!(v["listen"], h.addr.to_string());
+    // Ready once the producer has seen the broker.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(h.admin, "GET", "/readyz", &[]).status != 200 {
+        assert!(Instant::now() < deadline, "never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(h.admin, "GET", "/nope", &[]).status, 404);
+    h.stop_and_consume(0);
+}
