@@ -88,7 +88,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
     /// Extra librdkafka producer properties, `key=value`, repeatable.
-    #[arg(long = "kafka-property", env = "OPENCLICK_KAFKA_PROPERTIES", value_delimiter = ',')]
+    #[arg(
+        long = "kafka-property",
+        env = "OPENCLICK_KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
     pub kafka_properties: Vec<String>,
     /// Signing keys.
     #[command(flatten)]
@@ -162,7 +166,11 @@ pub struct SignCommon {
     #[arg(long)]
     pub sent_at_ms: Option<i64>,
     /// Base URL of the edge, as recipients reach it.
-    #[arg(long, env = "OPENCLICK_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "OPENCLICK_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub base_url: String,
     /// Signing keys.
     #[command(flatten)]
@@ -173,7 +181,11 @@ pub struct SignCommon {
 #[derive(Debug, Clone, Args)]
 pub struct TailArgs {
     /// Kafka bootstrap servers (the embedded broker's address is in `/info`).
-    #[arg(long, env = "OPENCLICK_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "OPENCLICK_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Topic.
     #[arg(long, env = "OPENCLICK_TOPIC", default_value = openclick_sink::DEFAULT_EVENTS_TOPIC)]
@@ -229,8 +241,21 @@ mod tests {
     #[test]
     fn parses_sign_click() {
         let cli = Cli::try_parse_from([
-            "openclick", "sign", "click", "--tenant", "t", "--campaign", "c", "--message", "m",
-            "--contact", "x", "--link-id", "l", "--url", "https://e.com/",
+            "openclick",
+            "sign",
+            "click",
+            "--tenant",
+            "t",
+            "--campaign",
+            "c",
+            "--message",
+            "m",
+            "--contact",
+            "x",
+            "--link-id",
+            "l",
+            "--url",
+            "https://e.com/",
         ])
         .unwrap();
         assert!(matches!(

@@ -179,11 +179,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
             ..ServerConfig::default()
         };
-        let state = EdgeState::new(pipeline, sink.clone(), info, config).with_metrics_exporter(
-            move || {
+        let state =
+            EdgeState::new(pipeline, sink.clone(), info, config).with_metrics_exporter(move || {
                 metrics_gauge_suppressed(suppression.len());
-            },
-        );
+            });
         spawn_reload_on_sighup(c.enricher.clone());
         openclick_edge::run(listener, admin, Arc::new(state), shutdown_signal()).await;
         anyhow::Ok(())
@@ -212,7 +211,9 @@ fn spawn_reload_on_sighup(enricher: Arc<Enricher>) {
             let e = enricher.clone();
             match tokio::task::spawn_blocking(move || e.reload()).await {
                 Ok(Ok(())) => tracing::info!("SIGHUP: GeoIP databases reloaded"),
-                Ok(Err(err)) => tracing::error!(error = %err, "SIGHUP: reload failed; keeping the old databases"),
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "SIGHUP: reload failed; keeping the old databases")
+                }
                 Err(err) => tracing::error!(error = %err, "SIGHUP: reload task failed"),
             }
         }

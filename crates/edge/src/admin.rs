@@ -36,8 +36,10 @@ pub async fn handle(state: &EdgeState, req: Request<Incoming>) -> Response<Full<
         "/info" => {
             let body = serde_json::to_vec_pretty(&state.info).unwrap_or_default();
             let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

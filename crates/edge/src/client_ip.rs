@@ -127,7 +127,10 @@ mod tests {
         let t = nets(&["10.0.0.0/8"]);
         // The client forged 6.6.6.6; the balancer appended the real 1.2.3.4.
         let hm = h(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.9")]);
-        assert_eq!(client_ip(peer, &hm, &t), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &hm, &t),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -140,7 +143,10 @@ mod tests {
             "2001:db8::7".parse::<IpAddr>().unwrap()
         );
         let hm = h(&[("forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43")]);
-        assert_eq!(client_ip(peer, &hm, &t), "192.0.2.60".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &hm, &t),
+            "192.0.2.60".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -133,7 +133,13 @@ impl EdgeState {
     }
 
     /// Handles one tracking request: decide, answer, hand the event to the sink.
-    pub fn handle(&self, method: &Method, path: &str, headers: &http::HeaderMap, peer: SocketAddr) -> Response<Full<Bytes>> {
+    pub fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &http::HeaderMap,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         let now_ms = now_ms();
         let outcome = self.pipeline.process(&pipeline::Request {
             method,

@@ -116,7 +116,11 @@ impl Harness {
             contact_id: contact.into(),
             channel: TokChannel::Email,
             issued_at_ms: 1_700_000_000_000,
-            link_id: if kind == TokenKind::Click { "hero".into() } else { String::new() },
+            link_id: if kind == TokenKind::Click {
+                "hero".into()
+            } else {
+                String::new()
+            },
             url: if kind == TokenKind::Click {
                 "https://shop.example.com/sale?utm_source=mail".into()
             } else {
@@ -156,7 +160,8 @@ impl HttpResponse {
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t.example.com\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: t.example.com\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -174,7 +179,14 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
         .expect("no header terminator");
     let head = std::str::from_utf8(&raw[..split]).unwrap();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -195,7 +207,8 @@ fn consume(bootstrap: &str, topic: &str, expect: usize, quiet: Duration) -> Vec<
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
@@ -227,7 +240,12 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     let open = h.token(TokenKind::Open, "c-1");
     let click = h.token(TokenKind::Click, "c-1");
 
-    let r = http(h.addr, "GET", &format!("/o/{open}.gif"), &[("User-Agent", SAFARI_MAC)]);
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/o/{open}.gif"),
+        &[("User-Agent", SAFARI_MAC)],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, PIXEL_GIF);
     assert_eq!(r.header("content-type"), Some("image/gif"));
@@ -280,7 +298,10 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     assert_eq!(oc.os, "Mac OSX");
     assert_eq!(oc.device_category(), DeviceCategory::Desktop);
     assert_eq!(c.link_id, "hero");
-    assert_eq!(c.target_url, "https://shop.example.com/sale?utm_source=mail");
+    assert_eq!(
+        c.target_url,
+        "https://shop.example.com/sale?utm_source=mail"
+    );
     let cc = c.client.as_ref().unwrap();
     assert_eq!(cc.browser, "Chrome");
     assert_eq!(cc.browser_version, "120.0.0.0");
@@ -334,13 +355,23 @@ fn tampered_tokens_never_redirect_and_record_nothing() {
 
     let metrics = http(h.admin, "GET", "/metrics", &[]);
     let m = String::from_utf8(metrics.body).unwrap();
-    assert!(m.contains(r#"openclick_hits_total{route="open",outcome="invalid_token"} 2"#), "{m}");
-    assert!(m.contains(r#"openclick_hits_total{route="click",outcome="invalid_token"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"openclick_hits_total{route="open",outcome="invalid_token"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"openclick_hits_total{route="click",outcome="invalid_token"} 2"#),
+        "{m}"
+    );
     // The server is still up and a valid hit still works after all that.
     let r = http(h.addr, "GET", &format!("/o/{open}.gif"), &[]);
     assert_eq!(r.status, 200);
     let events = h.stop_and_consume(1);
-    assert_eq!(events.len(), 1, "only the valid open is an event: {events:#?}");
+    assert_eq!(
+        events.len(),
+        1,
+        "only the valid open is an event: {events:#?}"
+    );
     assert_eq!(events[0].contact_id, "c-2");
 }
 

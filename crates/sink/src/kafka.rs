@@ -82,7 +82,10 @@ impl KafkaConfig {
                 "queue.buffering.max.messages",
                 self.queue_max_messages.to_string(),
             )
-            .set("queue.buffering.max.kbytes", self.queue_max_kbytes.to_string())
+            .set(
+                "queue.buffering.max.kbytes",
+                self.queue_max_kbytes.to_string(),
+            )
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             .set_log_level(RDKafkaLogLevel::Warning);
         for (k, v) in &self.extra {
@@ -244,10 +247,8 @@ impl ProducerContext for DeliveryContext {
             Ok(_) => {
                 c.delivered.fetch_add(1, Ordering::Relaxed);
                 c.up.store(true, Ordering::Relaxed);
-                c.last_delivery_ms.store(
-                    self.started.elapsed().as_millis() as u64,
-                    Ordering::Relaxed,
-                );
+                c.last_delivery_ms
+                    .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             Err((e, _msg)) => {
                 let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
@@ -414,7 +415,8 @@ impl Sink for KafkaSink {
     fn export_metrics(&self) {
         self.stats().export();
         for (reason, n) in self.failures_by_reason() {
-            metrics::counter!("openclick_sink_failed_by_reason_total", "reason" => reason).absolute(n);
+            metrics::counter!("openclick_sink_failed_by_reason_total", "reason" => reason)
+                .absolute(n);
         }
         metrics::gauge!("openclick_sink_producer_queue_depth").set(self.queue_depth() as f64);
         metrics::gauge!("openclick_sink_broker_up").set(match self.health() {
