@@ -38,6 +38,10 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
+        Harness::start_with(ServerConfig::default())
+    }
+
+    fn start_with(config: ServerConfig) -> Harness {
         let topic = format!("events-{}", std::process::id());
         let broker = EmbeddedBroker::start(1, &[(&topic, 3)]).unwrap();
         let bootstrap = broker.bootstrap_servers().to_string();
@@ -86,7 +90,7 @@ impl Harness {
             pipeline,
             sink as Arc<dyn Sink>,
             info,
-            ServerConfig::default(),
+            config,
         ));
         let (tx, rx) = oneshot::channel::<()>();
         let server = std::thread::spawn(move || {
@@ -428,4 +432,91 @@ fn admin_endpoints() {
     }
     assert_eq!(http(h.admin, "GET", "/nope", &[]).status, 404);
     h.stop_and_consume(0);
+}
+
+#[test]
+fn slow_headers_are_cut_off_and_head_size_is_bounded() {
+    let h = Harness::start_with(ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    // A client that starts a request and never finishes its headers is disconnected.
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /o/x.gif HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "not cut off: {:?}",
+        t.elapsed()
+    );
+    // An oversized request head gets a 431 (or a close), never a crash.
+    let big = "x".repeat(64 * 1024);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ =
+        s.write_all(format!("GET /o/x.gif HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(
+        raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&raw[..raw.len().min(80)])
+    );
+    // Too many headers: likewise.
+    let mut req = String::from("GET /o/x.gif HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..200 {
+        req.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(req.as_bytes());
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(
+        raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&raw[..raw.len().min(80)])
+    );
+    // Still serving.
+    assert_eq!(http(h.addr, "GET", "/o/x.gif", &[]).status, 200);
+    h.stop_and_consume(0);
+}
+
+#[test]
+fn h2c_prior_knowledge_serves_the_pixel() {
+    use http_body_util::{BodyExt, Empty};
+    let h = Harness::start();
+    let open = h.token(TokenKind::Open, "c-h2");
+    let addr = h.addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(format!("http://t.example.com/o/{open}.gif"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    });
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], PIXEL_GIF);
+    let events = h.stop_and_consume(1);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].contact_id, "c-h2");
 }
