@@ -1,0 +1,66 @@
+//! The baseline of `benches/e2e.sh`: the least a hyper 1.x server can do for a pixel hit.
+//!
+//! Every request, whatever its path, gets 200 with the same 43-byte GIF and the same no-cache
+//! headers openclick sends, over HTTP/1.1 keep-alive on a multi-thread tokio runtime. No token
+//! check, no enrichment, no Kafka: the gap between this and `openclick serve` is the price of
+//! the pipeline.
+//!
+//! Usage: `openclick-bare-hyper [LISTEN=127.0.0.1:8081] [WORKERS=0 (one per core)]`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// The same 43-byte transparent GIF89a openclick serves.
+const PIXEL_GIF: &[u8; 43] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
+
+fn pixel() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, must-revalidate, private, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    r
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8081".into())
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let workers: usize = args.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        rt.worker_threads(workers);
+    }
+    rt.enable_all().build()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        eprintln!("bare hyper listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = service_fn(|_req| std::future::ready(Ok::<_, Infallible>(pixel())));
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}
