@@ -20,10 +20,10 @@ const UAS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
 ];
 
-fn enricher(dir: &std::path::Path) -> Enricher {
+fn enricher(dir: &std::path::Path, city: bool, asn: bool) -> Enricher {
     Enricher::new(EnrichConfig {
-        geoip_city: Some(support::city_db(dir)),
-        geoip_asn: Some(support::asn_db(dir)),
+        geoip_city: city.then(|| support::city_db(dir)),
+        geoip_asn: asn.then(|| support::asn_db(dir)),
         reload_poll: None,
         ..Default::default()
     })
@@ -32,7 +32,9 @@ fn enricher(dir: &std::path::Path) -> Enricher {
 
 fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let e = enricher(dir.path());
+    let e = enricher(dir.path(), true, true);
+    let city_only = enricher(dir.path(), true, false);
+    let asn_only = enricher(dir.path(), false, true);
     for ua in UAS {
         e.user_agent(ua);
     }
@@ -55,13 +57,20 @@ fn benches(c: &mut Criterion) {
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
-    c.bench_function("geo_lookup", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) % ips.len();
-            black_box(e.lookup(black_box(ips[i])))
-        })
-    });
+    // City and ASN alone, then both (what `enrich` does).
+    for (name, en) in [
+        ("geo_city", &city_only),
+        ("geo_asn", &asn_only),
+        ("geo_lookup", &e),
+    ] {
+        c.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % ips.len();
+                black_box(en.lookup(black_box(ips[i])))
+            })
+        });
+    }
     c.bench_function("enrich_cached", |b| {
         let mut i = 0;
         b.iter(|| {

@@ -131,7 +131,7 @@ impl Db {
             .modified()
             .ok();
         let reader = open_mmap(path).map_err(|e| open_error(path, e))?;
-        let database_type = reader.metadata.database_type.clone();
+        let database_type = reader.metadata().database_type.clone();
         let schema = Schema::detect(&database_type)
             .filter(|s| s.role() == role)
             .ok_or_else(|| EnrichError::UnsupportedDatabase {
@@ -143,8 +143,8 @@ impl Db {
             path: path.to_owned(),
             role,
             database_type,
-            build_epoch: reader.metadata.build_epoch,
-            ip_version: reader.metadata.ip_version,
+            build_epoch: reader.metadata().build_epoch,
+            ip_version: reader.metadata().ip_version,
             modified,
         };
         Ok(Db {
@@ -193,7 +193,7 @@ impl Db {
         };
         match res.decode::<AsnRecord<'_>>() {
             Ok(Some(r)) => {
-                net.asn = r.autonomous_system_number.unwrap_or(0);
+                net.asn = r.autonomous_system_number.get_u32();
                 net.as_org = r.autonomous_system_organization.unwrap_or("").to_owned();
                 true
             }
@@ -210,10 +210,17 @@ struct Names<'a> {
     en: Option<&'a str>,
 }
 
+/// `country`, `registered_country`, a subdivision: only the ISO code is used, so the `names`
+/// map is skipped without being visited.
 #[derive(Deserialize, Default)]
-struct Named<'a> {
+struct Iso<'a> {
     #[serde(borrow, default)]
     iso_code: Option<&'a str>,
+}
+
+/// `city`: only the English name is used (no map of every language is built).
+#[derive(Deserialize, Default)]
+struct City<'a> {
     #[serde(borrow, default)]
     names: Option<Names<'a>>,
 }
@@ -227,11 +234,11 @@ struct Postal<'a> {
 #[derive(Deserialize, Default)]
 struct Location<'a> {
     #[serde(default)]
-    latitude: Option<f64>,
+    latitude: Num,
     #[serde(default)]
-    longitude: Option<f64>,
+    longitude: Num,
     #[serde(default)]
-    accuracy_radius: Option<u16>,
+    accuracy_radius: Uint,
     #[serde(borrow, default)]
     time_zone: Option<&'a str>,
 }
@@ -260,13 +267,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
 #[derive(Deserialize)]
 struct MmLocation<'a> {
     #[serde(borrow, default)]
-    country: Option<Named<'a>>,
+    country: Option<Iso<'a>>,
     #[serde(borrow, default)]
-    registered_country: Option<Named<'a>>,
+    registered_country: Option<Iso<'a>>,
     #[serde(borrow, default)]
-    subdivisions: Option<First<Named<'a>>>,
+    subdivisions: Option<First<Iso<'a>>>,
     #[serde(borrow, default)]
-    city: Option<Named<'a>>,
+    city: Option<City<'a>>,
     #[serde(borrow, default)]
     postal: Option<Postal<'a>>,
     #[serde(borrow, default)]
@@ -291,11 +298,52 @@ impl MmLocation<'_> {
             geo.postal_code = p.code.unwrap_or("").to_owned();
         }
         if let Some(l) = self.location {
-            geo.latitude = l.latitude.unwrap_or(0.0);
-            geo.longitude = l.longitude.unwrap_or(0.0);
-            geo.accuracy_radius_km = l.accuracy_radius.map_or(0, u32::from);
+            geo.latitude = l.latitude.0.unwrap_or(0.0);
+            geo.longitude = l.longitude.0.unwrap_or(0.0);
+            geo.accuracy_radius_km = l.accuracy_radius.get_u32();
             geo.time_zone = l.time_zone.unwrap_or("").to_owned();
         }
+    }
+}
+
+/// An unsigned integer stored with any MaxMind DB integer type (MaxMind writes `uint16` /
+/// `uint32`, other writers often `uint64`): maxminddb's typed `u16`/`u32` decoders accept only
+/// their exact type, so decode whatever integer is there.
+#[derive(Default)]
+struct Uint(Option<u64>);
+
+impl Uint {
+    /// The value if it fits a `u32`, else 0.
+    fn get_u32(&self) -> u32 {
+        self.0.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Uint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Uint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an unsigned integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Uint, E> {
+                Ok(Uint(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Uint, E> {
+                Ok(Uint(u64::try_from(v).ok()))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Uint, E> {
+                Ok(Uint(u64::try_from(v).ok()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Uint, E> {
+                Ok(Uint(u64::try_from(v).ok()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Uint, E> {
+                Ok(Uint(v.trim().parse().ok()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -368,7 +416,7 @@ impl FlatLocation<'_> {
 #[derive(Deserialize)]
 struct AsnRecord<'a> {
     #[serde(default)]
-    autonomous_system_number: Option<u32>,
+    autonomous_system_number: Uint,
     #[serde(borrow, default)]
     autonomous_system_organization: Option<&'a str>,
 }

@@ -310,7 +310,7 @@ pub fn is_flag_set(s: &str) -> bool {
 }
 
 fn set_reasons(bits: u32) -> Vec<i32> {
-    let mut v = Vec::new();
+    let mut v = Vec::with_capacity(bits.count_ones() as usize);
     let mut b = bits;
     while b != 0 {
         let i = b.trailing_zeros();

@@ -108,8 +108,31 @@ impl IpPolicy {
 
     /// The policy applied and formatted for `Network.ip` (empty for `Drop`).
     pub fn render(&self, ip: IpAddr) -> String {
-        self.apply(ip).map(|a| a.to_string()).unwrap_or_default()
+        match self.apply(ip) {
+            Some(IpAddr::V4(a)) => render_v4(a),
+            Some(a) => a.to_string(),
+            None => String::new(),
+        }
     }
+}
+
+/// Dotted-quad text of an IPv4 address, without the formatting machinery (the hot path renders
+/// one per hit); same text as `Ipv4Addr`'s `Display`.
+fn render_v4(a: Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if o >= 100 {
+            out.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            out.push(char::from(b'0' + o / 10 % 10));
+        }
+        out.push(char::from(b'0' + o % 10));
+    }
+    out
 }
 
 /// `::ffff:a.b.c.d` becomes `a.b.c.d`; every other address is returned as is.
@@ -339,5 +362,29 @@ mod tests {
         ];
         assert!(NetSet::new(&all).contains(ip("255.255.255.255")));
         assert!(NetSet::new(&[]).is_empty());
+    }
+
+    #[test]
+    fn render_v4_matches_display() {
+        for n in [
+            0u32,
+            1,
+            9,
+            10,
+            99,
+            100,
+            255,
+            0x0a00_0001,
+            0xc0a8_6465,
+            0xffff_ffff,
+            0x0102_0304,
+        ] {
+            let a = Ipv4Addr::from(n);
+            assert_eq!(render_v4(a), a.to_string());
+        }
+        for o in 0..=255u8 {
+            let a = Ipv4Addr::new(o, 255 - o, o / 2, o.wrapping_mul(7));
+            assert_eq!(render_v4(a), a.to_string());
+        }
     }
 }
