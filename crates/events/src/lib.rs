@@ -16,6 +16,12 @@ pub mod v1 {
 /// The fully qualified protobuf name of [`v1::EngagementEvent`], sent in the `ce_type` record header.
 pub const ENGAGEMENT_EVENT_TYPE: &str = "openclick.v1.EngagementEvent";
 
+/// The fully qualified protobuf name of [`v1::SuppressionChange`] (`ce_type` header).
+pub const SUPPRESSION_CHANGE_TYPE: &str = "openclick.v1.SuppressionChange";
+
+/// The fully qualified protobuf name of [`v1::ErasureRequest`] (`ce_type` header).
+pub const ERASURE_REQUEST_TYPE: &str = "openclick.v1.ErasureRequest";
+
 pub use prost::Message;
 
 #[cfg(test)]

@@ -1,0 +1,119 @@
+//! Lookup time at 10 million entries: the dense table behind `SuppressionSet` against the
+//! `DashMap<u64, Reason>` it replaced (same keyed SipHash-1-3 of `(tenant, contact)`, so both
+//! columns include hashing). Queries are random ids, half of them present (`hit`) and half not
+//! (`miss`), drawn from 1M precomputed strings so string building is not measured.
+//!
+//! `SUPPRESS_BENCH_N` overrides the entry count (default 10_000_000).
+
+use std::hash::Hasher;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dashmap::DashMap;
+use openclick_suppress::{Reason, SuppressionSet};
+use siphasher::sip::SipHasher13;
+
+const TENANT: &str = "tenant-0042";
+
+fn n() -> usize {
+    std::env::var("SUPPRESS_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+struct Baseline {
+    k0: u64,
+    k1: u64,
+    map: DashMap<u64, Reason>,
+}
+
+impl Baseline {
+    fn key(&self, tenant: &str, contact: &str) -> u64 {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write(tenant.as_bytes());
+        h.write_u8(0xff);
+        h.write(contact.as_bytes());
+        h.finish()
+    }
+    fn is_suppressed(&self, tenant: &str, contact: &str) -> bool {
+        self.map.contains_key(&self.key(tenant, contact))
+    }
+}
+
+fn contact(i: usize) -> String {
+    format!("contact-{i:010}@example.com")
+}
+
+fn queries(n: usize, present: bool, seed: u64) -> Vec<String> {
+    let mut s = seed;
+    (0..1_000_000)
+        .map(|_| {
+            let i = (xorshift(&mut s) % n as u64) as usize;
+            contact(if present { i } else { n + i })
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let n = n();
+    let label = format!("{}M", n as f64 / 1e6);
+    let hits = queries(n, true, 0x1234_5678_9abc_def1);
+    let misses = queries(n, false, 0x0fed_cba9_8765_4321);
+
+    let mut g = c.benchmark_group(format!("suppression_lookup_{label}"));
+    g.throughput(Throughput::Elements(1));
+    {
+        let dense = SuppressionSet::new();
+        for i in 0..n {
+            dense.insert(TENANT, &contact(i), Reason::OptOut);
+        }
+        for (name, qs) in [("dense/hit", &hits), ("dense/miss", &misses)] {
+            let mut i = 0usize;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % qs.len();
+                    black_box(dense.is_suppressed(TENANT, black_box(&qs[i])))
+                })
+            });
+        }
+        let mut i = 0usize;
+        g.bench_function("dense/check_counted_hit", |b| {
+            b.iter(|| {
+                i = (i + 1) % hits.len();
+                black_box(dense.check(TENANT, "campaign", black_box(&hits[i])))
+            })
+        });
+    }
+    {
+        let base = Baseline {
+            k0: rand::random(),
+            k1: rand::random(),
+            map: DashMap::new(),
+        };
+        for i in 0..n {
+            base.map
+                .insert(base.key(TENANT, &contact(i)), Reason::OptOut);
+        }
+        for (name, qs) in [("dashmap/hit", &hits), ("dashmap/miss", &misses)] {
+            let mut i = 0usize;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % qs.len();
+                    black_box(base.is_suppressed(TENANT, black_box(&qs[i])))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,211 @@
+use super::*;
+use std::collections::HashMap as StdMap;
+use std::io::Write;
+
+#[test]
+fn insert_remove_contains() {
+    let s = SuppressionSet::new();
+    assert!(!s.is_suppressed("t", "c"));
+    assert!(s.insert("t", "c", Reason::OptOut));
+    assert!(s.is_suppressed("t", "c"));
+    assert!(!s.is_suppressed("t", "c2"));
+    assert!(!s.is_suppressed("t2", "c"));
+    assert_eq!(s.reason("t", "c"), Some(Reason::OptOut));
+    assert!(!s.insert("t", "c", Reason::Erase));
+    assert_eq!(s.reason("t", "c"), Some(Reason::Erase));
+    assert_eq!(s.len(), 1);
+    assert!(s.remove("t", "c"));
+    assert!(!s.remove("t", "c"));
+    assert!(!s.is_suppressed("t", "c"));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn tenant_contact_boundary_is_unambiguous() {
+    let s = SuppressionSet::new();
+    s.insert("ab", "c", Reason::OptOut);
+    assert!(!s.is_suppressed("a", "bc"));
+}
+
+#[test]
+fn whole_tenant_and_campaign() {
+    let s = SuppressionSet::new();
+    s.suppress_tenant("t9");
+    assert!(s.is_suppressed("t9", "anyone"));
+    assert!(!s.is_suppressed("t1", "anyone"));
+    assert!(s.unsuppress_tenant("t9"));
+    assert!(!s.is_suppressed("t9", "anyone"));
+    let camp = Scope::Campaign {
+        tenant: "t1".into(),
+        campaign: "spring".into(),
+    };
+    assert!(s.apply(&Change {
+        scope: camp.clone(),
+        reason: Some(Reason::Manual),
+        at_ms: 5,
+    }));
+    assert_eq!(s.check("t1", "spring", "x"), Some(Reason::Manual));
+    assert_eq!(s.check("t1", "autumn", "x"), None);
+    assert_eq!(s.check("t2", "spring", "x"), None);
+    assert_eq!(s.get(&camp), Some(Reason::Manual));
+    assert_eq!(s.lookups(), 3);
+    assert_eq!(s.dropped(Reason::Manual), 1);
+    s.apply(&Change {
+        scope: camp.clone(),
+        reason: None,
+        at_ms: 6,
+    });
+    assert_eq!(s.check("t1", "spring", "x"), None);
+    assert_eq!(s.applied(), 2);
+}
+
+#[test]
+fn validate_ids() {
+    let ok = Scope::Contact {
+        tenant: "acme".into(),
+        contact: "a/b@x".into(),
+    };
+    assert!(ok.validate().is_ok());
+    for bad in [
+        Scope::Contact {
+            tenant: "a/b".into(),
+            contact: "c".into(),
+        },
+        Scope::Tenant { tenant: "".into() },
+        Scope::Tenant {
+            tenant: "x:y".into(),
+        },
+        Scope::Campaign {
+            tenant: "t".into(),
+            campaign: "a\nb".into(),
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn matches_a_model_through_growth_removals_and_rebuilds() {
+    let s = SuppressionSet::new();
+    let mut model: StdMap<String, Reason> = StdMap::new();
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..200_000 {
+        let k = format!("c{}", next() % 20_000);
+        let op = next() % 10;
+        if op < 6 {
+            let r = Reason::ALL[(next() % 6) as usize];
+            assert_eq!(s.insert("t", &k, r), model.insert(k.clone(), r).is_none());
+        } else {
+            assert_eq!(
+                s.remove("t", &k),
+                model.remove(&k).is_some(),
+                "round {round}"
+            );
+        }
+        if round % 997 == 0 {
+            assert_eq!(s.len(), model.len());
+        }
+    }
+    assert_eq!(s.len(), model.len());
+    for i in 0..20_000 {
+        let k = format!("c{i}");
+        assert_eq!(s.reason("t", &k), model.get(&k).copied(), "{k}");
+    }
+    // Remove everything: tombstone-triggered rebuilds shrink the table again.
+    for k in model.keys() {
+        assert!(s.remove("t", k));
+    }
+    assert!(s.is_empty());
+    assert!(s.table_bytes() < 64 * 1024, "{}", s.table_bytes());
+}
+
+#[test]
+fn readers_never_miss_a_stable_entry_while_writers_churn() {
+    let s = Arc::new(SuppressionSet::new());
+    for i in 0..10_000 {
+        s.insert("stable", &i.to_string(), Reason::OptOut);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                s.insert("churn", &i.to_string(), Reason::Bounce);
+                if i >= 1000 {
+                    s.remove("churn", &(i - 1000).to_string());
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for round in 0..30 {
+                    for i in 0..10_000 {
+                        assert!(s.is_suppressed("stable", &i.to_string()), "{round}/{i}");
+                    }
+                    assert!(!s.is_suppressed("never", "x"));
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let churned = writer.join().unwrap();
+    assert!(churned > 1000);
+    assert_eq!(s.len(), 10_000 + 1000);
+}
+
+#[test]
+fn reserve_keeps_entries() {
+    let s = SuppressionSet::new();
+    for i in 0..1000 {
+        s.insert("t", &i.to_string(), Reason::Complaint);
+    }
+    s.reserve(100_000);
+    assert!(s.table_bytes() >= 100_000 * 8);
+    for i in 0..1000 {
+        assert_eq!(s.reason("t", &i.to_string()), Some(Reason::Complaint));
+    }
+}
+
+#[test]
+fn loads_csv_and_ndjson() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "tenant,contact,reason").unwrap();
+    writeln!(f, "t1,c1").unwrap();
+    writeln!(f, "# comment").unwrap();
+    writeln!(f, "t1,c2,restrict").unwrap();
+    writeln!(f, r#"{{"tenant":"t2","contact":"c3","reason":"erase"}}"#).unwrap();
+    let s = SuppressionSet::new();
+    assert_eq!(s.load_file(f.path()).unwrap(), 3);
+    assert_eq!(s.reason("t1", "c1"), Some(Reason::OptOut));
+    assert_eq!(s.reason("t1", "c2"), Some(Reason::Restrict));
+    assert_eq!(s.reason("t2", "c3"), Some(Reason::Erase));
+}
+
+#[test]
+fn bad_line_is_a_clear_error() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "t1,c1").unwrap();
+    writeln!(f, "only-one-field").unwrap();
+    let e = SuppressionSet::new().load_file(f.path()).unwrap_err();
+    assert!(e.to_string().contains(":2:"), "{e}");
+    assert!(!e.is_retryable());
+    let e = SuppressionSet::new()
+        .load_file(Path::new("/nonexistent/x.csv"))
+        .unwrap_err();
+    assert!(e.is_retryable());
+}
