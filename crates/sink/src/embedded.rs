@@ -14,14 +14,28 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::SinkError;
+
+/// A control request and where to send its outcome.
+type Request = (Ctl, mpsc::Sender<Result<(), SinkError>>);
+
+/// What the owner thread of the mock cluster can be asked to do.
+enum Ctl {
+    Stop,
+    /// Take brokers down (`true`) or bring them back up (`false`): all of them if `None`.
+    Down(Option<i32>, bool),
+    /// Make the next requests of this API fail with these errors, one error per request.
+    RequestErrors(RDKafkaApiKey, Vec<RDKafkaRespErr>),
+}
 
 /// A running in-process broker cluster.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     bootstrap: String,
-    stop: Option<mpsc::Sender<()>>,
+    brokers: i32,
+    stop: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -30,7 +44,7 @@ impl EmbeddedBroker {
     pub fn start(brokers: i32, topics: &[(&str, i32)]) -> Result<EmbeddedBroker, SinkError> {
         let topics: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, SinkError>>();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("embedded-broker".into())
             .spawn(move || {
@@ -48,8 +62,33 @@ impl EmbeddedBroker {
                     }
                 }
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                // Park until told to stop (or the handle is dropped and the channel closes).
-                let _ = stop_rx.recv();
+                // Serve control requests until told to stop (or the handle is dropped).
+                while let Ok((ctl, reply)) = stop_rx.recv() {
+                    let result = match ctl {
+                        Ctl::Stop => {
+                            let _ = reply.send(Ok(()));
+                            break;
+                        }
+                        Ctl::Down(which, down) => {
+                            let ids: Vec<i32> = match which {
+                                Some(id) => vec![id],
+                                None => (1..=brokers).collect(),
+                            };
+                            ids.into_iter().try_for_each(|id| {
+                                if down {
+                                    cluster.broker_down(id)
+                                } else {
+                                    cluster.broker_up(id)
+                                }
+                            })
+                        }
+                        Ctl::RequestErrors(key, errors) => {
+                            cluster.request_errors(key, &errors);
+                            Ok(())
+                        }
+                    };
+                    let _ = reply.send(result.map_err(SinkError::from));
+                }
                 drop(cluster);
             })
             .map_err(|e| SinkError::Config(format!("cannot start embedded broker thread: {e}")))?;
@@ -58,6 +97,7 @@ impl EmbeddedBroker {
             .map_err(|_| SinkError::Config("embedded broker thread died".into()))??;
         Ok(EmbeddedBroker {
             bootstrap,
+            brokers,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -68,6 +108,43 @@ impl EmbeddedBroker {
         &self.bootstrap
     }
 
+    fn control(&self, ctl: Ctl) -> Result<(), SinkError> {
+        let gone = || SinkError::Config("embedded broker thread is gone".into());
+        let tx = self.stop.as_ref().ok_or_else(gone)?;
+        let (reply_tx, reply_rx) = mpsc::channel();
+        tx.send((ctl, reply_tx)).map_err(|_| gone())?;
+        reply_rx.recv().map_err(|_| gone())?
+    }
+
+    /// Takes every broker down: connections are closed and new ones refused until
+    /// [`all_brokers_up`](Self::all_brokers_up). For outage tests.
+    pub fn all_brokers_down(&self) -> Result<(), SinkError> {
+        self.control(Ctl::Down(None, true))
+    }
+
+    /// Brings every broker back up.
+    pub fn all_brokers_up(&self) -> Result<(), SinkError> {
+        self.control(Ctl::Down(None, false))
+    }
+
+    /// Takes one broker (ids start at 1) down or brings it back up.
+    pub fn set_broker_down(&self, broker_id: i32, down: bool) -> Result<(), SinkError> {
+        if broker_id < 1 || broker_id > self.brokers {
+            return Err(SinkError::Config(format!("no broker {broker_id}")));
+        }
+        self.control(Ctl::Down(Some(broker_id), down))
+    }
+
+    /// Makes the next requests of `api` fail with `errors`, one per request, in order (librdkafka
+    /// `rd_kafka_mock_push_request_errors`). For error-injection tests.
+    pub fn request_errors(
+        &self,
+        api: RDKafkaApiKey,
+        errors: &[RDKafkaRespErr],
+    ) -> Result<(), SinkError> {
+        self.control(Ctl::RequestErrors(api, errors.to_vec()))
+    }
+
     /// Stops the brokers and waits for them to close.
     pub fn shutdown(mut self) {
         self.stop_now();
@@ -75,7 +152,8 @@ impl EmbeddedBroker {
 
     fn stop_now(&mut self) {
         if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+            let (reply_tx, _reply_rx) = mpsc::channel();
+            let _ = tx.send((Ctl::Stop, reply_tx));
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();

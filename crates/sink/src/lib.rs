@@ -9,7 +9,10 @@
 //! - [`kafka::KafkaSink`], the real one: librdkafka (via rdkafka) producing protobuf records to
 //!   the events topic, with the record key `{tenant_id}/{contact_id}` so one contact's events keep
 //!   their order, a `ce_type` header naming the message type, compression and linger, and every
-//!   delivery report accounted in [`SinkStats`].
+//!   delivery report accounted in [`SinkStats`]. Behind it, the durable [`spool`]: what the
+//!   broker cannot take (queue full, outage, timed-out deliveries, shutdown deadline) goes to
+//!   disk and is replayed in order; see the [`kafka`] module docs for the delivery guarantees and
+//!   the memory bounds.
 //! - [`embedded::EmbeddedBroker`], an in-process Kafka-protocol broker (librdkafka's mock
 //!   cluster) so `openclick serve` runs with no Kafka installed.
 //! - [`memory::MemorySink`], for unit tests of the layers above only.
@@ -39,6 +42,13 @@ pub trait Sink: Send + Sync + 'static {
     /// Blocks until every accepted event is delivered or `timeout` passes. Call it off the async
     /// runtime (e.g. in `spawn_blocking`): it waits on the network.
     fn flush(&self, timeout: Duration) -> Result<(), SinkError>;
+
+    /// For shutdown: stops background work (such as replaying a spool), then flushes like
+    /// [`flush`](Self::flush), leaving nothing accepted only in memory where the sink can help
+    /// it. The default just flushes.
+    fn close(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.flush(timeout)
+    }
 
     /// Whether the sink can currently reach its destination.
     fn health(&self) -> Health;
@@ -71,7 +81,9 @@ pub struct SinkStats {
     pub delivered: u64,
     /// Events given up on. Must stay 0; alarmed.
     pub failed: u64,
-    /// Events handed to the durable spool instead of the destination.
+    /// Events handed to the durable spool instead of the destination. (What becomes of them
+    /// afterwards, replayed and delivered, is counted by the sink that owns the spool: see
+    /// [`kafka::KafkaSinkStats`].)
     pub spooled: u64,
 }
 
@@ -111,13 +123,21 @@ pub enum SinkError {
     /// A Kafka client error.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The event could not go to the destination and the durable spool refused it (full,
+    /// writer queue full, or no spool configured): dropped, counted and logged. Retryable.
+    #[error("event dropped: the producer could not take it and the spool refused it")]
+    SpoolFull,
+    /// The durable spool failed (opening, flushing).
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
 }
 
 impl SinkError {
     /// Whether trying the same operation again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SinkError::QueueFull | SinkError::FlushTimeout { .. } => true,
+            SinkError::QueueFull | SinkError::FlushTimeout { .. } | SinkError::SpoolFull => true,
+            SinkError::Spool(e) => e.is_retryable(),
             SinkError::Config(_) => false,
             SinkError::Kafka(e) => kafka::classify_kafka_error(e) == kafka::ErrorClass::Retryable,
         }

@@ -546,6 +546,18 @@ impl Spool {
     /// Queues one record for writing. Never blocks on disk I/O nor on a full queue: see
     /// [`AppendOutcome`] for what a refusal means (each is counted and logged).
     pub fn append(&self, key: &[u8], payload: &[u8]) -> AppendOutcome {
+        self.append_inner(key, payload, None)
+    }
+
+    /// Like [`append`](Self::append), but when the in-memory channel to the writer is full it
+    /// waits (up to `wait`) for room instead of refusing at once. Never for the request hot
+    /// path: it is for background threads (the Kafka delivery-report thread spooling a burst
+    /// of timed-out or purged events) that may wait a little rather than drop.
+    pub fn append_wait(&self, key: &[u8], payload: &[u8], wait: Duration) -> AppendOutcome {
+        self.append_inner(key, payload, Some(Instant::now() + wait))
+    }
+
+    fn append_inner(&self, key: &[u8], payload: &[u8], deadline: Option<Instant>) -> AppendOutcome {
         let sh = &self.inner.shared;
         let c = &sh.counters;
         if key.len() > MAX_KEY_LEN || key.len().saturating_add(payload.len()) > MAX_RECORD_LEN {
@@ -576,10 +588,20 @@ impl Spool {
         let written_at_ms = now_ms();
         let frame = format::encode_frame(written_at_ms, key, payload);
         Counters::add(&c.queued, 1);
-        match self.inner.tx.try_send(Cmd::Write {
+        let mut cmd = Cmd::Write {
             frame,
             written_at_ms,
-        }) {
+        };
+        let sent = loop {
+            match self.inner.tx.try_send(cmd) {
+                Err(TrySendError::Full(back)) if deadline.is_some_and(|d| Instant::now() < d) => {
+                    cmd = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                other => break other,
+            }
+        };
+        match sent {
             Ok(()) => {
                 Counters::add(&c.appended, 1);
                 AppendOutcome::Queued

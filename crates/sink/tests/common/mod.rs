@@ -1,0 +1,182 @@
+//! Helpers shared by the delivery tests: events with unique ids, a publisher thread, a
+//! consumer that reads a whole topic and reports duplicates, and a figures line.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use openclick_events::v1::EngagementEvent;
+use openclick_events::Message as _;
+use openclick_sink::kafka::KafkaSink;
+use openclick_sink::Sink;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// An event with a unique, sortable id.
+pub fn event(run: &str, i: u64) -> EngagementEvent {
+    EngagementEvent {
+        event_id: format!("{run}-{i:09}"),
+        tenant_id: "acme".into(),
+        contact_id: format!("c-{}", i % 97),
+        campaign_id: "spring".into(),
+        message_id: "m-1".into(),
+        ..Default::default()
+    }
+}
+
+/// A thread publishing `rate` events per second until stopped; it records the ids the sink
+/// accepted.
+pub struct Publisher {
+    stop: Arc<AtomicBool>,
+    pub published: Arc<AtomicU64>,
+    handle: Option<JoinHandle<(HashSet<String>, u64)>>,
+}
+
+impl Publisher {
+    pub fn start(sink: Arc<KafkaSink>, run: &str, rate: u64) -> Publisher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let published = Arc::new(AtomicU64::new(0));
+        let (s, p, run) = (stop.clone(), published.clone(), run.to_string());
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut accepted = HashSet::new();
+            let mut refused = 0u64;
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                // Steady stream: catch up to `rate` per second, in small bursts.
+                let due = started.elapsed().as_millis() as u64 * rate / 1000;
+                while i < due {
+                    let ev = event(&run, i);
+                    match sink.publish(&ev) {
+                        Ok(()) => {
+                            accepted.insert(ev.event_id);
+                        }
+                        Err(_) => refused += 1,
+                    }
+                    i += 1;
+                    p.store(i, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (accepted, refused)
+        });
+        Publisher {
+            stop,
+            published,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops; returns the accepted ids and the number refused.
+    pub fn stop(mut self) -> (HashSet<String>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+/// What a topic holds.
+#[derive(Debug, Default)]
+pub struct Consumed {
+    pub records: u64,
+    pub unique: HashSet<String>,
+}
+
+impl Consumed {
+    pub fn duplicates(&self) -> u64 {
+        self.records - self.unique.len() as u64
+    }
+}
+
+/// Reads every partition of `topic` from the beginning until `expect` unique ids are seen and
+/// `quiet` passes without a record (or `limit` passes).
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expect: &HashSet<String>,
+    quiet: Duration,
+    limit: Duration,
+) -> Consumed {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("check-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Consumed::default();
+    let deadline = Instant::now() + limit;
+    let mut last = Instant::now();
+    while Instant::now() < deadline {
+        if expect.iter().all(|id| out.unique.contains(id)) && last.elapsed() > quiet {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                let ev = EngagementEvent::decode(m.payload().unwrap()).unwrap();
+                out.records += 1;
+                out.unique.insert(ev.event_id);
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Waits until the sink has nothing in flight and an empty spool.
+pub fn wait_drained(sink: &KafkaSink, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if sink.is_drained() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The figures line BENCHMARKS.md quotes.
+pub fn figures(
+    scenario: &str,
+    accepted: &HashSet<String>,
+    sink: &KafkaSink,
+    consumed: &Consumed,
+) -> u64 {
+    let d = sink.detailed_stats();
+    let lost = accepted
+        .iter()
+        .filter(|id| !consumed.unique.contains(*id))
+        .count() as u64;
+    println!(
+        "FIGURES {scenario}: accepted={} delivered={} spooled={} replayed={} replay_delivered={} \
+         duplicated={} lost={} failed={} spooled_by_cause={:?}",
+        accepted.len(),
+        d.sink.delivered,
+        d.sink.spooled,
+        d.replayed,
+        d.replay_delivered,
+        consumed.duplicates(),
+        lost,
+        d.sink.failed,
+        d.spooled_by_cause
+    );
+    lost
+}
+
+/// A loopback port nothing listens on (bound then released).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
