@@ -115,6 +115,13 @@ pub struct ServeArgs {
     /// Seconds to wait for the producer to flush at shutdown.
     #[arg(long, env = "OPENCLICK_FLUSH_TIMEOUT_SECS", default_value_t = 15)]
     pub flush_timeout_secs: u64,
+    /// Bound on the durable spool (`DATA_DIR/spool`), bytes. When full, new events are dropped
+    /// (counted and logged); what is spooled is kept.
+    #[arg(long, env = "OPENCLICK_SPOOL_MAX_BYTES", default_value_t = openclick_sink::spool::DEFAULT_MAX_BYTES)]
+    pub spool_max_bytes: u64,
+    /// When the spool fsyncs: always | never | every N ms (`200ms`, `2s`, `every:200`).
+    #[arg(long, env = "OPENCLICK_SPOOL_FSYNC", default_value = "200ms")]
+    pub spool_fsync: String,
 }
 
 /// `openclick sign`.

@@ -8,6 +8,7 @@ use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig};
 use openclick_enrich::{EnrichConfig, Enricher, IpPolicy};
 use openclick_sink::embedded::EmbeddedBroker;
 use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_sink::spool::{FsyncPolicy, SpoolConfig};
 use openclick_suppress::SuppressionSet;
 use openclick_token::Keyring;
 
@@ -53,11 +54,17 @@ fn kafka_config(args: &ServeArgs, brokers: &str) -> Result<KafkaConfig> {
         };
         extra.push((k.trim().to_string(), v.trim().to_string()));
     }
+    let fsync: FsyncPolicy = args.spool_fsync.parse().context("--spool-fsync")?;
     Ok(KafkaConfig {
         brokers: brokers.to_string(),
         topic: args.topic.clone(),
         linger_ms: args.kafka_linger_ms,
         extra,
+        spool: Some(SpoolConfig {
+            max_bytes: args.spool_max_bytes,
+            fsync,
+            ..SpoolConfig::new(args.keys.data_dir.join("spool"))
+        }),
         ..KafkaConfig::default()
     })
 }
@@ -103,6 +110,14 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
             .unwrap_or("embedded in-process broker (development)")
     );
     println!("  topic:            {}", args.topic);
+    println!(
+        "  spool:            {} (max {} bytes, fsync {})",
+        args.keys.data_dir.join("spool").display(),
+        args.spool_max_bytes,
+        args.spool_fsync
+            .parse::<openclick_sink::spool::FsyncPolicy>()
+            .context("--spool-fsync")?
+    );
     println!(
         "  keys:             signing {} (verify: {})",
         c.keyring.signing_key_id(),

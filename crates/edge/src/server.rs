@@ -298,7 +298,9 @@ pub async fn run(
     }
     let sink = state.sink.clone();
     let flush_timeout = state.config.flush_timeout;
-    let flushed = tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await;
+    // `close`: stop background work (spool replay), flush up to the deadline, and spool what
+    // the broker did not take, so nothing accepted is left only in memory.
+    let flushed = tokio::task::spawn_blocking(move || sink.close(flush_timeout)).await;
     let stats = state.sink.stats();
     match flushed {
         Ok(Ok(())) => tracing::info!(
