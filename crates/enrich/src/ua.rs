@@ -1,10 +1,16 @@
 //! User-agent classification: woothee for browser/OS, the rule tables for email clients, image
 //! proxies and bots, and the device category. The result depends on the user agent alone, so it
 //! is cached by the raw string.
+//!
+//! Cost of a cache miss: every token of the rule tables and of the device category is found by
+//! **one** overlapping Aho-Corasick pass (a DFA, matched ASCII case-insensitively; tokens that
+//! must match case-sensitively are confirmed on the matched bytes). woothee, most of the
+//! remaining cost, is skipped when the agent is an image proxy or Apple's bare `Mozilla/5.0`,
+//! whose browser and OS are not reported anyway.
 
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use openclick_events::v1::{BotReason, Client, DeviceCategory, ImageProxy};
 
 use crate::rules::{Cond, BOT_RULES, EMAIL_CLIENT_RULES, PROXY_RULES};
@@ -56,16 +62,92 @@ pub fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Case-sensitive tokens the device category looks for, found by the same automaton pass as the
+/// rule tables (one scan of the user agent instead of a `contains` per token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Dt {
+    IPad,
+    ProdIpad,
+    Kindle,
+    Silk,
+    TabletParen,
+    Android,
+    Mobile,
+    AppleWebKit,
+    IPhone,
+    IPod,
+    ProdIphone,
+    WindowsPhone,
+    IosParen,
+    AppleEws,
+    Darwin,
+    X86_64,
+    Arm64e,
+    OfficeSlash,
+    MsOfficeDash,
+    MsOfficeWord,
+    WindowsNt,
+    WindowsNtDash,
+    Macintosh,
+    MacOsX,
+    X11,
+    WindowsSlash,
+}
+
+static DEVICE_TOKENS: &[(Dt, &str)] = &[
+    (Dt::IPad, "iPad"),
+    (Dt::ProdIpad, "prod.ipad"),
+    (Dt::Kindle, "Kindle"),
+    (Dt::Silk, "Silk/"),
+    (Dt::TabletParen, "(Tablet;"),
+    (Dt::Android, "Android"),
+    (Dt::Mobile, "Mobile"),
+    (Dt::AppleWebKit, "AppleWebKit"),
+    (Dt::IPhone, "iPhone"),
+    (Dt::IPod, "iPod"),
+    (Dt::ProdIphone, "prod.iphone"),
+    (Dt::WindowsPhone, "Windows Phone"),
+    (Dt::IosParen, "(iOS;"),
+    (Dt::AppleEws, "AppleExchangeWebServices/"),
+    (Dt::Darwin, "Darwin/"),
+    (Dt::X86_64, "x86_64"),
+    (Dt::Arm64e, "arm64e)"),
+    (Dt::OfficeSlash, "Microsoft Office/"),
+    (Dt::MsOfficeDash, "ms-office"),
+    (Dt::MsOfficeWord, "MSOffice"),
+    (Dt::WindowsNt, "Windows NT"),
+    (Dt::WindowsNtDash, "Windows-NT"),
+    (Dt::Macintosh, "Macintosh"),
+    (Dt::MacOsX, "Mac OS X"),
+    (Dt::X11, "X11;"),
+    (Dt::WindowsSlash, "Windows/"),
+];
+
+/// What one automaton pattern stands for. Patterns are matched ASCII case-insensitively; the
+/// case-sensitive uses are confirmed by comparing the matched bytes.
+#[derive(Debug, Clone, Copy)]
+enum Use {
+    /// Email-client / proxy token (index into `Engine::tokens`), case-sensitive.
+    Exact(usize),
+    /// Device token, case-sensitive.
+    Device(Dt),
+    /// Bot token (index into `BOT_RULES`), case-insensitive.
+    Bot(usize),
+}
+
 /// Compiled form of the rule tables.
 struct Engine {
-    /// Case-sensitive tokens: email-client conditions, version anchors and proxy tokens.
-    exact: AhoCorasick,
-    exact_len: usize,
-    /// Email rules with their tokens replaced by pattern ids.
+    /// Every token of every table, deduplicated ASCII case-insensitively: one overlapping pass
+    /// over the user agent finds them all.
+    ac: AhoCorasick,
+    /// Per pattern id: the table entries it stands for.
+    uses: Vec<Vec<Use>>,
+    /// Case-sensitive email-client conditions, version anchors and proxy tokens.
+    tokens: Vec<&'static str>,
+    /// Email rules with their tokens replaced by indexes into `tokens`.
     rules: Vec<CompiledRule>,
     proxies: Vec<(usize, ImageProxy)>,
-    /// Case-insensitive bot tokens; pattern id = index into `BOT_RULES`.
-    bots: AhoCorasick,
 }
 
 enum CCond {
@@ -116,24 +198,98 @@ fn build_engine() -> Engine {
         .iter()
         .map(|p| (id(p.token, &mut tokens), p.proxy))
         .collect();
-    // The tables are static, so building either always or never succeeds, whatever the input:
-    // a unit test builds them, so these `expect`s cannot fire in a tested build.
-    let exact = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .build(&tokens)
-        .expect("email/proxy token table compiles");
-    let bots = AhoCorasickBuilder::new()
+
+    // One pattern per distinct lower-cased token, with everything it stands for.
+    let mut patterns: Vec<String> = Vec::new();
+    let mut uses: Vec<Vec<Use>> = Vec::new();
+    let mut add = |t: &str, u: Use| {
+        let key = t.to_ascii_lowercase();
+        match patterns.iter().position(|p| *p == key) {
+            Some(i) => uses[i].push(u),
+            None => {
+                patterns.push(key);
+                uses.push(vec![u]);
+            }
+        }
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        add(t, Use::Exact(i));
+    }
+    for &(d, t) in DEVICE_TOKENS {
+        add(t, Use::Device(d));
+    }
+    for (i, b) in BOT_RULES.iter().enumerate() {
+        add(b.token, Use::Bot(i));
+    }
+    // The tables are static, so building always or never succeeds, whatever the input: a unit
+    // test builds it, so this `expect` cannot fire in a tested build.
+    let ac = AhoCorasickBuilder::new()
         .match_kind(MatchKind::Standard)
         .ascii_case_insensitive(true)
-        .build(BOT_RULES.iter().map(|b| b.token))
-        .expect("bot token table compiles");
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(&patterns)
+        .expect("token table compiles");
     Engine {
-        exact,
-        exact_len: tokens.len(),
+        ac,
+        uses,
+        tokens,
         rules,
         proxies,
-        bots,
     }
+}
+
+/// What one pass of the automaton found in a user agent.
+struct Scan {
+    /// Per entry of `Engine::tokens`: end of its first (case-sensitive) occurrence, or
+    /// `usize::MAX`.
+    pos: Vec<usize>,
+    /// Bit set of the [`Dt`] tokens present.
+    device: u32,
+    /// Bit set of the bot reasons of the bot tokens present.
+    bot_reasons: u32,
+}
+
+impl Scan {
+    fn has(&self, t: Dt) -> bool {
+        self.device & (1 << t as u32) != 0
+    }
+}
+
+fn scan(e: &Engine, ua: &str) -> Scan {
+    let mut s = Scan {
+        pos: vec![usize::MAX; e.tokens.len()],
+        device: 0,
+        bot_reasons: 0,
+    };
+    let bytes = ua.as_bytes();
+    for m in e.ac.find_overlapping_iter(ua) {
+        let Some(uses) = e.uses.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        let found = bytes.get(m.start()..m.end()).unwrap_or_default();
+        for &u in uses {
+            match u {
+                Use::Exact(i) => {
+                    if e.tokens.get(i).is_some_and(|t| t.as_bytes() == found) {
+                        if let Some(p) = s.pos.get_mut(i) {
+                            *p = (*p).min(m.end());
+                        }
+                    }
+                }
+                Use::Device(d) => {
+                    if DEVICE_TOKENS[d as usize].1.as_bytes() == found {
+                        s.device |= 1 << d as u32;
+                    }
+                }
+                Use::Bot(i) => {
+                    if let Some(rule) = BOT_RULES.get(i) {
+                        s.bot_reasons |= reason_bit(rule.reason);
+                    }
+                }
+            }
+        }
+    }
+    s
 }
 
 /// Device implied by a client that exists on one kind of device only, used when the user agent
@@ -193,18 +349,6 @@ pub(crate) struct EmailMatch<'a> {
     pub version: Option<&'a str>,
 }
 
-/// Runs the token automata; returns the first-match end positions of the exact tokens.
-fn exact_positions(e: &Engine, ua: &str) -> Vec<usize> {
-    let mut pos = vec![usize::MAX; e.exact_len];
-    for m in e.exact.find_overlapping_iter(ua) {
-        let p = &mut pos[m.pattern().as_usize()];
-        if m.end() < *p {
-            *p = m.end();
-        }
-    }
-    pos
-}
-
 fn match_email<'a>(e: &Engine, ua: &'a str, pos: &[usize]) -> Option<EmailMatch<'a>> {
     let has = |i: usize| pos[i] != usize::MAX;
     for (ri, r) in e.rules.iter().enumerate() {
@@ -235,8 +379,8 @@ fn match_email<'a>(e: &Engine, ua: &'a str, pos: &[usize]) -> Option<EmailMatch<
 /// Exposed for tests of the rule ordering.
 pub fn email_client(ua: &str) -> Option<(usize, &'static str, Option<String>)> {
     let e = &*ENGINE;
-    let pos = exact_positions(e, ua);
-    match_email(e, ua, &pos).map(|m| (m.rule, m.client, m.version.map(str::to_owned)))
+    let scan = scan(e, ua);
+    match_email(e, ua, &scan.pos).map(|m| (m.rule, m.client, m.version.map(str::to_owned)))
 }
 
 fn known(s: &str) -> &str {
@@ -247,34 +391,44 @@ fn known(s: &str) -> &str {
     }
 }
 
-fn device_category(ua: &str, woothee_category: &str, bot: bool) -> DeviceCategory {
+fn device_category(ua: &str, scan: &Scan, woothee_category: &str, bot: bool) -> DeviceCategory {
     use DeviceCategory as D;
     if bot || woothee_category == "crawler" {
         return D::Bot;
     }
-    let has = |t: &str| ua.contains(t);
-    if has("iPad") || has("prod.ipad") || has("Kindle") || has("Silk/") || has("(Tablet;") {
+    let has = |t: Dt| scan.has(t);
+    if has(Dt::IPad)
+        || has(Dt::ProdIpad)
+        || has(Dt::Kindle)
+        || has(Dt::Silk)
+        || has(Dt::TabletParen)
+    {
         return D::Tablet;
     }
-    if has("Android") {
+    if has(Dt::Android) {
         // Browsers and web views on Android tablets omit "Mobile"; native apps' own user agents
         // rarely say either way, and phones dominate, so they count as mobile.
-        if has("Mobile") || !has("AppleWebKit") {
+        if has(Dt::Mobile) || !has(Dt::AppleWebKit) {
             return D::Mobile;
         }
         return D::Tablet;
     }
-    if has("iPhone") || has("iPod") || has("prod.iphone") || has("Windows Phone") || has("(iOS;") {
+    if has(Dt::IPhone)
+        || has(Dt::IPod)
+        || has(Dt::ProdIphone)
+        || has(Dt::WindowsPhone)
+        || has(Dt::IosParen)
+    {
         return D::Mobile;
     }
     // Native macOS fetches (`Mail/3731 CFNetwork/... Darwin/...`, `... (x86_64)`) and Office
     // desktop apps, which woothee would otherwise call a smartphone or nothing.
     if ua.starts_with("Mail/")
-        || has("AppleExchangeWebServices/")
-        || (has("Darwin/") && (has("x86_64") || has("arm64e)")))
-        || has("Microsoft Office/")
-        || has("ms-office")
-        || has("MSOffice")
+        || has(Dt::AppleEws)
+        || (has(Dt::Darwin) && (has(Dt::X86_64) || has(Dt::Arm64e)))
+        || has(Dt::OfficeSlash)
+        || has(Dt::MsOfficeDash)
+        || has(Dt::MsOfficeWord)
     {
         return D::Desktop;
     }
@@ -283,13 +437,13 @@ fn device_category(ua: &str, woothee_category: &str, bot: bool) -> DeviceCategor
         "smartphone" | "mobilephone" => return D::Mobile,
         _ => {}
     }
-    if has("Windows NT")
-        || has("Windows-NT")
-        || has("Macintosh")
-        || has("Mac OS X")
-        || has("X11;")
-        || has("Windows/")
-        || (has("Darwin/") && has("x86_64"))
+    if has(Dt::WindowsNt)
+        || has(Dt::WindowsNtDash)
+        || has(Dt::Macintosh)
+        || has(Dt::MacOsX)
+        || has(Dt::X11)
+        || has(Dt::WindowsSlash)
+        || (has(Dt::Darwin) && has(Dt::X86_64))
     {
         return D::Desktop;
     }
@@ -300,25 +454,26 @@ fn device_category(ua: &str, woothee_category: &str, bot: bool) -> DeviceCategor
 pub fn classify(raw: &str) -> UaInfo {
     let e = &*ENGINE;
     let ua = truncate_at_char_boundary(raw, MAX_CLASSIFIED_UA_BYTES);
-    let pos = exact_positions(e, ua);
+    let scan = scan(e, ua);
+    let pos = &scan.pos;
 
     let mut proxy = ImageProxy::None;
     for &(i, p) in &e.proxies {
-        if pos[i] != usize::MAX {
+        if pos.get(i).is_some_and(|&p| p != usize::MAX) {
             proxy = p;
             break;
         }
     }
     let bare_mozilla = ua.trim() == "Mozilla/5.0";
+    let mut bot_reasons = scan.bot_reasons;
 
-    let mut bot_reasons = 0u32;
-    for m in e.bots.find_overlapping_iter(ua) {
-        if let Some(rule) = BOT_RULES.get(m.pattern().as_usize()) {
-            bot_reasons |= reason_bit(rule.reason);
-        }
-    }
-
-    let w = woothee::parser::Parser::new().parse(ua);
+    // Behind a proxy, or from the bare agent of Apple's proxy, browser/OS/device are not
+    // reported (see below) and woothee's crawler category is not used: skip its work.
+    let w = if proxy != ImageProxy::None || bare_mozilla {
+        None
+    } else {
+        woothee::parser::Parser::new().parse(ua)
+    };
     let (mut browser, mut browser_version, mut os, mut os_version, category) = match &w {
         Some(w) => (
             known(w.name).to_owned(),
@@ -341,8 +496,8 @@ pub fn classify(raw: &str) -> UaInfo {
         bot_reasons |= reason_bit(BotReason::KnownBotUa);
     }
 
-    let email = match_email(e, ua, &pos);
-    let mut device = device_category(ua, category, bot_reasons != 0);
+    let email = match_email(e, ua, pos);
+    let mut device = device_category(ua, &scan, category, bot_reasons != 0);
     if device == DeviceCategory::Unknown {
         // Clients that exist on one kind of device only imply it.
         if let Some(m) = &email {
@@ -487,6 +642,37 @@ mod tests {
         assert!(email_client(notion).is_none());
         let dav = "DAVdroid/1.6.2-ose (2017/06/23; dav4android; okhttp3) Android/7.0";
         assert!(email_client(dav).is_none());
+    }
+
+    #[test]
+    fn one_pass_keeps_each_tables_case_rule() {
+        // Email-client and device tokens are case-sensitive, bot tokens are not, although one
+        // case-insensitive automaton finds them all.
+        let mb = "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.103 Safari/537.36 mailbird/2.4.30.0/";
+        assert!(email_client(mb).is_none());
+        let lower_ipad = "Mozilla/5.0 (ipad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/604.1";
+        assert_ne!(
+            classify(lower_ipad).client.device_category,
+            DeviceCategory::Tablet as i32
+        );
+        let ipad = lower_ipad.replace("ipad", "iPad");
+        assert_eq!(
+            classify(&ipad).client.device_category,
+            DeviceCategory::Tablet as i32
+        );
+        assert_ne!(classify("CURL/8.0").bot_reasons, 0);
+        // A token seen twice: the version follows its first occurrence.
+        let twice = "Thunderbird/115.3.1 Thunderbird/102.0";
+        assert_eq!(email_client(twice).unwrap().2.as_deref(), Some("115.3.1"));
+    }
+
+    #[test]
+    fn proxies_skip_browser_and_os() {
+        let g = classify("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)");
+        assert_eq!(g.proxy, ImageProxy::Gmail);
+        assert_eq!((g.client.browser.as_str(), g.client.os.as_str()), ("", ""));
+        assert_eq!(g.client.device_category, DeviceCategory::Unknown as i32);
+        assert_eq!(g.client.email_client, "Gmail");
     }
 
     #[test]
