@@ -34,6 +34,8 @@ pub enum Command {
     Enrich(EnrichCmdArgs),
     /// Validate the serve configuration (keys, databases, files) and exit.
     CheckConfig(ServeArgs),
+    /// Add, remove, check or import suppressions through a running edge's admin API.
+    Suppress(crate::suppress_cmd::SuppressArgs),
 }
 
 /// Where signing keys come from.
@@ -103,6 +105,18 @@ pub struct ServeArgs {
     /// Suppression snapshot file (CSV `tenant,contact[,reason]` or NDJSON).
     #[arg(long, env = "OPENCLICK_SUPPRESSION_FILE")]
     pub suppression_file: Option<PathBuf>,
+    /// Bearer token of the admin API's `/v1/suppressions` routes; without one they refuse.
+    #[arg(long, env = "OPENCLICK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Compacted suppressions topic, read from the beginning and followed by every replica.
+    #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::sync::DEFAULT_SUPPRESSIONS_TOPIC)]
+    pub suppressions_topic: String,
+    /// Erasure-requests topic (reason `erase` publishes one).
+    #[arg(long, env = "OPENCLICK_ERASURES_TOPIC", default_value = openclick_suppress::sync::DEFAULT_ERASURES_TOPIC)]
+    pub erasures_topic: String,
+    /// Do not follow the suppressions topic (snapshot file only; the admin API cannot write).
+    #[arg(long, env = "OPENCLICK_NO_SUPPRESSION_SYNC")]
+    pub no_suppression_sync: bool,
     /// Networks of proxies whose X-Forwarded-For / Forwarded headers are believed.
     #[arg(long, env = "OPENCLICK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,

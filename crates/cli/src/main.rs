@@ -5,6 +5,7 @@
 //! - `openclick sign open|click`: mint a signed tracking URL.
 //! - `openclick tail`: print events from the topic as proto3 JSON lines.
 //! - `openclick enrich`: classify a hit (or a stream of user agents) the way the edge would.
+//! - `openclick suppress add|remove|check|import`: suppressions, through the admin API.
 //! - `openclick check-config`: validate the configuration and exit.
 //!
 //! Every flag can also come from an `OPENCLICK_*` environment variable.
@@ -13,6 +14,7 @@ mod args;
 mod enrich_cmd;
 mod serve;
 mod sign;
+mod suppress_cmd;
 mod tail;
 
 use clap::Parser;
@@ -26,6 +28,7 @@ fn main() -> std::process::ExitCode {
         args::Command::Tail(a) => tail::tail(a),
         args::Command::Enrich(a) => enrich_cmd::enrich(a),
         args::Command::CheckConfig(a) => serve::check_config(a),
+        args::Command::Suppress(a) => suppress_cmd::suppress(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

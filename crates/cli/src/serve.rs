@@ -136,8 +136,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let embedded = match &args.kafka_brokers {
         Some(_) => None,
         None => {
-            let b = EmbeddedBroker::start(1, &[(&args.topic, args.embedded_partitions)])
-                .context("starting the embedded Kafka broker")?;
+            let b = EmbeddedBroker::start(
+                1,
+                &[
+                    (&args.topic, args.embedded_partitions),
+                    (&args.suppressions_topic, args.embedded_partitions),
+                    (&args.erasures_topic, args.embedded_partitions),
+                ],
+            )
+            .context("starting the embedded Kafka broker")?;
             tracing::warn!(
                 bootstrap = b.bootstrap_servers(),
                 topic = %args.topic,
@@ -183,6 +190,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             "openclick serving"
         );
         let suppression = c.suppression.clone();
+        let (follower, suppress_api) =
+            crate::suppress_cmd::start_sync(&args, &brokers, embedded.is_some(), &suppression)
+                .await?;
         let pipeline = Pipeline::new(
             c.keyring,
             c.enricher.clone(),
@@ -194,12 +204,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
             ..ServerConfig::default()
         };
-        let state =
-            EdgeState::new(pipeline, sink.clone(), info, config).with_metrics_exporter(move || {
-                metrics_gauge_suppressed(suppression.len());
-            });
+        let state = EdgeState::new(pipeline, sink.clone(), info, config)
+            .with_metrics_exporter(move || suppression.export_metrics())
+            .with_suppression_api(suppress_api);
         spawn_reload_on_sighup(c.enricher.clone());
         openclick_edge::run(listener, admin, Arc::new(state), shutdown_signal()).await;
+        drop(follower);
         anyhow::Ok(())
     });
     drop(rt);
@@ -208,11 +218,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         b.shutdown();
     }
     result
-}
-
-fn metrics_gauge_suppressed(n: usize) {
-    // The cli does not depend on `metrics` directly; the suppress crate will export its own.
-    let _ = n;
 }
 
 fn spawn_reload_on_sighup(enricher: Arc<Enricher>) {

@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/info`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/info`, and the suppression API
+//! (`/v1/suppressions/...`, see [`crate::suppress_api`]).
 //!
 //! It listens on its own address so operators can firewall it away from the public tracking
 //! listener.
@@ -13,9 +14,13 @@ use crate::server::{text, EdgeState};
 /// Answers one admin request.
 pub async fn handle(state: &EdgeState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
+        p if p.starts_with(crate::suppress_api::PREFIX) => {
+            crate::suppress_api::handle(state.suppress_api.as_ref(), req).await
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            if state.is_ready() {
+            // Not ready until the suppression set has caught up with its topic either.
+            if state.is_ready() && state.pipeline.suppression().is_caught_up() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

@@ -14,6 +14,7 @@
 //! - [`client_ip`]: the client address, believing forwarding headers only from trusted proxies.
 //! - [`server`]: hyper 1.x servers, [`server::run`] with graceful shutdown, response building.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/info` on the admin listener.
+//! - [`suppress_api`]: `/v1/suppressions/...` on the admin listener (bearer token).
 //! - [`metrics`]: counters on the hot path, exported per component at scrape time.
 //!
 //! The edge hands events to an [`openclick_sink::Sink`]; it never names Kafka.
@@ -23,6 +24,7 @@ pub mod client_ip;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod suppress_api;
 
 pub use pipeline::{HitClass, Outcome, Pipeline, Reply};
 pub use server::{run, EdgeState, Info, ServerConfig, PIXEL_GIF};

@@ -209,7 +209,8 @@ impl Pipeline {
         };
         if self
             .suppression
-            .is_suppressed(&claims.tenant_id, &claims.contact_id)
+            .check(&claims.tenant_id, &claims.campaign_id, &claims.contact_id)
+            .is_some()
         {
             return Outcome {
                 reply,

@@ -89,6 +89,7 @@ pub struct EdgeState {
     pub config: ServerConfig,
     shutting_down: AtomicBool,
     extra_metrics: Vec<Box<dyn Fn() + Send + Sync>>,
+    pub(crate) suppress_api: Option<crate::suppress_api::SuppressApi>,
 }
 
 impl std::fmt::Debug for EdgeState {
@@ -111,6 +112,7 @@ impl EdgeState {
             config,
             shutting_down: AtomicBool::new(false),
             extra_metrics: Vec::new(),
+            suppress_api: None,
         }
     }
 
@@ -118,6 +120,12 @@ impl EdgeState {
     /// exporter's recorder (see [`crate::metrics`]).
     pub fn with_metrics_exporter(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.extra_metrics.push(Box::new(f));
+        self
+    }
+
+    /// Serves the suppression admin API (`/v1/suppressions/...`) on the admin listener.
+    pub fn with_suppression_api(mut self, api: crate::suppress_api::SuppressApi) -> Self {
+        self.suppress_api = Some(api);
         self
     }
 

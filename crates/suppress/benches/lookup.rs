@@ -5,6 +5,8 @@
 //!
 //! `SUPPRESS_BENCH_N` overrides the entry count (default 10_000_000).
 
+#![allow(missing_docs)]
+
 use std::hash::Hasher;
 use std::hint::black_box;
 

@@ -335,7 +335,12 @@ impl Follower {
                 "client.id",
                 format!("{}-suppress-follower", config.client_id),
             )
-            // Assigned partitions, no group: nothing to commit.
+            // Assigned partitions: the consumer never joins a group (librdkafka wants a group id
+            // for `assign` all the same; a unique one, and nothing is ever committed).
+            .set(
+                "group.id",
+                format!("{}-suppress-{}", config.client_id, uuid::Uuid::now_v7()),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
@@ -515,11 +520,10 @@ fn follow(consumer: BaseConsumer, topic: &str, set: &SuppressionSet, stop: &Atom
                 }
                 check_caught_up(&targets, &next);
             }
-            Some(Err(e)) => {
-                if warn.ready() {
-                    tracing::warn!(topic, error = %e, "suppression follower error");
-                }
+            Some(Err(e)) if warn.ready() => {
+                tracing::warn!(topic, error = %e, "suppression follower error");
             }
+            Some(Err(_)) => {}
         }
         if last_lag.elapsed() >= LAG_EVERY {
             last_lag = Instant::now();

@@ -1,0 +1,439 @@
+//! The suppression admin API, on the admin listener.
+//!
+//! - `PUT /v1/suppressions/{tenant}/{contact}[?reason=opt_out]`: suppress a contact (the reason
+//!   may also come as a JSON body `{"reason":"erase"}`; default `opt_out`).
+//! - `DELETE /v1/suppressions/{tenant}/{contact}`: lift it.
+//! - `GET /v1/suppressions/{tenant}/{contact}`: this replica's view (`200` suppressed with its
+//!   reason, `404` not).
+//! - The same three on `/v1/suppressions/{tenant}` (a whole tenant) and
+//!   `/v1/suppressions/{tenant}?campaign={campaign}` (one campaign).
+//! - `POST /v1/suppressions/batch`: NDJSON, one change per line:
+//!   `{"tenant":"t","contact":"c","action":"add","reason":"bounce"}` (`action` defaults to `add`;
+//!   omit `contact` for a tenant, give `campaign` instead for a campaign). Every line is
+//!   validated first: one bad line publishes nothing (`400` names the line).
+//!
+//! Path segments are percent-decoded (a contact id may contain `/` as `%2F`).
+//!
+//! Every route needs `Authorization: Bearer <token>`; the token is compared in constant time
+//! (SHA-256 of both sides, then `subtle`). Without a configured token the API refuses to run
+//! (`403`); a missing or wrong token gets `401` and nothing is read or written.
+//!
+//! Writes go to the compacted topic only and answer once the broker acknowledged them; this
+//! replica, like every other, applies them when its follower reads them back. Nothing here holds
+//! a lock: the handler awaits only the broker's acknowledgement.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use openclick_suppress::sync::Writer;
+use openclick_suppress::{Change, Reason, Scope, SuppressError, SuppressionSet};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Route prefix.
+pub const PREFIX: &str = "/v1/suppressions";
+/// Largest batch body accepted.
+pub const MAX_BATCH_BYTES: usize = 32 << 20;
+/// Largest number of changes in one batch.
+pub const MAX_BATCH_LINES: usize = 100_000;
+const MAX_SINGLE_BODY: usize = 4096;
+
+/// The API's state: the token, the set it reads, the writer it publishes through.
+pub struct SuppressApi {
+    token_sha256: Option<[u8; 32]>,
+    set: Arc<SuppressionSet>,
+    writer: Option<Arc<Writer>>,
+}
+
+impl std::fmt::Debug for SuppressApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuppressApi")
+            .field("token_configured", &self.token_sha256.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SuppressApi {
+    /// `token`: the bearer token (`None` or empty: the API refuses every request). `writer`:
+    /// where writes go (`None`: writes answer 503).
+    pub fn new(token: Option<&str>, set: Arc<SuppressionSet>, writer: Option<Arc<Writer>>) -> Self {
+        SuppressApi {
+            token_sha256: token.filter(|t| !t.is_empty()).map(sha256),
+            set,
+            writer,
+        }
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Full<Bytes>>>> {
+        let Some(want) = &self.token_sha256 else {
+            return Err(Box::new(json(
+                StatusCode::FORBIDDEN,
+                r#"{"error":"no admin token configured (--admin-token / OPENCLICK_ADMIN_TOKEN): the suppression API is disabled"}"#.into(),
+            )));
+        };
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| sha256(t.trim()));
+        match given {
+            Some(g) if bool::from(g.ct_eq(want)) => Ok(()),
+            _ => {
+                let mut r = json(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"error":"missing or wrong bearer token"}"#.into(),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"openclick-admin\""),
+                );
+                Err(Box::new(r))
+            }
+        }
+    }
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+    json(status, serde_json::json!({ "error": msg }).to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Answers one request under [`PREFIX`]. `api` is `None` when the edge runs without one.
+pub async fn handle(api: Option<&SuppressApi>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(api) = api else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the suppression API is not enabled on this edge",
+        );
+    };
+    if let Err(r) = api.authorized(&req) {
+        return *r;
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let rest = path
+        .strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or("");
+    if rest == "batch" {
+        if req.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use POST for a batch");
+        }
+        return batch(api, req).await;
+    }
+    let scope = match scope_from_path(rest, &query) {
+        Ok(s) => s,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+    };
+    if let Err(e) = scope.validate() {
+        return error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    match *req.method() {
+        Method::GET | Method::HEAD => {
+            let body = match api.set.get(&scope) {
+                Some(r) => (
+                    StatusCode::OK,
+                    serde_json::json!({"suppressed": true, "reason": r.as_str(),
+                        "caught_up": api.set.is_caught_up()}),
+                ),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"suppressed": false, "caught_up": api.set.is_caught_up()}),
+                ),
+            };
+            json(body.0, body.1.to_string())
+        }
+        Method::PUT => {
+            let mut reason = query_param(&query, "reason");
+            if reason.is_none() {
+                match read_body(req, MAX_SINGLE_BODY).await {
+                    Ok(b) if b.iter().all(u8::is_ascii_whitespace) => {}
+                    Ok(b) => match serde_json::from_slice::<PutBody>(&b) {
+                        Ok(p) => reason = p.reason,
+                        Err(e) => {
+                            return error(StatusCode::BAD_REQUEST, &format!("body: {e}"));
+                        }
+                    },
+                    Err(r) => return *r,
+                }
+            }
+            let reason = match reason.as_deref().unwrap_or("opt_out").parse::<Reason>() {
+                Ok(r) => r,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            write(
+                api,
+                vec![Change {
+                    scope,
+                    reason: Some(reason),
+                    at_ms: now_ms(),
+                }],
+            )
+            .await
+        }
+        Method::DELETE => {
+            write(
+                api,
+                vec![Change {
+                    scope,
+                    reason: None,
+                    at_ms: now_ms(),
+                }],
+            )
+            .await
+        }
+        _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET, PUT or DELETE"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PutBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine {
+    tenant: String,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    campaign: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    at_ms: Option<i64>,
+}
+
+async fn batch(api: &SuppressApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match read_body(req, MAX_BATCH_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
+    };
+    let now = now_ms();
+    let mut changes = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if changes.len() == MAX_BATCH_LINES {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("at most {MAX_BATCH_LINES} changes per batch"),
+            );
+        }
+        match parse_batch_line(line, now) {
+            Ok(c) => changes.push(c),
+            Err(msg) => {
+                return error(StatusCode::BAD_REQUEST, &format!("line {}: {msg}", i + 1));
+            }
+        }
+    }
+    write(api, changes).await
+}
+
+fn parse_batch_line(line: &str, now: i64) -> Result<Change, String> {
+    let l: BatchLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let scope = match (l.contact, l.campaign) {
+        (Some(contact), None) => Scope::Contact {
+            tenant: l.tenant,
+            contact,
+        },
+        (None, Some(campaign)) => Scope::Campaign {
+            tenant: l.tenant,
+            campaign,
+        },
+        (None, None) => Scope::Tenant { tenant: l.tenant },
+        (Some(_), Some(_)) => return Err("give contact or campaign, not both".into()),
+    };
+    scope.validate().map_err(|e| e.to_string())?;
+    let reason = match l.action.as_deref().unwrap_or("add") {
+        "add" => Some(
+            l.reason
+                .as_deref()
+                .unwrap_or("opt_out")
+                .parse::<Reason>()
+                .map_err(|e| e.to_string())?,
+        ),
+        "remove" => None,
+        other => return Err(format!("unknown action {other:?} (add or remove)")),
+    };
+    Ok(Change {
+        scope,
+        reason,
+        at_ms: l.at_ms.unwrap_or(now),
+    })
+}
+
+async fn write(api: &SuppressApi, changes: Vec<Change>) -> Response<Full<Bytes>> {
+    let Some(writer) = &api.writer else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this edge has no suppression writer",
+        );
+    };
+    match writer.write(&changes, "admin-api").await {
+        Ok(()) => json(
+            StatusCode::OK,
+            serde_json::json!({ "published": changes.len() }).to_string(),
+        ),
+        Err(e) => {
+            // The error names no contact: Kafka errors and validation messages only.
+            tracing::warn!(error = %e, changes = changes.len(), "suppression write failed");
+            let status = match &e {
+                SuppressError::Invalid(_) | SuppressError::Parse(_) => StatusCode::BAD_REQUEST,
+                e if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, &e.to_string())
+        }
+    }
+}
+
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(Box::new(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body over {limit} bytes"),
+                )))
+            } else {
+                Err(Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the body",
+                )))
+            }
+        }
+    }
+}
+
+/// `{tenant}` or `{tenant}/{contact}` (percent-decoded), plus `?campaign=` on a tenant.
+fn scope_from_path(rest: &str, query: &str) -> Result<Scope, String> {
+    let (tenant, contact) = match rest.split_once('/') {
+        Some((t, c)) => (t, Some(c)),
+        None => (rest, None),
+    };
+    let tenant = pct_decode(tenant).ok_or("bad percent-encoding in the tenant id")?;
+    let campaign = query_param(query, "campaign");
+    Ok(match (contact, campaign) {
+        (Some(c), None) => Scope::Contact {
+            tenant,
+            contact: pct_decode(c).ok_or("bad percent-encoding in the contact id")?,
+        },
+        (None, Some(campaign)) => Scope::Campaign { tenant, campaign },
+        (None, None) => Scope::Tenant { tenant },
+        (Some(_), Some(_)) => return Err("a campaign applies to a tenant path only".into()),
+    })
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| pct_decode(v))
+}
+
+/// Decodes `%XX` escapes; `None` on a malformed escape or a result that is not UTF-8.
+pub fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_to_scopes() {
+        assert_eq!(
+            scope_from_path("acme/a%2Fb%40x.com", "").unwrap(),
+            Scope::Contact {
+                tenant: "acme".into(),
+                contact: "a/b@x.com".into()
+            }
+        );
+        assert_eq!(
+            scope_from_path("acme", "").unwrap(),
+            Scope::Tenant {
+                tenant: "acme".into()
+            }
+        );
+        assert_eq!(
+            scope_from_path("acme", "campaign=spring%201").unwrap(),
+            Scope::Campaign {
+                tenant: "acme".into(),
+                campaign: "spring 1".into()
+            }
+        );
+        assert!(scope_from_path("acme/c", "campaign=x").is_err());
+        assert!(scope_from_path("acme/%zz", "").is_err());
+    }
+
+    #[test]
+    fn batch_lines() {
+        let c = parse_batch_line(r#"{"tenant":"t","contact":"c","reason":"erase"}"#, 9).unwrap();
+        assert_eq!(c.reason, Some(Reason::Erase));
+        assert_eq!(c.at_ms, 9);
+        let c = parse_batch_line(r#"{"tenant":"t","contact":"c","action":"remove"}"#, 9).unwrap();
+        assert_eq!(c.reason, None);
+        let c = parse_batch_line(r#"{"tenant":"t"}"#, 9).unwrap();
+        assert_eq!(c.scope, Scope::Tenant { tenant: "t".into() });
+        assert!(parse_batch_line(r#"{"tenant":"t/x","contact":"c"}"#, 9).is_err());
+        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","action":"nuke"}"#, 9).is_err());
+        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","reason":"x"}"#, 9).is_err());
+        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","extra":1}"#, 9).is_err());
+    }
+}

@@ -1,0 +1,514 @@
+//! Suppression across replicas: two (or three) edges against one broker, each following the
+//! compacted suppressions topic; writes through one edge's admin API stop events on the other.
+//! Real sockets throughout (HTTP over TCP, the Kafka protocol against the in-process broker).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openclick_edge::pipeline::HitClass;
+use openclick_edge::suppress_api::SuppressApi;
+use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig};
+use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_events::v1::ErasureRequest;
+use openclick_events::Message as _;
+use openclick_sink::embedded::EmbeddedBroker;
+use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_sink::Sink;
+use openclick_suppress::sync::{Follower, SyncConfig, Writer};
+use openclick_suppress::{Reason, SuppressionSet};
+use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "s3cret-admin-token";
+const PARTITIONS: i32 = 3;
+
+struct Cluster {
+    broker: EmbeddedBroker,
+    events: String,
+    suppressions: String,
+    erasures: String,
+    keyring: Keyring,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let tag = format!("{}-{}", std::process::id(), rand_suffix(),);
+        let events = format!("events-{tag}");
+        let suppressions = format!("suppressions-{tag}");
+        let erasures = format!("erasures-{tag}");
+        let broker = EmbeddedBroker::start(
+            1,
+            &[
+                (&events, PARTITIONS),
+                (&suppressions, PARTITIONS),
+                (&erasures, PARTITIONS),
+            ],
+        )
+        .unwrap();
+        Cluster {
+            broker,
+            events,
+            suppressions,
+            erasures,
+            keyring: Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap(),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.broker.bootstrap_servers().to_string()
+    }
+
+    fn sync_config(&self) -> SyncConfig {
+        SyncConfig {
+            brokers: self.bootstrap(),
+            topic: self.suppressions.clone(),
+            erasure_topic: self.erasures.clone(),
+            ..SyncConfig::default()
+        }
+    }
+
+    fn token(&self, contact: &str) -> String {
+        self.keyring
+            .sign(&Claims {
+                kind: TokenKind::Open,
+                tenant_id: "acme".into(),
+                campaign_id: "spring".into(),
+                message_id: "m1".into(),
+                contact_id: contact.into(),
+                channel: TokChannel::Email,
+                issued_at_ms: 1_700_000_000_000,
+                link_id: String::new(),
+                url: String::new(),
+            })
+            .unwrap()
+    }
+
+    /// Records on a topic, summed over partitions (high watermarks).
+    fn records(&self, topic: &str) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        (0..PARTITIONS)
+            .map(|p| {
+                let (lo, hi) = c
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .unwrap();
+                hi - lo
+            })
+            .sum()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() % 1_000_000
+}
+
+struct Edge {
+    admin: SocketAddr,
+    addr: SocketAddr,
+    state: Arc<EdgeState>,
+    set: Arc<SuppressionSet>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+    _follower: Follower,
+}
+
+impl Edge {
+    fn start(cluster: &Cluster, token: Option<&str>) -> Edge {
+        let set = Arc::new(SuppressionSet::new());
+        let follower = Follower::start(&cluster.sync_config(), set.clone()).unwrap();
+        let writer = Arc::new(Writer::new(&cluster.sync_config()).unwrap());
+        let enricher = Arc::new(
+            Enricher::new(EnrichConfig {
+                reload_poll: None,
+                min_delay_ms: 0,
+                ..EnrichConfig::default()
+            })
+            .unwrap(),
+        );
+        let sink = Arc::new(
+            KafkaSink::new(&KafkaConfig {
+                brokers: cluster.bootstrap(),
+                topic: cluster.events.clone(),
+                linger_ms: 1,
+                ..KafkaConfig::default()
+            })
+            .unwrap(),
+        );
+        let pipeline = Pipeline::new(cluster.keyring.clone(), enricher, set.clone(), vec![]);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (listener, admin) = rt.block_on(async {
+            (
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            )
+        });
+        let addr = listener.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let info = Info {
+            version: "test".into(),
+            listen: addr.to_string(),
+            admin_listen: admin_addr.to_string(),
+            kafka_bootstrap_servers: cluster.bootstrap(),
+            kafka_embedded: true,
+            topic: cluster.events.clone(),
+        };
+        let exported = set.clone();
+        let state = Arc::new(
+            EdgeState::new(
+                pipeline,
+                sink as Arc<dyn Sink>,
+                info,
+                ServerConfig::default(),
+            )
+            .with_metrics_exporter(move || exported.export_metrics())
+            .with_suppression_api(SuppressApi::new(token, set.clone(), Some(writer))),
+        );
+        let (tx, rx) = oneshot::channel::<()>();
+        let st = state.clone();
+        let server = std::thread::spawn(move || {
+            rt.block_on(openclick_edge::run(listener, admin, st, async {
+                let _ = rx.await;
+            }))
+        });
+        Edge {
+            admin: admin_addr,
+            addr,
+            state,
+            set,
+            stop: Some(tx),
+            server: Some(server),
+            _follower: follower,
+        }
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(self.admin, "GET", "/readyz", &[], b"").status != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "edge never became ready: caught up {}, state ready {}",
+                self.set.is_caught_up(),
+                self.state.is_ready()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn hit(&self, token: &str) {
+        let r = http(self.addr, "GET", &format!("/o/{token}.gif"), &[], b"");
+        assert_eq!(r.status, 200);
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let auth = format!("Bearer {TOKEN}");
+        http(self.admin, method, path, &[("Authorization", &auth)], body)
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    Reply {
+        status: head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Hits `edge` with `token` until the hit is counted as `class`; returns how long it took.
+fn hit_until(edge: &Edge, token: &str, class: HitClass, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let before = edge.state.metrics.hits(class);
+        edge.hit(token);
+        if edge.state.metrics.hits(class) > before {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "no {class:?} hit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
+    let cluster = Cluster::start();
+    let a = Edge::start(&cluster, Some(TOKEN));
+    let b = Edge::start(&cluster, Some(TOKEN));
+    a.wait_ready();
+    b.wait_ready();
+
+    // Before any opt-out, B tracks the contact.
+    let t0 = cluster.token("p-0");
+    hit_until(&b, &t0, HitClass::OpenTracked, Duration::from_secs(5));
+
+    const TRIALS: usize = 100;
+    let mut lat = Vec::with_capacity(TRIALS);
+    for trial in 0..TRIALS {
+        let contact = format!("p-{trial}");
+        let token = cluster.token(&contact);
+        let r = a.admin(
+            "PUT",
+            &format!("/v1/suppressions/acme/{contact}?reason=opt_out"),
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let answered = Instant::now();
+        hit_until(
+            &b,
+            &token,
+            HitClass::OpenSuppressed,
+            Duration::from_secs(10),
+        );
+        lat.push(answered.elapsed());
+    }
+    lat.sort();
+    let (p50, p99, max) = (
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        *lat.last().unwrap(),
+    );
+    println!(
+        "suppression propagation A->B over {TRIALS} trials (API answer -> B's first drop): \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    assert!(p99 <= Duration::from_secs(1), "p99 {p99:?}");
+    assert_eq!(b.set.len(), TRIALS);
+    // The writer applies from the topic too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.set.len() < TRIALS {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // GET reads the replica's view.
+    let r = b.admin("GET", "/v1/suppressions/acme/p-7", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("opt_out"), "{}", r.body);
+
+    // Removal through A restores tracking on B.
+    let r = a.admin("DELETE", "/v1/suppressions/acme/p-0", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = hit_until(&b, &t0, HitClass::OpenTracked, Duration::from_secs(5));
+    println!("removal propagation A->B: {:.1} ms", d.as_secs_f64() * 1e3);
+    assert_eq!(b.admin("GET", "/v1/suppressions/acme/p-0", b"").status, 404);
+
+    // Erasure also publishes an erasure request.
+    let r = a.admin("PUT", "/v1/suppressions/acme/p-0?reason=erase", b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let erasures = read_all(&cluster, &cluster.erasures, 1);
+    assert_eq!(erasures.len(), 1);
+    let (key, value) = &erasures[0];
+    assert_eq!(key, "acme/p-0");
+    let req = ErasureRequest::decode(value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (req.tenant_id.as_str(), req.contact_id.as_str()),
+        ("acme", "p-0")
+    );
+    assert_eq!(req.source, "admin-api");
+    assert_eq!(req.request_id.len(), 36);
+    hit_until(&b, &t0, HitClass::OpenSuppressed, Duration::from_secs(5));
+    assert_eq!(b.set.reason("acme", "p-0"), Some(Reason::Erase));
+
+    // A batch: a tenant-wide entry, a campaign, a removal.
+    let batch = concat!(
+        r#"{"tenant":"globex"}"#,
+        "\n",
+        r#"{"tenant":"acme","campaign":"autumn","reason":"manual"}"#,
+        "\n",
+        r#"{"tenant":"acme","contact":"p-1","action":"remove"}"#,
+        "\n"
+    );
+    let r = a.admin("POST", "/v1/suppressions/batch", batch.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"published\":3"), "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(b.set.scopes_len() == 2 && b.set.len() == TRIALS - 1) {
+        assert!(Instant::now() < deadline, "batch not applied on B");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(b.set.is_suppressed("globex", "anyone"));
+    assert_eq!(
+        b.set.check("acme", "autumn", "p-55555"),
+        Some(Reason::Manual)
+    );
+    assert_eq!(b.set.check("acme", "spring", "p-1"), None);
+
+    // A bad batch line publishes nothing.
+    let before = cluster.records(&cluster.suppressions);
+    let r = a.admin(
+        "POST",
+        "/v1/suppressions/batch",
+        b"{\"tenant\":\"acme\",\"contact\":\"x\"}\n{\"tenant\":\"a/b\",\"contact\":\"y\"}\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("line 2"), "{}", r.body);
+    assert_eq!(cluster.records(&cluster.suppressions), before);
+
+    // Metrics on B.
+    let m = b.admin("GET", "/metrics", b"").body;
+    assert!(m.contains("openclick_suppression_contacts 99"), "{m}");
+    // One drop per trial at least (and more while the removal propagated).
+    let dropped: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("openclick_suppression_dropped_events_total{reason=\"opt_out\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= TRIALS as u64, "{m}");
+    assert!(m.contains("openclick_suppression_lookups_total"), "{m}");
+    assert!(
+        m.contains("openclick_suppression_last_change_age_seconds"),
+        "{m}"
+    );
+    assert!(m.contains("openclick_suppression_lag_records"), "{m}");
+
+    // A restarted instance rebuilds the set from the topic before it says ready.
+    drop(b);
+    let c = Edge::start(&cluster, Some(TOKEN));
+    c.wait_ready();
+    assert_eq!(c.set.len(), TRIALS - 1, "ready before caught up");
+    assert_eq!(c.set.scopes_len(), 2);
+    assert_eq!(c.set.reason("acme", "p-0"), Some(Reason::Erase));
+    assert_eq!(c.set.reason("acme", "p-1"), None);
+    assert_eq!(c.set.reason("acme", "p-2"), Some(Reason::OptOut));
+    hit_until(
+        &c,
+        &cluster.token("p-2"),
+        HitClass::OpenSuppressed,
+        Duration::from_secs(1),
+    );
+    hit_until(
+        &c,
+        &cluster.token("p-1"),
+        HitClass::OpenTracked,
+        Duration::from_secs(1),
+    );
+}
+
+fn read_all(cluster: &Cluster, topic: &str, expect: usize) -> Vec<(String, Option<Vec<u8>>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", "suppression-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push((
+                String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+                m.payload().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn wrong_or_missing_token_gets_401_and_writes_nothing() {
+    let cluster = Cluster::start();
+    let a = Edge::start(&cluster, Some(TOKEN));
+    a.wait_ready();
+    let put = "/v1/suppressions/acme/c-1";
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cret-admin-toke"),
+        Some("Bearer s3cret-admin-token-and-more"),
+        Some("Basic czNjcmV0"),
+        Some(TOKEN), // no scheme
+    ] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|v| ("Authorization", *v)).collect();
+        for (method, path, body) in [
+            ("PUT", put, &b""[..]),
+            ("DELETE", put, b""),
+            ("GET", put, b""),
+            (
+                "POST",
+                "/v1/suppressions/batch",
+                b"{\"tenant\":\"acme\",\"contact\":\"c-2\"}\n",
+            ),
+        ] {
+            let r = http(a.admin, method, path, &headers, body);
+            assert_eq!(r.status, 401, "{method} with {auth:?}: {}", r.body);
+        }
+    }
+    // An edge without a configured token refuses even a request that carries one.
+    let b = Edge::start(&cluster, None);
+    b.wait_ready();
+    let r = b.admin("PUT", put, b"");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(cluster.records(&cluster.suppressions), 0);
+    assert!(!a.set.is_suppressed("acme", "c-1"));
+    // The right token writes exactly one record.
+    assert_eq!(a.admin("PUT", put, b"").status, 200);
+    assert_eq!(cluster.records(&cluster.suppressions), 1);
+    assert_eq!(cluster.records(&cluster.erasures), 0);
+}
