@@ -351,10 +351,7 @@ fn tampered_tokens_never_redirect_and_record_nothing() {
     assert_eq!(r.status, 405);
     let r = http(h.addr, "GET", "/nope", &[]);
     assert_eq!(r.status, 404);
-    let mut s = TcpStream::connect(h.addr).unwrap();
-    s.write_all(b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let raw = raw_exchange(h.addr, b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n");
     assert!(raw.is_empty() || raw.starts_with(b"HTTP/1.1 4"), "{raw:?}");
 
     let metrics = http(h.admin, "GET", "/metrics", &[]);
@@ -434,6 +431,25 @@ fn admin_endpoints() {
     h.stop_and_consume(0);
 }
 
+/// Writes raw bytes on a fresh connection and reads until the server closes it.
+fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server may close before reading everything: a write error is part of the answer.
+    let _ = s.write_all(bytes);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    raw
+}
+
+fn assert_rejected_431(raw: &[u8]) {
+    assert!(
+        raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&raw[..raw.len().min(80)])
+    );
+}
+
 #[test]
 fn slow_headers_are_cut_off_and_head_size_is_bounded() {
     let h = Harness::start_with(ServerConfig {
@@ -455,33 +471,18 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
     );
     // An oversized request head gets a 431 (or a close), never a crash.
     let big = "x".repeat(64 * 1024);
-    let mut s = TcpStream::connect(h.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ =
-        s.write_all(format!("GET /o/x.gif HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes());
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    assert!(
-        raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
-        "{:?}",
-        String::from_utf8_lossy(&raw[..raw.len().min(80)])
+    let raw = raw_exchange(
+        h.addr,
+        format!("GET /o/x.gif HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes(),
     );
+    assert_rejected_431(&raw);
     // Too many headers: likewise.
     let mut req = String::from("GET /o/x.gif HTTP/1.1\r\nHost: a\r\n");
     for i in 0..200 {
         req.push_str(&format!("X-H{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    let mut s = TcpStream::connect(h.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(req.as_bytes());
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    assert!(
-        raw.is_empty() || raw.starts_with(b"HTTP/1.1 431"),
-        "{:?}",
-        String::from_utf8_lossy(&raw[..raw.len().min(80)])
-    );
+    assert_rejected_431(&raw_exchange(h.addr, req.as_bytes()));
     // Still serving.
     assert_eq!(http(h.addr, "GET", "/o/x.gif", &[]).status, 200);
     h.stop_and_consume(0);
