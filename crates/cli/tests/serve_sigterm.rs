@@ -57,7 +57,10 @@ fn sign(contact: &str, base: SocketAddr) -> String {
 /// `--no-suppression-sync` where this build has it: the test's broker has no suppressions
 /// topic to follow, and `/readyz` would wait for it.
 fn no_suppression_sync() -> Vec<&'static str> {
-    let help = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     if String::from_utf8_lossy(&help.stdout).contains("--no-suppression-sync") {
         vec!["--no-suppression-sync"]
     } else {

@@ -67,6 +67,30 @@ fn all_brokers_down_under_steady_load_then_back_loses_nothing() {
         sink.health() == Health::Up
     });
     let publisher = Publisher::start(sink.clone(), "outage", 2_000);
+    // OUTAGE_TRACE=1 prints the sink's counters every 250 ms.
+    if std::env::var_os("OUTAGE_TRACE").is_some() {
+        let s = sink.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            loop {
+                let d = s.detailed_stats();
+                eprintln!(
+                    "{:>6}ms up={} acc={} del={} spooled={} replayed={} rdel={} rretry={} q={} rinf={}",
+                    t0.elapsed().as_millis(),
+                    d.up,
+                    d.sink.accepted,
+                    d.sink.delivered,
+                    d.sink.spooled,
+                    d.replayed,
+                    d.replay_delivered,
+                    d.replay_retried,
+                    d.queue_depth,
+                    d.replay_in_flight
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+    }
     std::thread::sleep(Duration::from_secs(1));
 
     broker.all_brokers_down().unwrap();
