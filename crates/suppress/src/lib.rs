@@ -541,7 +541,16 @@ impl SuppressionSet {
             source,
         };
         let f = std::fs::File::open(path).map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
         let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
+        // Size the table once from the file size and the lines seen in the first buffer,
+        // instead of growing it shard by shard while loading.
+        let head = reader.fill_buf().map_err(io)?;
+        let lines = head.iter().filter(|b| **b == b'\n').count();
+        if lines > 0 && size > 0 {
+            let estimate = (size as f64 / (head.len() as f64 / lines as f64)) as usize;
+            self.reserve(estimate);
+        }
         let started = Instant::now();
         let mut n = 0usize;
         let mut buf = String::new();

@@ -25,9 +25,10 @@ use openclick_events::v1::{
     ErasureRequest, SuppressionAction, SuppressionChange, SuppressionReason, SuppressionScope,
 };
 use openclick_events::{Message as _, ERASURE_REQUEST_TYPE, SUPPRESSION_CHANGE_TYPE};
+use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -313,6 +314,24 @@ impl Writer {
     }
 }
 
+/// The follower's client context: reaching a partition's end is how catching up is detected,
+/// not an error worth a log line (librdkafka also reports it as a global error).
+struct FollowerContext;
+
+impl ClientContext for FollowerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF);
+        if !eof {
+            tracing::warn!(error = %error, reason, "suppression follower: librdkafka error");
+        }
+    }
+}
+
+impl ConsumerContext for FollowerContext {}
+
+type FollowerConsumer = BaseConsumer<FollowerContext>;
+
 /// Follows the suppressions topic on a dedicated thread and applies it to a set.
 pub struct Follower {
     stop: Arc<AtomicBool>,
@@ -350,7 +369,8 @@ impl Follower {
         for (k, v) in &config.extra {
             c.set(k, v);
         }
-        let consumer: BaseConsumer = c.create().map_err(kafka_err)?;
+        let consumer: FollowerConsumer =
+            c.create_with_context(FollowerContext).map_err(kafka_err)?;
         set.set_caught_up(false);
         let stop = Arc::new(AtomicBool::new(false));
         let topic = config.topic.clone();
@@ -413,7 +433,7 @@ const POLL: Duration = Duration::from_millis(100);
 const META_TIMEOUT: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
-fn follow(consumer: BaseConsumer, topic: &str, set: &SuppressionSet, stop: &AtomicBool) {
+fn follow(consumer: FollowerConsumer, topic: &str, set: &SuppressionSet, stop: &AtomicBool) {
     let started = Instant::now();
     let mut warn = Throttle::new(Duration::from_secs(10));
     // 1. The partitions and the end offsets at start.
@@ -540,7 +560,7 @@ fn follow(consumer: BaseConsumer, topic: &str, set: &SuppressionSet, stop: &Atom
 
 /// The topic's partitions and each one's high watermark.
 fn start_offsets(
-    consumer: &BaseConsumer,
+    consumer: &FollowerConsumer,
     topic: &str,
 ) -> Result<(Vec<i32>, HashMap<i32, i64>), SuppressError> {
     let md = consumer
