@@ -300,6 +300,13 @@ fn mtime(p: &PathBuf) -> Option<SystemTime> {
 /// Whether `s`, a raw `Purpose`/`Sec-Purpose` value (a structured-field list such as
 /// `prefetch`, `prefetch;prerender` or `prefetch, foo`), declares a prefetch.
 pub fn is_prefetch(s: &str) -> bool {
+    // Fast paths: the usual bare value, and values too short to hold the token.
+    if s.len() < "prefetch".len() {
+        return false;
+    }
+    if s.eq_ignore_ascii_case("prefetch") {
+        return true;
+    }
     s.split([',', ';'])
         .any(|t| t.trim().eq_ignore_ascii_case("prefetch"))
 }
