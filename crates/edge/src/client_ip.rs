@@ -7,7 +7,10 @@
 
 use std::net::IpAddr;
 
+use http::header::HeaderName;
 use http::HeaderMap;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 use ipnet::IpNet;
 
 /// The client address for geo lookups and the event.
@@ -16,9 +19,15 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if trusted.is_empty() || !is_trusted(peer, trusted) {
         return peer;
     }
-    let xff = headers.get_all("x-forwarded-for");
-    let any_xff = xff.iter().next().is_some();
-    if any_xff {
+    let xff = headers.get_all(&X_FORWARDED_FOR);
+    let mut values = xff.iter();
+    let first = values.next();
+    if let (Some(only), None) = (first, values.next()) {
+        // One header line (the usual case): walk its hops from the right without collecting.
+        let hops = only.to_str().ok().into_iter().flat_map(|s| s.rsplit(','));
+        return rightmost_untrusted_rev(hops.filter_map(parse_xff_hop), trusted).unwrap_or(peer);
+    }
+    if first.is_some() {
         let hops: Vec<IpAddr> = xff
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -28,7 +37,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         return rightmost_untrusted(&hops, trusted).unwrap_or(peer);
     }
     let hops: Vec<IpAddr> = headers
-        .get_all("forwarded")
+        .get_all(&http::header::FORWARDED)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|s| s.split(','))
@@ -41,11 +50,19 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 }
 
 fn rightmost_untrusted(hops: &[IpAddr], trusted: &[IpNet]) -> Option<IpAddr> {
+    rightmost_untrusted_rev(hops.iter().rev().copied(), trusted)
+}
+
+/// `hops_from_right`: the hops, right-most (nearest) first.
+fn rightmost_untrusted_rev(
+    hops_from_right: impl Iterator<Item = IpAddr>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     let mut last = None;
-    for ip in hops.iter().rev() {
-        last = Some(*ip);
-        if !is_trusted(*ip, trusted) {
-            return Some(*ip);
+    for ip in hops_from_right {
+        last = Some(ip);
+        if !is_trusted(ip, trusted) {
+            return Some(ip);
         }
     }
     // Every hop is trusted: the left-most is the best we know.

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 use ipnet::IpNet;
 use openclick_enrich::{Enricher, Hit, HitKind};
@@ -220,26 +221,27 @@ impl Pipeline {
         }
 
         let headers = req.headers;
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Pre-parsed names: a `&str` name is parsed and validated on every lookup.
+        let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let ip = client_ip(req.peer, headers, &self.trusted_proxies);
         let hit = Hit {
             kind: match kind {
                 TokenKind::Open => HitKind::Open,
                 TokenKind::Click => HitKind::Click,
             },
-            user_agent: header("user-agent"),
+            user_agent: header(&header::USER_AGENT),
             ip,
             is_head: req.method == Method::HEAD,
-            purpose: header("purpose"),
-            sec_purpose: header("sec-purpose"),
-            dnt: header("dnt"),
-            sec_gpc: header("sec-gpc"),
+            purpose: header(&PURPOSE),
+            sec_purpose: header(&SEC_PURPOSE),
+            dnt: header(&header::DNT),
+            sec_gpc: header(&SEC_GPC),
             sent_at_ms: claims.issued_at_ms,
             now_ms: req.now_ms,
         };
         let e = self.enricher.enrich(&hit);
         let event = EngagementEvent {
-            event_id: uuid::Uuid::now_v7().to_string(),
+            event_id: event_id(req.now_ms),
             r#type: match kind {
                 TokenKind::Open => EventType::Open,
                 TokenKind::Click => EventType::Click,
@@ -266,6 +268,46 @@ impl Pipeline {
             class: tracked,
         }
     }
+}
+
+static PURPOSE: HeaderName = HeaderName::from_static("purpose");
+static SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
+static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+
+/// A fresh UUIDv7 (RFC 9562) event id for a hit at `now_ms`.
+///
+/// `Uuid::now_v7` asks the OS for randomness on every call (one `getrandom` system call per
+/// event). Here the 74 random bits come from a per-thread splitmix64 stream seeded once from
+/// the OS (through `Uuid::now_v7` itself) and the thread's identity: unique with overwhelming
+/// probability, not meant to be unpredictable (the id is no secret).
+pub fn event_id(now_ms: i64) -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let seed = uuid::Uuid::now_v7().as_u128();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&std::thread::current().id(), &mut h);
+            (seed as u64) ^ ((seed >> 64) as u64).rotate_left(29) ^ std::hash::Hasher::finish(&h)
+        });
+    }
+    fn splitmix(x: u64) -> u64 {
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let (a, b) = STATE.with(|s| {
+        let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let y = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(y);
+        (splitmix(x), splitmix(y))
+    });
+    let mut rand = [0u8; 10];
+    rand[..8].copy_from_slice(&a.to_le_bytes());
+    rand[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    let id = uuid::Builder::from_unix_timestamp_millis(now_ms.max(0) as u64, &rand).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// Maps the token's channel to the schema's.
@@ -296,6 +338,21 @@ pub fn route(path: &str) -> Option<(TokenKind, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_are_v7_and_distinct() {
+        let a = event_id(1_717_000_000_000);
+        let b = event_id(1_717_000_000_000);
+        assert_ne!(a, b);
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version_num(), 7);
+        let (secs, _) = u.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs, 1_717_000_000);
+        let other = std::thread::spawn(|| event_id(1_717_000_000_000))
+            .join()
+            .unwrap();
+        assert_ne!(other, a);
+    }
 
     #[test]
     fn routes() {
