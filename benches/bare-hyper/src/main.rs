@@ -5,7 +5,9 @@
 //! check, no enrichment, no Kafka: the gap between this and `openclick serve` is the price of
 //! the pipeline.
 //!
-//! Usage: `openclick-bare-hyper [LISTEN=127.0.0.1:8081] [WORKERS=0 (one per core)]`.
+//! Usage: `openclick-bare-hyper [LISTEN=127.0.0.1:8081] [WORKERS=0 (one per core)]`. With
+//! `BARE_HYPER_AUTO=1` it serves connections the way `openclick serve` does (hyper-util's auto
+//! builder, header read timeout, graceful-shutdown watch), still without the pipeline.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +17,9 @@ use http::{header, HeaderValue, Response};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 
 /// The same 43-byte transparent GIF89a openclick serves.
 const PIXEL_GIF: &[u8; 43] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
@@ -48,19 +52,39 @@ fn main() -> std::io::Result<()> {
     rt.enable_all().build()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("bare hyper listening on {}", listener.local_addr()?);
+        let auto_like_openclick = std::env::var_os("BARE_HYPER_AUTO").is_some();
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10))
+            .keep_alive(true);
+        let graceful = GracefulShutdown::new();
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(a) => a,
                 Err(_) => continue,
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let svc = service_fn(|_req| std::future::ready(Ok::<_, Infallible>(pixel())));
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
+            let svc = service_fn(|_req| std::future::ready(Ok::<_, Infallible>(pixel())));
+            if auto_like_openclick {
+                // The connection setup `openclick serve` uses (HTTP/1.1 or h2c auto-detection,
+                // a header read timeout on a tokio timer, graceful-shutdown watch): isolates
+                // the server plumbing's share of the gap from the pipeline's.
+                let conn = auto
                     .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            } else {
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
         }
     })
 }
