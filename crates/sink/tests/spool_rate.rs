@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dead_port, event};
+use common::{dead_port, realistic};
 use openclick_sink::kafka::{KafkaConfig, KafkaSink};
 use openclick_sink::spool::{FsyncPolicy, SpoolConfig};
 use openclick_sink::{Sink, SinkError};
@@ -29,7 +29,7 @@ fn rate(policy: FsyncPolicy, events: u64) -> (f64, f64, u64) {
         ..KafkaConfig::default()
     })
     .unwrap();
-    let evs: Vec<_> = (0..events).map(|i| event("rate", i)).collect();
+    let evs: Vec<_> = (0..events).map(realistic).collect();
     let mut retries = 0u64;
     let start = Instant::now();
     for ev in &evs {
@@ -62,7 +62,7 @@ fn rate(policy: FsyncPolicy, events: u64) -> (f64, f64, u64) {
 #[ignore]
 fn spool_write_rate_through_the_sink() {
     let n = 200_000;
-    let payload = openclick_events::Message::encoded_len(&event("rate", 0));
+    let payload = openclick_events::Message::encoded_len(&realistic(0));
     for (name, policy) in [
         ("every 200ms (default)", FsyncPolicy::default()),
         ("always", FsyncPolicy::Always),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use openclick_events::v1::EngagementEvent;
+use openclick_events::v1::{Client, EngagementEvent, Geo, Network, Signals};
 use openclick_events::Message as _;
 use openclick_sink::kafka::KafkaSink;
 use openclick_sink::Sink;
@@ -25,6 +25,35 @@ pub fn event(run: &str, i: u64) -> EngagementEvent {
         contact_id: format!("c-{}", i % 97),
         campaign_id: "spring".into(),
         message_id: "m-1".into(),
+        ..Default::default()
+    }
+}
+
+/// A realistic event (about 300 bytes encoded) with a unique id.
+pub fn realistic(i: u64) -> EngagementEvent {
+    EngagementEvent {
+        event_id: format!("0192f1b2-7c3a-7d4e-9f10-{i:012x}"),
+        r#type: 1,
+        channel: 1,
+        tenant_id: "acme".into(),
+        campaign_id: "2024-spring-sale".into(),
+        message_id: format!("msg-{}", i % 10_000),
+        contact_id: format!("contact-{}", i % 50_000),
+        occurred_at_ms: 1_700_000_000_000 + i as i64,
+        sent_at_ms: 1_699_999_000_000,
+        client: Some(Client {
+            user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148".into(),
+            email_client: "Apple Mail".into(),
+            os: "iOS".into(),
+            os_version: "17.1".into(),
+            device_category: 2,
+            ..Default::default()
+        }),
+        geo: Some(Geo::default()),
+        network: Some(Network::default()),
+        signals: Some(Signals::default()),
+        key_id: "k1".into(),
+        producer_version: "0.1.0".into(),
         ..Default::default()
     }
 }
