@@ -1,13 +1,19 @@
 //! The end-to-end check: read the events topic and compare with what was answered.
 //!
-//! Before the run, [`Checker::start`] records each partition's high watermark; after it,
-//! [`Checker::collect`] assigns every partition from there (no consumer group), decodes each
-//! record and counts the events whose `message_id` is `lt-{run}-{i}`. A request index answered
-//! `n` times must appear `n` times if tracked and never if suppressed or invalid.
+//! [`Checker::start`] records each partition's high watermark before the run and starts a
+//! consumer thread reading every partition from there (assigned, no consumer group) while the
+//! load runs: a broker that keeps a bounded log in memory (the embedded mock broker keeps a few
+//! MB per partition) would otherwise drop the start of a long run before it is read. Each event
+//! whose `message_id` is `lt-{run}-{i}` is counted against request index `i`.
+//! [`Checker::finish`] then waits for the rest and compares: a request index answered `n` times
+//! must appear `n` times if tracked and never if suppressed or invalid.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use openclick_events::v1::{EngagementEvent, EventType};
 use openclick_events::Message as _;
 use rdkafka::config::ClientConfig;
@@ -15,14 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::mix::Pool;
-
-/// Where to read and from which offsets.
-pub struct Checker {
-    consumer: BaseConsumer,
-    topic: String,
-    start: Vec<(i32, Offset)>,
-}
+use crate::mix::Kind;
 
 /// What the topic held for this run.
 #[derive(Debug, Default)]
@@ -41,18 +40,49 @@ pub struct CheckResult {
     pub wrong_type: u64,
     /// Records that did not decode.
     pub undecodable: u64,
-    /// Time spent reading.
+    /// Consumer errors (e.g. the broker dropped records before they were read).
+    pub consume_errors: u64,
+    /// Time spent reading after the load stopped.
     pub elapsed: Duration,
 }
 
+struct Collected {
+    received: Vec<u32>,
+    result: CheckResult,
+}
+
+struct Control {
+    finish: AtomicBool,
+    expected: AtomicU64,
+    settle: Duration,
+    idle: Duration,
+    timeout: Duration,
+}
+
+/// A running consumer of the run's events.
+pub struct Checker {
+    control: Arc<Control>,
+    thread: JoinHandle<Collected>,
+}
+
 impl Checker {
-    /// Connects and records where the topic ends now.
-    pub fn start(brokers: &str, topic: &str) -> Result<Checker> {
+    /// Connects, records where the topic ends now and starts reading from there.
+    pub fn start(
+        brokers: &str,
+        topic: &str,
+        run: &str,
+        kinds: Vec<Kind>,
+        settle: Duration,
+        idle: Duration,
+        timeout: Duration,
+    ) -> Result<Checker> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "openclick-loadtest")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // Records gone before they were read must show, not be skipped silently.
+            .set("auto.offset.reset", "error")
             .set("fetch.wait.max.ms", "100")
             .create()
             .context("Kafka consumer")?;
@@ -65,104 +95,127 @@ impl Checker {
         if t.partitions().is_empty() {
             bail!("topic {topic} has no partitions on {brokers} (create it first)");
         }
-        let mut start = Vec::new();
+        let mut tpl = TopicPartitionList::new();
         for p in t.partitions() {
             let (_, high) = consumer
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
                 .with_context(|| format!("watermarks of {topic}/{}", p.id()))?;
-            start.push((p.id(), Offset::Offset(high)));
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
         }
-        Ok(Checker {
-            consumer,
-            topic: topic.to_string(),
-            start,
-        })
+        consumer.assign(&tpl)?;
+        let control = Arc::new(Control {
+            finish: AtomicBool::new(false),
+            expected: AtomicU64::new(0),
+            settle,
+            idle,
+            timeout,
+        });
+        let prefix = format!("lt-{run}-");
+        let ctl = control.clone();
+        let thread = std::thread::Builder::new()
+            .name("loadtest-check".into())
+            .spawn(move || consume(consumer, ctl, prefix, kinds))?;
+        Ok(Checker { control, thread })
     }
 
-    /// Reads the run's events. Stops `settle` after the last expected event arrived (to catch
-    /// duplicates), or when nothing arrived for `idle`, or at `timeout`.
-    pub fn collect(
-        &self,
-        run: &str,
-        pool: &Pool,
-        answered: &[u32],
-        settle: Duration,
-        idle: Duration,
-        timeout: Duration,
-    ) -> Result<CheckResult> {
-        let mut tpl = TopicPartitionList::new();
-        for (p, off) in &self.start {
-            tpl.add_partition_offset(&self.topic, *p, *off)?;
-        }
-        self.consumer.assign(&tpl)?;
-        let prefix = format!("lt-{run}-");
-        let expected: u64 = (0..pool.len())
-            .filter(|&i| pool.kind(i).tracked())
-            .map(|i| answered[i] as u64)
+    /// Tells the reader how many events to expect (`answered` per request index), waits for
+    /// them and compares.
+    pub fn finish(self, answered: &[u32], kinds: &[Kind]) -> Result<CheckResult> {
+        let expected: u64 = answered
+            .iter()
+            .zip(kinds)
+            .filter(|(_, k)| k.tracked())
+            .map(|(&n, _)| n as u64)
             .sum();
-        let mut received = vec![0u32; pool.len()];
-        let mut r = CheckResult {
-            expected,
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let mut last = Instant::now();
-        let mut complete_at: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            if now - started >= timeout || now - last >= idle {
-                break;
-            }
-            if complete_at.is_some_and(|t| now - t >= settle) {
-                break;
-            }
-            let Some(m) = self.consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = match m {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("consume error: {e}");
-                    continue;
-                }
-            };
-            last = Instant::now();
-            let Ok(ev) = EngagementEvent::decode(m.payload().unwrap_or_default()) else {
-                r.undecodable += 1;
-                continue;
-            };
-            let Some(i) = ev
-                .message_id
-                .strip_prefix(&prefix)
-                .and_then(|s| s.parse::<usize>().ok())
-                .filter(|&i| i < pool.len())
-            else {
-                continue; // another run's or another producer's event
-            };
-            received[i] += 1;
-            r.received += 1;
-            let kind = pool.kind(i);
-            let ty = if kind.is_click() {
-                EventType::Click
-            } else {
-                EventType::Open
-            };
-            if ev.r#type != ty as i32 {
-                r.wrong_type += 1;
-            }
-            if r.received >= expected && complete_at.is_none() {
-                complete_at = Some(Instant::now());
-            }
-        }
-        for (i, (&got, &sent)) in received.iter().zip(answered).enumerate() {
-            if pool.kind(i).tracked() {
+        self.control.expected.store(expected, Ordering::Relaxed);
+        self.control.finish.store(true, Ordering::Release);
+        let c = self
+            .thread
+            .join()
+            .map_err(|_| anyhow!("consumer thread panicked"))?;
+        let mut r = c.result;
+        r.expected = expected;
+        for ((&got, &sent), kind) in c.received.iter().zip(answered).zip(kinds) {
+            if kind.tracked() {
                 r.lost += sent.saturating_sub(got) as u64;
                 r.duplicated += got.saturating_sub(sent) as u64;
             } else {
                 r.unexpected += got as u64;
             }
         }
-        r.elapsed = started.elapsed();
         Ok(r)
+    }
+}
+
+fn consume(
+    consumer: BaseConsumer,
+    ctl: Arc<Control>,
+    prefix: String,
+    kinds: Vec<Kind>,
+) -> Collected {
+    let mut received = vec![0u32; kinds.len()];
+    let mut r = CheckResult::default();
+    let mut finish_at: Option<Instant> = None;
+    let mut last = Instant::now();
+    let mut complete_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if finish_at.is_none() && ctl.finish.load(Ordering::Acquire) {
+            finish_at = Some(now);
+            last = now;
+        }
+        if let Some(f) = finish_at {
+            let expected = ctl.expected.load(Ordering::Relaxed);
+            if r.received >= expected && complete_at.is_none() {
+                complete_at = Some(now);
+            }
+            if now - f >= ctl.timeout
+                || now - last >= ctl.idle
+                || complete_at.is_some_and(|t| now - t >= ctl.settle)
+            {
+                r.elapsed = now - f;
+                break;
+            }
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                r.consume_errors += 1;
+                if r.consume_errors <= 3 {
+                    eprintln!("consume error: {e}");
+                }
+                continue;
+            }
+        };
+        last = Instant::now();
+        let Ok(ev) = EngagementEvent::decode(m.payload().unwrap_or_default()) else {
+            r.undecodable += 1;
+            continue;
+        };
+        let Some(i) = ev
+            .message_id
+            .strip_prefix(&prefix)
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&i| i < kinds.len())
+        else {
+            continue; // another run's or another producer's event
+        };
+        received[i] += 1;
+        r.received += 1;
+        let ty = if kinds[i].is_click() {
+            EventType::Click
+        } else {
+            EventType::Open
+        };
+        if ev.r#type != ty as i32 {
+            r.wrong_type += 1;
+        }
+    }
+    Collected {
+        received,
+        result: r,
     }
 }

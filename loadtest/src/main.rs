@@ -410,7 +410,16 @@ fn run(a: RunArgs) -> Result<i32> {
             None => brokers_from_admin(&rt, a.admin)?,
         };
         eprintln!("events: {} on {brokers}", a.topic);
-        Some(check::Checker::start(&brokers, &a.topic)?)
+        let kinds = (0..pool.len()).map(|i| pool.kind(i)).collect();
+        Some(check::Checker::start(
+            &brokers,
+            &a.topic,
+            &run_id,
+            kinds,
+            Duration::from_secs(2),
+            Duration::from_secs(15),
+            Duration::from_secs(a.check_timeout),
+        )?)
     };
 
     let max_requests = if a.requests == 0 {
@@ -566,23 +575,17 @@ fn run(a: RunArgs) -> Result<i32> {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .collect();
-        let r = checker.collect(
-            &run_id,
-            &sh.pool,
-            &answered,
-            Duration::from_secs(2),
-            Duration::from_secs(15),
-            Duration::from_secs(a.check_timeout),
-        )?;
+        let kinds: Vec<Kind> = (0..sh.pool.len()).map(|i| sh.pool.kind(i)).collect();
+        let r = checker.finish(&answered, &kinds)?;
         println!(
-            "end to end: sent {sent} - suppressed {suppressed} - invalid {invalid} = expected {}; received {} in {:.1}s",
+            "end to end: sent {sent} - suppressed {suppressed} - invalid {invalid} = expected {}; received {} ({:.1}s after the load stopped)",
             r.expected,
             r.received,
             r.elapsed.as_secs_f64()
         );
         println!(
-            "  lost {}  duplicated {}  unexpected (suppressed/invalid) {}  wrong type {}  undecodable {}",
-            r.lost, r.duplicated, r.unexpected, r.wrong_type, r.undecodable
+            "  lost {}  duplicated {}  unexpected (suppressed/invalid) {}  wrong type {}  undecodable {}  consume errors {}",
+            r.lost, r.duplicated, r.unexpected, r.wrong_type, r.undecodable, r.consume_errors
         );
         summary["expected"] = r.expected.into();
         summary["received"] = r.received.into();
