@@ -52,7 +52,7 @@ need() {
     fi
 }
 need wrk wrk
-need nginx nginx-light
+need nginx nginx
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 TANSU=$(command -v tansu || { [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"; } || true)
 
