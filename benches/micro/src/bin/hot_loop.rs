@@ -33,7 +33,11 @@ fn main() {
             contact_id: "c-1234567".into(),
             channel: Channel::Email,
             issued_at_ms: now - 3_600_000,
-            link_id: if click { "link-2".into() } else { String::new() },
+            link_id: if click {
+                "link-2".into()
+            } else {
+                String::new()
+            },
             url: if click {
                 "https://shop.example.com/p/42?utm_source=email&utm_campaign=spring&l=2".into()
             } else {
@@ -54,7 +58,10 @@ fn main() {
         vec!["127.0.0.1/32".parse().expect("net")],
     );
     let mut h = HeaderMap::new();
-    h.insert(http::header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+    h.insert(
+        http::header::HOST,
+        HeaderValue::from_static("127.0.0.1:8080"),
+    );
     h.insert(
         http::header::USER_AGENT,
         HeaderValue::from_static(
