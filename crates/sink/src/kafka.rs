@@ -19,7 +19,14 @@
 //!      (cause `delivery_failed`): the delivery report carries the record's key and payload,
 //!      which the delivery-report thread appends to the spool;
 //!    - at shutdown, the flush deadline passed: the producer queue is purged and the purged
-//!      records' delivery reports spool them (cause `shutdown`).
+//!      records' delivery reports spool them (cause `purged`);
+//!    - the cluster rejected the idempotent producer's state (`PRODUCER_FENCED`,
+//!      `UNKNOWN_PRODUCER_ID`, `OUT_OF_ORDER_SEQUENCE_NUMBER`, librdkafka's fatal error; seen
+//!      when a broker restarts with memory storage or fences an epoch after timeouts): those
+//!      records are spooled, and the replay thread replaces the producer with a fresh one
+//!      (a new producer id), purging the old one's queue into the spool (cause `purged`). The
+//!      same happens after two stalls in a row with no delivery in between while the broker
+//!      answers metadata (a producer stuck after a broker restart).
 //! 3. **delivered** (the broker acknowledged it) or **failed** (a fatal error such as a record
 //!    too large, or the spool refused it: full, or writer gone). Failed is alarmed: an error
 //!    log line (rate limited) and `openclick_sink_failed_by_reason_total`.
@@ -88,7 +95,7 @@ use std::time::{Duration, Instant};
 
 use openclick_events::v1::EngagementEvent;
 use openclick_events::{Message as _, ENGAGEMENT_EVENT_TYPE};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -226,7 +233,11 @@ pub fn classify_code(code: RDKafkaErrorCode) -> ErrorClass {
         | C::Retry
         | C::PurgeQueue
         | C::PurgeInflight
-        | C::ThrottlingQuotaExceeded => ErrorClass::Retryable,
+        | C::ThrottlingQuotaExceeded
+        | C::ProducerFenced
+        | C::InvalidProducerEpoch
+        | C::UnknownProducerId
+        | C::InvalidProducerIdMapping => ErrorClass::Retryable,
         C::MessageSizeTooLarge
         | C::InvalidMessage
         | C::InvalidMessageSize
@@ -246,6 +257,24 @@ pub fn classify_code(code: RDKafkaErrorCode) -> ErrorClass {
         // retrying a record that will fail again (the spool bounds the cost).
         _ => ErrorClass::Retryable,
     }
+}
+
+/// Errors that say the idempotent producer's own state (producer id, epoch, sequence numbers)
+/// is no longer accepted by the cluster: the record is fine, the producer instance is not. The
+/// sink replaces its producer (a fresh id) and retries the records (see [`KafkaSink`]). Seen
+/// when a broker loses its producer state (restart with memory storage) or fences an epoch
+/// after timeouts.
+pub fn is_producer_state_error(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Fatal
+            | C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::UnknownProducerId
+            | C::InvalidProducerIdMapping
+            | C::OutOfOrderSequenceNumber
+    )
 }
 
 /// Classifies a client error: see [`classify_code`].
@@ -293,14 +322,16 @@ pub const FAILURE_REASONS: &[&str] = &[
 const SPOOL_REFUSED: usize = 9;
 
 /// Why events went to the spool (bounded label set), in [`KafkaSinkStats::spooled_by_cause`].
-pub const SPOOL_CAUSES: &[&str] = &["queue_full", "broker_down", "delivery_failed", "shutdown"];
+/// `purged`: taken back from the producer's queue at the shutdown deadline or when the
+/// producer was replaced.
+pub const SPOOL_CAUSES: &[&str] = &["queue_full", "broker_down", "delivery_failed", "purged"];
 
 #[derive(Clone, Copy, Debug)]
 enum Cause {
     QueueFull = 0,
     BrokerDown = 1,
     DeliveryFailed = 2,
-    Shutdown = 3,
+    Purged = 3,
 }
 
 /// The delivery opaque of a live record; replayed records carry a slot number >= 1.
@@ -401,6 +432,11 @@ struct Shared {
     paused: AtomicBool,
     /// Closing: the replay thread stops.
     stop: AtomicBool,
+    /// The producer's idempotence state was rejected: the replay thread replaces it.
+    reset_requested: AtomicBool,
+    producer_resets: AtomicU64,
+    /// Stalls (records waiting, no acknowledgement) since the last successful delivery.
+    stalls_since_delivery: AtomicU64,
     spool_after_ms: u64,
     stall_after_ms: u64,
     replay_max_in_flight: usize,
@@ -561,8 +597,9 @@ impl ClientContext for DeliveryContext {
             self.shared.mark_down("all brokers down");
         }
         if code == Some(RDKafkaErrorCode::Fatal) {
+            self.shared.reset_requested.store(true, Ordering::Relaxed);
             tracing::error!(target: "openclick::sink", %error, reason,
-                "kafka producer fatal error: events are spooled until openclick is restarted");
+                "kafka producer fatal error: replacing the producer; its records are spooled");
         } else if let Some(suppressed) = self.shared.error_log.allow(self.shared.now_ms(), 5_000) {
             tracing::warn!(target: "openclick::sink", %error, reason, suppressed, "kafka client error");
         }
@@ -577,6 +614,7 @@ impl ProducerContext for DeliveryContext {
         match result {
             Ok(_) => {
                 sh.mark_up();
+                sh.stalls_since_delivery.store(0, Ordering::Relaxed);
                 if slot == LIVE {
                     bump(&sh.counters.delivered);
                 } else {
@@ -588,6 +626,9 @@ impl ProducerContext for DeliveryContext {
                 if code == RDKafkaErrorCode::MessageTimedOut {
                     sh.mark_down("a delivery timed out");
                 }
+                if is_producer_state_error(code) {
+                    sh.reset_requested.store(true, Ordering::Relaxed);
+                }
                 if slot != LIVE {
                     sh.replay_settled(slot, Err(code));
                     return;
@@ -595,7 +636,7 @@ impl ProducerContext for DeliveryContext {
                 if record_class(code) == ErrorClass::Retryable && sh.spool.is_some() {
                     let cause = match code {
                         RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight => {
-                            Cause::Shutdown
+                            Cause::Purged
                         }
                         _ => Cause::DeliveryFailed,
                     };
@@ -642,13 +683,15 @@ pub struct KafkaSinkStats {
     pub queue_depth: u64,
     /// Broker reachability.
     pub up: bool,
+    /// Times the producer was replaced after its idempotence state was rejected.
+    pub producer_resets: u64,
     /// The spool's own gauges and counters, with a spool.
     pub spool: Option<SpoolStats>,
 }
 
 /// The Kafka sink. Cheap to share behind an `Arc`.
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryContext>,
+    slot: Arc<ProducerSlot>,
     topic: String,
     headers: OwnedHeaders,
     shared: Arc<Shared>,
@@ -726,6 +769,9 @@ impl KafkaSink {
             replay_backoff_until_ms: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            reset_requested: AtomicBool::new(false),
+            producer_resets: AtomicU64::new(0),
+            stalls_since_delivery: AtomicU64::new(0),
             spool_after_ms: config.spool_after_ms,
             stall_after_ms: config.stall_after_ms.max(1),
             replay_max_in_flight: config.replay_max_in_flight.max(1),
@@ -733,19 +779,13 @@ impl KafkaSink {
             error_log: RateLimit::default(),
             replay_log: RateLimit::default(),
         });
-        let context = DeliveryContext {
-            shared: shared.clone(),
-        };
-        let producer: ThreadedProducer<DeliveryContext> = config
-            .client_config()
-            .create_with_context(context)
-            .map_err(|e| SinkError::Config(e.to_string()))?;
+        let slot = Arc::new(ProducerSlot::new(config.client_config(), shared.clone())?);
         let headers = OwnedHeaders::new().insert(Header {
             key: "ce_type",
             value: Some(ENGAGEMENT_EVENT_TYPE),
         });
         let replayer = Replayer {
-            producer: producer.clone(),
+            slot: slot.clone(),
             shared: shared.clone(),
             topic: config.topic.clone(),
             headers: headers.clone(),
@@ -755,7 +795,7 @@ impl KafkaSink {
             .spawn(move || replayer.run())
             .map_err(|e| SinkError::Config(format!("cannot start the replay thread: {e}")))?;
         Ok(KafkaSink {
-            producer,
+            slot,
             topic: config.topic.clone(),
             headers,
             shared,
@@ -782,7 +822,7 @@ impl KafkaSink {
 
     /// Events waiting in librdkafka's queue or in flight to the broker.
     pub fn queue_depth(&self) -> i32 {
-        self.producer.in_flight_count()
+        self.slot.get().in_flight_count()
     }
 
     /// Failed deliveries per reason, for metrics (labels from [`FAILURE_REASONS`]).
@@ -814,6 +854,7 @@ impl KafkaSink {
             replay_in_flight: self.shared.replay_slots.lock().len() as u64,
             queue_depth: self.queue_depth().max(0) as u64,
             up: self.shared.up.load(Ordering::Relaxed),
+            producer_resets: get(&self.shared.producer_resets),
             spool: self.shared.spool.as_ref().map(Spool::stats),
         }
     }
@@ -859,9 +900,69 @@ impl Drop for KafkaSink {
     }
 }
 
+type SinkProducer = ThreadedProducer<DeliveryContext>;
+
+/// The current producer, replaceable. `publish` sends under the read lock (never held across
+/// anything that waits), so after a swap under the write lock nobody but the replacing thread
+/// holds the old producer.
+struct ProducerSlot {
+    current: RwLock<Arc<SinkProducer>>,
+    config: ClientConfig,
+    shared: Arc<Shared>,
+}
+
+impl ProducerSlot {
+    fn new(config: ClientConfig, shared: Arc<Shared>) -> Result<ProducerSlot, SinkError> {
+        let producer = Self::create(&config, &shared)?;
+        Ok(ProducerSlot {
+            current: RwLock::new(Arc::new(producer)),
+            config,
+            shared,
+        })
+    }
+
+    fn create(config: &ClientConfig, shared: &Arc<Shared>) -> Result<SinkProducer, SinkError> {
+        config
+            .create_with_context(DeliveryContext {
+                shared: shared.clone(),
+            })
+            .map_err(|e| SinkError::Config(e.to_string()))
+    }
+
+    fn get(&self) -> Arc<SinkProducer> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the producer with a fresh one (a new producer id). The old one's queue is
+    /// purged: the purge's delivery reports spool its live records and nack its replayed ones.
+    fn reset(&self) {
+        let fresh = match Self::create(&self.config, &self.shared) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::error!(target: "openclick::sink", error = %e, "cannot replace the producer");
+                self.shared.reset_requested.store(true, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *self.current.write(), fresh);
+        bump(&self.shared.producer_resets);
+        tracing::warn!(
+            target: "openclick::sink",
+            queued = old.in_flight_count(),
+            resets = get(&self.shared.producer_resets),
+            "the cluster rejected the producer's idempotence state: producer replaced, its queue spooled"
+        );
+        old.purge(PurgeConfig::default().queue().inflight());
+        let _ = old.flush(Duration::from_secs(2));
+        // Dropped here, on the replay thread (its drop joins its polling thread).
+        drop(old);
+    }
+}
+
 /// The replay and health thread.
 struct Replayer {
-    producer: ThreadedProducer<DeliveryContext>,
+    slot: Arc<ProducerSlot>,
     shared: Arc<Shared>,
     topic: String,
     headers: OwnedHeaders,
@@ -871,7 +972,15 @@ impl Replayer {
     fn run(self) {
         let sh = &*self.shared;
         let mut last_probe: Option<u64> = None;
+        let mut last_reset: Option<Instant> = None;
         while !sh.stop.load(Ordering::Relaxed) {
+            // At most one replacement per 2 s: the old producer's last failures may ask again.
+            if last_reset.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(2))
+                && sh.reset_requested.swap(false, Ordering::Relaxed)
+            {
+                self.slot.reset();
+                last_reset = Some(Instant::now());
+            }
             let now = sh.now_ms();
             self.watch_health(now, &mut last_probe);
             let sent = if sh.up.load(Ordering::Relaxed)
@@ -890,7 +999,7 @@ impl Replayer {
 
     fn watch_health(&self, now: u64, last_probe: &mut Option<u64>) {
         let sh = &*self.shared;
-        if self.producer.in_flight_count() <= 0 {
+        if self.slot.get().in_flight_count() <= 0 {
             sh.last_idle_ms.store(now, Ordering::Relaxed);
         }
         if sh.up.load(Ordering::Relaxed) {
@@ -900,6 +1009,12 @@ impl Replayer {
                 .max(sh.last_idle_ms.load(Ordering::Relaxed));
             if now.saturating_sub(progress) > sh.stall_after_ms {
                 sh.mark_down("records waiting for an acknowledgement, none arriving");
+                // A second stall with no delivery in between, the broker answering metadata in
+                // the meantime: the broker is there but this producer is stuck (e.g. waiting
+                // for a producer id a restarted broker will not give back). Replace it.
+                if sh.stalls_since_delivery.fetch_add(1, Ordering::Relaxed) >= 1 {
+                    sh.reset_requested.store(true, Ordering::Relaxed);
+                }
             }
             return;
         }
@@ -908,7 +1023,8 @@ impl Replayer {
         }
         *last_probe = Some(now);
         let md = self
-            .producer
+            .slot
+            .get()
             .client()
             .fetch_metadata(Some(&self.topic), Duration::from_millis(1_000));
         if let Ok(md) = md {
@@ -956,13 +1072,14 @@ impl Replayer {
                 .key(rec.key.as_slice())
                 .payload(rec.payload.as_slice())
                 .headers(self.headers.clone());
-            match self.producer.send(record) {
+            let sent_result = self.slot.current.read().send(record).map_err(|(e, _)| e);
+            match sent_result {
                 Ok(()) => {
                     sent += 1;
                     bump(&sh.counters.replayed);
                     bump(&sh.counters.produced);
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     sh.replay_slots.lock().remove(&slot);
                     let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
                     if record_class(code) == ErrorClass::Fatal {
@@ -1016,12 +1133,13 @@ impl Sink for KafkaSink {
                 .key(key.as_slice())
                 .payload(payload.as_slice())
                 .headers(self.headers.clone());
-            match self.producer.send(record) {
+            let sent = self.slot.current.read().send(record).map_err(|(e, _)| e);
+            match sent {
                 Ok(()) => {
                     bump(&sh.counters.produced);
                     Ok(())
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
                     if sh.spool.is_some() && record_class(code) == ErrorClass::Retryable {
                         return sh
@@ -1053,20 +1171,21 @@ impl Sink for KafkaSink {
             Duration::ZERO
         };
         let mut purged = 0;
-        if self.producer.flush(timeout - reserve).is_err() && sh.spool.is_some() {
+        let producer = self.slot.get();
+        if producer.flush(timeout - reserve).is_err() && sh.spool.is_some() {
             // Deadline: whatever librdkafka still holds goes to the spool through the purge's
             // delivery reports (in-flight requests may still land: at least once).
-            purged = self.producer.in_flight_count().max(0);
+            purged = producer.in_flight_count().max(0);
             tracing::warn!(target: "openclick::sink", queued = purged,
                 "flush deadline passed: moving the producer queue to the spool");
-            self.producer
-                .purge(PurgeConfig::default().queue().inflight());
-            let _ = self.producer.flush(
+            producer.purge(PurgeConfig::default().queue().inflight());
+            let _ = producer.flush(
                 deadline
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(500)),
             );
         }
+        drop(producer);
         let settled = self.wait_settled(deadline.max(Instant::now() + Duration::from_millis(500)));
         let spool_result = match &sh.spool {
             Some(spool) => spool.flush(
@@ -1130,6 +1249,7 @@ impl Sink for KafkaSink {
         gauge!("openclick_sink_replay_in_flight").set(d.replay_in_flight as f64);
         gauge!("openclick_sink_producer_queue_depth").set(d.queue_depth as f64);
         gauge!("openclick_sink_broker_up").set(if d.up { 1.0 } else { 0.0 });
+        counter!("openclick_sink_producer_resets_total").absolute(d.producer_resets);
         if let Some(s) = d.spool {
             gauge!("openclick_spool_pending_events")
                 .set((s.pending_records + s.queued_records) as f64);

@@ -311,7 +311,7 @@ fn queue_full_and_shutdown_spill_into_the_spool_and_a_restart_replays_them() {
         let d = sink.detailed_stats();
         assert_eq!(d.sink.accepted, 500);
         assert_eq!(d.sink.spooled, 500, "{d:?}");
-        assert_eq!(by_cause(&sink, "shutdown"), 100);
+        assert_eq!(by_cause(&sink, "purged"), 100);
         assert_eq!(d.sink.delivered + d.sink.failed, 0);
         assert_eq!(d.spool.unwrap().pending_records, 500);
     }
