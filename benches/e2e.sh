@@ -13,7 +13,7 @@
 #
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNS=64 WRK_THREADS=1 WORKERS=1 (server worker
 # threads for a, b and c/d) LOADTEST_DURATION=10 OPENCLICK_ARGS="" (extra `serve` flags)
-# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target.
+# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192.
 # Loopback only. Needs root to apt-get install wrk/nginx when they are absent.
 set -euo pipefail
 
@@ -26,6 +26,8 @@ LOADTEST_DURATION=${LOADTEST_DURATION:-10}
 OPENCLICK_ARGS=${OPENCLICK_ARGS:-}
 OUT=${OUT:-/tmp/openclick-e2e}
 UPDATE=${UPDATE:-0}
+# Fixed loopback ports: (a) 18081, (b) 18082, (c) 18083/19093, (d) 18084/19094, tansu below.
+TANSU_PORT=${TANSU_PORT:-19192}
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
@@ -105,11 +107,14 @@ stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 start_tansu() {
     [ -n "$TANSU" ] || return 1
-    "$TANSU" broker --listener-url tcp://127.0.0.1:19092 --advertised-listener-url tcp://127.0.0.1:19092 \
+    if (exec 3<>"/dev/tcp/127.0.0.1/$TANSU_PORT") 2>/dev/null; then
+        log "port $TANSU_PORT is taken (another broker?): set TANSU_PORT"; return 1
+    fi
+    "$TANSU" broker --listener-url tcp://127.0.0.1:$TANSU_PORT --advertised-listener-url tcp://127.0.0.1:$TANSU_PORT \
         --storage-engine memory://tansu/ >"$OUT/tansu.log" 2>&1 &
     TANSU_PID=$!; PIDS+=($TANSU_PID)
-    wait_port 127.0.0.1:19092 || return 1
-    "$TANSU" topic create openclick.events.v1 --partitions 3 --broker tcp://127.0.0.1:19092 \
+    wait_port 127.0.0.1:$TANSU_PORT || return 1
+    "$TANSU" topic create openclick.events.v1 --partitions 3 --broker tcp://127.0.0.1:$TANSU_PORT \
         >>"$OUT/tansu.log" 2>&1 || "$TANSU" topic create openclick.events.v1 --partitions 3 \
         >>"$OUT/tansu.log" 2>&1 || true
 }
@@ -154,7 +159,7 @@ for r in $(seq 1 "$ROUNDS"); do
             a) wrk_round a 18081 "$r" ;;
             b) wrk_round b 18082 "$r" ;;
             c) start_openclick 18083 19093; wrk_round c 18083 "$r"; stop_pid "$OC_PID" ;;
-            d) start_openclick 18084 19094 --kafka-brokers 127.0.0.1:19092; wrk_round d 18084 "$r"; stop_pid "$OC_PID" ;;
+            d) start_openclick 18084 19094 --kafka-brokers 127.0.0.1:$TANSU_PORT; wrk_round d 18084 "$r"; stop_pid "$OC_PID" ;;
         esac
     done
 done
@@ -179,7 +184,7 @@ loss_check() { # VARIANT PORT ADMIN [serve args]
 LOSS_RC=0
 loss_check c 18083 19093 || LOSS_RC=$?
 if [[ " $VARIANTS " == *" d "* ]]; then
-    loss_check d 18084 19094 --kafka-brokers 127.0.0.1:19092 || LOSS_RC=$?
+    loss_check d 18084 19094 --kafka-brokers 127.0.0.1:$TANSU_PORT || LOSS_RC=$?
 fi
 
 # --- report --------------------------------------------------------------------------------------
