@@ -64,7 +64,14 @@ impl Harness {
             })
             .unwrap(),
         );
-        let pipeline = Pipeline::new(keyring.clone(), enricher, suppression.clone(), vec![]);
+        // Trust loopback as a forwarding proxy, so tests can set the client address with
+        // X-Forwarded-For like a load balancer would.
+        let pipeline = Pipeline::new(
+            keyring.clone(),
+            enricher,
+            suppression.clone(),
+            vec!["127.0.0.1/32".parse().unwrap()],
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -520,4 +527,75 @@ fn h2c_prior_knowledge_serves_the_pixel() {
     let events = h.stop_and_consume(1);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].contact_id, "c-h2");
+}
+
+#[test]
+fn proxies_machine_opens_and_scanners_are_flagged_end_to_end() {
+    use openclick_events::v1::{BotReason, ImageProxy};
+    let h = Harness::start();
+    let gmail =
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/o/{}.gif", h.token(TokenKind::Open, "via-gmail")),
+        &[("User-Agent", gmail), ("X-Forwarded-For", "66.249.84.1")],
+    );
+    assert_eq!(r.status, 200);
+    // Apple Mail Privacy Protection: a bare `Mozilla/5.0` from Apple's 17.0.0.0/8.
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/o/{}.gif", h.token(TokenKind::Open, "via-mpp")),
+        &[
+            ("User-Agent", "Mozilla/5.0"),
+            ("X-Forwarded-For", "17.58.10.20"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    // A security gateway checking the link before the person does.
+    let r = http(
+        h.addr,
+        "GET",
+        &format!("/c/{}", h.token(TokenKind::Click, "via-scanner")),
+        &[
+            ("User-Agent", "Valimail/1.0 (domain scanner)"),
+            ("X-Forwarded-For", "198.51.100.9"),
+        ],
+    );
+    assert_eq!(r.status, 302);
+    let events = h.stop_and_consume(3);
+    assert_eq!(events.len(), 3, "{events:#?}");
+    let by = |c: &str| events.iter().find(|e| e.contact_id == c).unwrap();
+
+    let g = by("via-gmail");
+    let gs = g.signals.as_ref().unwrap();
+    assert_eq!(gs.image_proxy(), ImageProxy::Gmail);
+    assert!(
+        !g.geo.as_ref().unwrap().reliable,
+        "geo behind a proxy is the proxy's"
+    );
+    assert_eq!(
+        g.network.as_ref().unwrap().ip,
+        "66.249.84.0",
+        "forwarded address, truncated"
+    );
+
+    let m = by("via-mpp");
+    let ms = m.signals.as_ref().unwrap();
+    assert!(ms.machine_open, "{ms:?}");
+    assert_eq!(ms.image_proxy(), ImageProxy::Apple);
+    assert!(!m.geo.as_ref().unwrap().reliable);
+
+    let s = by("via-scanner");
+    let ss = s.signals.as_ref().unwrap();
+    assert!(ss.suspected_bot);
+    assert!(
+        ss.bot_reasons().any(|r| r == BotReason::SecurityScanner),
+        "{ss:?}"
+    );
+    assert_eq!(
+        s.client.as_ref().unwrap().device_category(),
+        DeviceCategory::Bot
+    );
 }
