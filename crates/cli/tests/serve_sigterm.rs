@@ -54,20 +54,6 @@ fn sign(contact: &str, base: SocketAddr) -> String {
     path[path.find('/').unwrap()..].to_string()
 }
 
-/// `--no-suppression-sync` where this build has it: the test's broker has no suppressions
-/// topic to follow, and `/readyz` would wait for it.
-fn no_suppression_sync() -> Vec<&'static str> {
-    let help = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
-    if String::from_utf8_lossy(&help.stdout).contains("--no-suppression-sync") {
-        vec!["--no-suppression-sync"]
-    } else {
-        vec![]
-    }
-}
-
 /// A running `openclick serve` with its stderr collected.
 struct Server {
     child: Child,
@@ -92,7 +78,8 @@ impl Server {
             .args(["--min-delay-ms", "0", "--drain-timeout-secs", "5"])
             .args(["--flush-timeout-secs", &flush_secs.to_string()])
             .args(["--suppression-file", suppression.to_str().unwrap()])
-            .args(no_suppression_sync())
+            // The test's broker has no suppressions topic to follow; /readyz would wait for it.
+            .arg("--no-suppression-sync")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
