@@ -6,15 +6,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
+use openclick_benches::{claims, headers, keyring, NOW_MS};
 use openclick_edge::pipeline::Request;
 use openclick_edge::Pipeline;
 use openclick_enrich::{classify, EnrichConfig, Enricher, Hit, HitKind};
 use openclick_events::Message as _;
 use openclick_suppress::{Reason, SuppressionSet};
-use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
-
-const NOW_MS: i64 = 1_717_000_000_000;
+use openclick_token::TokenKind;
 
 const UAS: &[&str] = &[
     "Mozilla/5.0",
@@ -23,33 +22,6 @@ const UAS: &[&str] = &[
     "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17029; Pro)",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0",
 ];
-
-fn keyring() -> Keyring {
-    Keyring::new(Key::new("k1", &[7u8; 32]).expect("key"), vec![]).expect("keyring")
-}
-
-fn claims(kind: TokenKind, contact: &str) -> Claims {
-    let click = kind == TokenKind::Click;
-    Claims {
-        kind,
-        tenant_id: "lt".into(),
-        campaign_id: "spring-3".into(),
-        message_id: "lt-18f3a2b4c5d-123456".into(),
-        contact_id: contact.into(),
-        channel: Channel::Email,
-        issued_at_ms: NOW_MS - 3_600_000,
-        link_id: if click {
-            "link-2".into()
-        } else {
-            String::new()
-        },
-        url: if click {
-            "https://shop.example.com/p/42?utm_source=email&utm_campaign=spring&l=2".into()
-        } else {
-            String::new()
-        },
-    }
-}
 
 fn enricher() -> Enricher {
     let geo = std::env::var_os("OPENCLICK_BENCH_GEOIP").map(std::path::PathBuf::from);
@@ -67,21 +39,6 @@ fn suppression(n: usize) -> SuppressionSet {
         s.insert("lt", &format!("s-{i}"), Reason::OptOut);
     }
     s
-}
-
-fn headers(ua: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        http::header::HOST,
-        HeaderValue::from_static("127.0.0.1:8080"),
-    );
-    h.insert(
-        http::header::USER_AGENT,
-        HeaderValue::from_str(ua).expect("ua"),
-    );
-    h.insert(http::header::ACCEPT, HeaderValue::from_static("image/*"));
-    h.insert("x-forwarded-for", HeaderValue::from_static("81.2.69.142"));
-    h
 }
 
 fn benches(c: &mut Criterion) {

@@ -8,44 +8,22 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
+use openclick_benches::{claims, headers, keyring, NOW_MS};
 use openclick_edge::pipeline::Request;
 use openclick_edge::Pipeline;
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_events::Message as _;
 use openclick_suppress::SuppressionSet;
-use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
+use openclick_token::TokenKind;
 
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
-    let kr = Keyring::new(Key::new("k1", &[7u8; 32]).expect("key"), vec![]).expect("keyring");
-    let now = 1_717_000_000_000;
-    let token = |kind: TokenKind| {
-        let click = kind == TokenKind::Click;
-        kr.sign(&Claims {
-            kind,
-            tenant_id: "lt".into(),
-            campaign_id: "spring-3".into(),
-            message_id: "lt-18f3a2b4c5d-123456".into(),
-            contact_id: "c-1234567".into(),
-            channel: Channel::Email,
-            issued_at_ms: now - 3_600_000,
-            link_id: if click {
-                "link-2".into()
-            } else {
-                String::new()
-            },
-            url: if click {
-                "https://shop.example.com/p/42?utm_source=email&utm_campaign=spring&l=2".into()
-            } else {
-                String::new()
-            },
-        })
-        .expect("sign")
-    };
+    let kr = keyring();
+    let token = |kind: TokenKind| kr.sign(&claims(kind, "c-1234567")).expect("sign");
     let enricher = Enricher::new(EnrichConfig {
         reload_poll: None,
         ..Default::default()
@@ -57,19 +35,9 @@ fn main() {
         Arc::new(SuppressionSet::new()),
         vec!["127.0.0.1/32".parse().expect("net")],
     );
-    let mut h = HeaderMap::new();
-    h.insert(
-        http::header::HOST,
-        HeaderValue::from_static("127.0.0.1:8080"),
+    let h = headers(
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
     );
-    h.insert(
-        http::header::USER_AGENT,
-        HeaderValue::from_static(
-            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
-        ),
-    );
-    h.insert(http::header::ACCEPT, HeaderValue::from_static("image/*"));
-    h.insert("x-forwarded-for", HeaderValue::from_static("81.2.69.142"));
     let paths = [
         format!("/o/{}.gif", token(TokenKind::Open)),
         format!("/c/{}", token(TokenKind::Click)),
@@ -82,7 +50,7 @@ fn main() {
             path: &paths[i % 2],
             headers: &h,
             peer: "127.0.0.1".parse().expect("ip"),
-            now_ms: now,
+            now_ms: NOW_MS,
         });
         if let Some(ev) = out.event {
             buf.clear();
