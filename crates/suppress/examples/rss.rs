@@ -12,13 +12,12 @@
 //! thread's on-CPU time (`/proc/thread-self/schedstat`), which stays honest on a busy machine
 //! where the thread is often preempted.
 
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::time::Instant;
 
 use dashmap::DashMap;
 use openclick_suppress::{Reason, SuppressionSet};
-use siphasher::sip::SipHasher13;
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
@@ -59,12 +58,12 @@ fn main() {
             );
         }
         "dashmap" => {
-            let (k0, k1): (u64, u64) = (rand::random(), rand::random());
+            let state = foldhash::quality::SeedableRandomState::random();
             let before = rss_bytes();
             let t = Instant::now();
             let m: DashMap<u64, Reason> = DashMap::new();
             for i in 0..n {
-                let mut h = SipHasher13::new_with_keys(k0, k1);
+                let mut h = state.build_hasher();
                 h.write(b"tenant-0042");
                 h.write_u8(0xff);
                 h.write(contact(i).as_bytes());
@@ -160,9 +159,9 @@ fn lookup(n: usize) {
         time("dense", &|q| s.is_suppressed("tenant-0042", q));
     }
     {
-        let (k0, k1): (u64, u64) = (rand::random(), rand::random());
+        let state = foldhash::quality::SeedableRandomState::random();
         let key = |c: &str| {
-            let mut h = SipHasher13::new_with_keys(k0, k1);
+            let mut h = state.build_hasher();
             h.write(b"tenant-0042");
             h.write_u8(0xff);
             h.write(c.as_bytes());

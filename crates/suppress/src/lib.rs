@@ -35,7 +35,7 @@ pub mod sync;
 mod table;
 
 use std::collections::HashMap;
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher};
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -44,7 +44,6 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use siphasher::sip::SipHasher13;
 
 /// Why a contact is suppressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -224,19 +223,42 @@ impl SuppressError {
     }
 }
 
-/// Counters striped over cache lines so that concurrent hits do not fight over one line.
+/// One stripe of the hit counters, on its own cache lines so that threads do not fight over one.
 #[repr(align(128))]
 #[derive(Default)]
-struct Padded(AtomicU64);
+struct Counters {
+    lookups: AtomicU64,
+    /// Suppressed checks, by reason code - 1.
+    dropped: [AtomicU64; 6],
+}
 
-const STRIPES: usize = 16;
+/// Adds one to a counter: a plain load and store on the thread's own stripe, an atomic add on
+/// the shared one.
+#[inline]
+fn bump(c: &AtomicU64, owned: bool) {
+    if owned {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    } else {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
-fn stripe() -> usize {
+/// Lookup counter stripes owned by one thread each, plus one shared by any further threads.
+const STRIPES: usize = 32;
+
+/// This thread's own counter stripe, if it got one. Only its owner ever writes a stripe, so a
+/// count is a plain load and store: no locked instruction (which would be a full barrier on
+/// x86) on the hot path. Threads beyond the first `STRIPES` share the last, atomically added.
+#[inline]
+fn stripe() -> Option<usize> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        static MINE: Option<usize> = {
+            let i = NEXT.fetch_add(1, Ordering::Relaxed);
+            (i < STRIPES).then_some(i)
+        };
     }
-    MINE.with(|m| *m)
+    MINE.try_with(|m| *m).ok().flatten()
 }
 
 /// Sync progress, written by the topic follower, read by `/readyz` and `/metrics`.
@@ -250,15 +272,14 @@ struct SyncStatus {
 
 /// The in-memory suppression set.
 pub struct SuppressionSet {
-    k0: u64,
-    k1: u64,
+    /// The keyed hash of every key: foldhash with a random per-process seed.
+    hash: foldhash::quality::SeedableRandomState,
     contacts: table::DenseTable,
     /// Tenant and campaign scopes: few, rarely changed, copied on write.
     scopes: ArcSwap<HashMap<u64, Reason>>,
     has_scopes: AtomicBool,
     scopes_writer: Mutex<()>,
-    lookups: [Padded; STRIPES],
-    dropped: [AtomicU64; 6],
+    counters: [Counters; STRIPES + 1],
     status: SyncStatus,
 }
 
@@ -283,14 +304,12 @@ impl SuppressionSet {
     /// An empty set with a random hash key. Ready (caught up) until a follower says otherwise.
     pub fn new() -> Self {
         SuppressionSet {
-            k0: rand::random(),
-            k1: rand::random(),
+            hash: foldhash::quality::SeedableRandomState::random(),
             contacts: table::DenseTable::new(),
             scopes: ArcSwap::from_pointee(HashMap::new()),
             has_scopes: AtomicBool::new(false),
             scopes_writer: Mutex::new(()),
-            lookups: Default::default(),
-            dropped: Default::default(),
+            counters: std::array::from_fn(|_| Counters::default()),
             status: SyncStatus {
                 caught_up: AtomicBool::new(true),
                 lag: AtomicU64::new(0),
@@ -300,8 +319,9 @@ impl SuppressionSet {
         }
     }
 
-    fn hasher(&self) -> SipHasher13 {
-        SipHasher13::new_with_keys(self.k0, self.k1)
+    #[inline]
+    fn hasher(&self) -> foldhash::quality::FoldHasher<'static> {
+        self.hash.build_hasher()
     }
 
     #[inline]
@@ -340,10 +360,12 @@ impl SuppressionSet {
     /// campaign or whole tenant). Counts the lookup and, when suppressed, the drop by reason.
     #[inline]
     pub fn check(&self, tenant: &str, campaign: &str, contact: &str) -> Option<Reason> {
-        self.lookups[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        let stripe = stripe();
+        let counters = &self.counters[stripe.unwrap_or(STRIPES)];
+        bump(&counters.lookups, stripe.is_some());
         let r = self.lookup(tenant, Some(campaign), contact);
         if let Some(r) = r {
-            self.dropped[r.code() as usize - 1].fetch_add(1, Ordering::Relaxed);
+            bump(&counters.dropped[r.code() as usize - 1], stripe.is_some());
         }
         r
     }
@@ -456,9 +478,9 @@ impl SuppressionSet {
         self.scopes.load().len()
     }
 
-    /// Bytes of table memory the contacts take (slots allocated, 8 bytes each).
+    /// Bytes of table memory the contacts take (slots allocated, 8 bytes each plus a tag byte).
     pub fn table_bytes(&self) -> usize {
-        self.contacts.capacity() * 8
+        self.contacts.capacity() * 9
     }
 
     /// Makes room for `additional` more contacts up front (e.g. before a bulk load).
@@ -494,15 +516,18 @@ impl SuppressionSet {
 
     /// Lookups counted by [`Self::check`].
     pub fn lookups(&self) -> u64 {
-        self.lookups
+        self.counters
             .iter()
-            .map(|p| p.0.load(Ordering::Relaxed))
+            .map(|c| c.lookups.load(Ordering::Relaxed))
             .sum()
     }
 
     /// Events dropped (suppressed checks) for one reason.
     pub fn dropped(&self, reason: Reason) -> u64 {
-        self.dropped[reason.code() as usize - 1].load(Ordering::Relaxed)
+        self.counters
+            .iter()
+            .map(|c| c.dropped[reason.code() as usize - 1].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Emits the set's series through the `metrics` macros (into whatever recorder is

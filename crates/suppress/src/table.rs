@@ -1,9 +1,20 @@
-//! The dense table behind the suppression set: sharded open addressing over `AtomicU64` slots.
+//! The dense table behind the suppression set: sharded open addressing over `AtomicU64` slots,
+//! probed one cache line at a time.
 //!
-//! Every slot is one `u64`: `0` is empty, [`TOMB`] marks a deleted entry, anything else is an
-//! entry whose top 61 bits are the keyed hash of the key and whose low 3 bits are the reason code
-//! (1..=6). So an entry costs 8 bytes of slot; at the load factors kept here (0.58 to 0.875 of
-//! used slots, growing by 1.5x per shard) that is 9.1 to 13.8 bytes per entry.
+//! Every occupied slot is one `u64` whose top 61 bits are the keyed hash of the key and whose low
+//! 3 bits are the reason code (1..=6). Load factors are kept between 0.58 and 0.875 of used slots,
+//! growing by 1.5x per shard.
+//!
+//! Slots come in groups of eight, one 64-byte cache line each (`Group`), and every group has a
+//! tag word beside it in a separate, 8x smaller array: one byte per slot, `0` for empty, `1` for
+//! a tombstone, and `0x80` plus 7 more bits of the hash for an entry. A key hashes to a group; a
+//! probe reads the group's tag word first, compares all eight tags at once (SWAR), and touches
+//! the slots only for a matching tag (a 1-in-128 false match per occupied slot, settled by the
+//! full 61-bit compare). A lookup of an absent key, by far the common case at the edge, almost
+//! always ends on the tag word alone; the tag array (1 byte per slot, about 14 MB at 10 million
+//! entries) is small enough to mostly stay in cache, while the slots (about 110 MB) are not, so
+//! a present key costs one DRAM miss. The next group is probed only when a group has no empty
+//! slot. Tags cost 1 more byte per slot: 9 bytes per slot, 10.3 to 15.4 per entry.
 //!
 //! Readers are lock-free: they load the shard's current table through an `ArcSwap` and probe it
 //! with `Acquire` loads; they never wait for a writer. Writers are serialized per shard by a
@@ -14,45 +25,145 @@
 //! tombstones) the writer builds a fresh table and swaps it in; readers still holding the old one
 //! finish on a consistent, merely slightly stale, snapshot.
 //!
-//! Slot positions use Lemire's multiply-shift reduction, so capacities need not be powers of two
-//! and linear probing walks forward with wrap-around.
+//! Group positions use Lemire's multiply-shift reduction, so capacities need not be powers of
+//! two, and probing walks forward a group at a time with wrap-around. A removal may empty its
+//! slot outright only while its group still has another empty slot: such a group has never been
+//! full since the table was built, so no probe chain runs through it. Otherwise it leaves a
+//! tombstone, which a later insert on the same chain reuses. Writers store a slot before its tag
+//! (`Release`), readers load the tag before the slot (`Acquire`), so a matching tag never leads
+//! to a slot older than it.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-/// A deleted slot: probing continues past it, inserts may reuse it.
-const TOMB: u64 = 7;
-/// The low bits hold the value (1..=6); the rest is the key.
+/// The low bits of a slot hold the value (1..=6); the rest is the key.
 const VALUE_BITS: u64 = 7;
+/// Tag bytes: empty, tombstone; an entry's tag is `0x80 | 7 hash bits`.
+const TAG_EMPTY: u8 = 0;
+const TAG_TOMB: u8 = 1;
+const LSB: u64 = 0x0101_0101_0101_0101;
+const MSB: u64 = 0x8080_8080_8080_8080;
 /// Shards: `2^SHARD_BITS`. 64 keeps each shard's rebuild small (1/64 of the set).
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
-const MIN_CAPACITY: usize = 16;
+/// Slots per group: one 64-byte cache line, and one byte each in the group's tag word.
+const GROUP: usize = 8;
+const MIN_GROUPS: usize = 2;
+/// Shards bigger than this many groups (512 bytes) shrink when under 1/8 full.
+const SHRINK_ABOVE_GROUPS: usize = 8;
 /// Grow or rebuild when used slots (live + tombstones) would exceed 7/8 of the capacity.
 const MAX_LOAD_NUM: usize = 7;
 const MAX_LOAD_DEN: usize = 8;
 /// After a rebuild, live entries fill about 7/12 of the table (0.875 / 1.5).
 const REBUILD_LOAD: f64 = 0.875 / 1.5;
 
+/// Eight slots on one cache line.
+#[repr(C, align(64))]
+struct Group([AtomicU64; GROUP]);
+
+/// The tag byte of a key (never empty or a tombstone).
+#[inline]
+fn tag_of(key: u64) -> u8 {
+    0x80 | ((key >> 3) & 0x7f) as u8
+}
+
+/// Bytes of `word` equal to `byte`: a mask with the high bit of each such byte set, plus
+/// possibly false positives above a true match (callers verify each candidate). Nonzero exactly
+/// when some byte matches.
+#[inline]
+fn match_byte(word: u64, byte: u8) -> u64 {
+    let x = word ^ (LSB * u64::from(byte));
+    x.wrapping_sub(LSB) & !x & MSB
+}
+
+/// The exact index of the first byte of `word` equal to `byte`.
+fn first_byte(word: u64, byte: u8) -> Option<usize> {
+    word.to_le_bytes().iter().position(|&b| b == byte)
+}
+
+/// What a probe of one group found.
+enum Probe {
+    /// The key is in this slot (index within the group), with this value.
+    Found(usize, u64),
+    /// Not in this group, and the group has an empty slot: the key is not in the table.
+    Absent,
+    /// Not in this group, which is full: go on to the next one.
+    Next,
+}
+
 struct Table {
-    slots: Box<[AtomicU64]>,
+    groups: Box<[Group]>,
+    tags: Box<[AtomicU64]>,
 }
 
 impl Table {
-    fn with_capacity(cap: usize) -> Table {
-        let cap = cap.max(MIN_CAPACITY);
+    /// A table with room for at least `slots` slots.
+    fn with_slots(slots: usize) -> Table {
+        let groups = slots.div_ceil(GROUP).max(MIN_GROUPS);
         Table {
-            slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
+            groups: (0..groups)
+                .map(|_| Group(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+            tags: (0..groups).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
+    fn slots(&self) -> usize {
+        self.groups.len() * GROUP
+    }
+
     #[inline]
-    fn start(&self, hash: u64) -> usize {
-        // The shard took the top bits; spread the rest over the capacity.
-        (((hash << SHARD_BITS) as u128 * self.slots.len() as u128) >> 64) as usize
+    fn start(&self, key: u64) -> usize {
+        // The shard took the top bits; spread the rest over the groups.
+        (((key << SHARD_BITS) as u128 * self.groups.len() as u128) >> 64) as usize
+    }
+
+    #[inline]
+    fn next(&self, g: usize) -> usize {
+        if g + 1 == self.groups.len() {
+            0
+        } else {
+            g + 1
+        }
+    }
+
+    /// Looks for `key` (with tag `tag`) in group `g`.
+    #[inline]
+    fn probe(&self, g: usize, key: u64, tag: u8, order: Ordering) -> Probe {
+        let tags = self.tags[g].load(order);
+        let mut m = match_byte(tags, tag);
+        while m != 0 {
+            let j = (m.trailing_zeros() / 8) as usize;
+            let v = self.groups[g].0[j].load(order);
+            if v & !VALUE_BITS == key {
+                return Probe::Found(j, v);
+            }
+            m &= m - 1;
+        }
+        if match_byte(tags, TAG_EMPTY) != 0 {
+            Probe::Absent
+        } else {
+            Probe::Next
+        }
+    }
+
+    /// Sets the tag byte of slot `j` of group `g` (writers only, serialized by the shard lock).
+    fn set_tag(&self, g: usize, j: usize, tag: u8) {
+        let shift = j * 8;
+        let w = self.tags[g].load(Ordering::Relaxed);
+        let w = (w & !(0xff << shift)) | (u64::from(tag) << shift);
+        self.tags[g].store(w, Ordering::Release);
+    }
+
+    /// Writes an entry into slot `j` of group `g`: the slot first, then its tag.
+    fn put(&self, g: usize, j: usize, entry: u64) {
+        self.groups[g].0[j].store(entry, Ordering::Release);
+        self.set_tag(g, j, tag_of(entry & !VALUE_BITS));
     }
 }
 
@@ -62,15 +173,38 @@ struct Counts {
 }
 
 struct Shard {
-    table: ArcSwap<Table>,
+    /// Shared with the reader caches of the threads that looked this shard up.
+    table: Arc<ArcSwap<Table>>,
     live: AtomicUsize,
     writer: Mutex<Counts>,
 }
 
 /// A concurrent set of 61-bit keys, each with a small value (1..=6).
 pub(crate) struct DenseTable {
+    /// Tells this table's entries in the per-thread reader caches apart from other tables'.
+    id: u64,
     shards: Box<[Shard]>,
 }
+
+/// One thread's view of one table's shards: each `Cache` holds the shard table it last saw and
+/// revalidates it with a plain load of the shard's pointer (no atomic read-modify-write, no
+/// fence), so back-to-back lookups do not serialize on a barrier and their memory accesses can
+/// overlap. The price: a thread keeps the last version of a shard it looked up alive until its
+/// next lookup in that shard (at most one stale version per shard per reading thread, and only
+/// after the shard grew or was rebuilt).
+struct ReaderCache {
+    table: u64,
+    shards: Box<[Cache<Arc<ArcSwap<Table>>, Arc<Table>>]>,
+}
+
+/// Tables a thread keeps reader caches for (most recently used first).
+const CACHED_TABLES: usize = 4;
+
+thread_local! {
+    static READERS: RefCell<Vec<ReaderCache>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Turns a 64-bit hash into the key bits stored in a slot (never 0, so never empty or a tomb).
 #[inline]
@@ -86,9 +220,10 @@ pub(crate) fn key_bits(hash: u64) -> u64 {
 impl DenseTable {
     pub(crate) fn new() -> DenseTable {
         DenseTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    table: ArcSwap::from_pointee(Table::with_capacity(MIN_CAPACITY)),
+                    table: Arc::new(ArcSwap::from_pointee(Table::with_slots(0))),
                     live: AtomicUsize::new(0),
                     writer: Mutex::new(Counts { used: 0 }),
                 })
@@ -98,71 +233,95 @@ impl DenseTable {
 
     #[inline]
     fn shard(&self, hash: u64) -> &Shard {
-        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
+        &self.shards[shard_index(hash)]
     }
 
-    /// The value stored for `hash`, if any. Lock-free.
+    /// The value stored for `hash`, if any. Lock-free, and fence-free on the thread's cached
+    /// view of the shard (see `ReaderCache`).
     #[inline]
     pub(crate) fn get(&self, hash: u64) -> Option<u8> {
-        let want = key_bits(hash);
-        let table = self.shard(hash).table.load();
-        let slots = &table.slots;
-        let mut i = table.start(want);
-        loop {
-            let v = slots[i].load(Ordering::Acquire);
-            if v == 0 {
-                return None;
+        let key = key_bits(hash);
+        let shard = shard_index(hash);
+        let cached = READERS.try_with(|readers| {
+            let mut readers = readers.try_borrow_mut().ok()?;
+            if readers.first().map(|r| r.table) != Some(self.id) {
+                self.promote(&mut readers);
             }
-            if v & !VALUE_BITS == want {
-                return Some((v & VALUE_BITS) as u8);
-            }
-            i += 1;
-            if i == slots.len() {
-                i = 0;
-            }
+            Some(lookup(readers[0].shards[shard].load(), key))
+        });
+        match cached {
+            Ok(Some(found)) => found,
+            // Thread-local storage being torn down: take the (fenced) shared path.
+            _ => lookup(&self.shards[shard].table.load(), key),
         }
+    }
+
+    /// Moves (or creates) this table's reader cache to the front of the thread's list.
+    #[cold]
+    fn promote(&self, readers: &mut Vec<ReaderCache>) {
+        let cache = match readers.iter().position(|r| r.table == self.id) {
+            Some(i) => readers.remove(i),
+            None => {
+                readers.truncate(CACHED_TABLES - 1);
+                ReaderCache {
+                    table: self.id,
+                    shards: self
+                        .shards
+                        .iter()
+                        .map(|s| Cache::new(Arc::clone(&s.table)))
+                        .collect(),
+                }
+            }
+        };
+        readers.insert(0, cache);
     }
 
     /// Stores `value` (1..=6) for `hash`. Returns whether the key was new.
     pub(crate) fn insert(&self, hash: u64, value: u8) -> bool {
         debug_assert!((1..=6).contains(&value));
-        let want = key_bits(hash);
-        let entry = want | u64::from(value);
+        let key = key_bits(hash);
+        let tag = tag_of(key);
+        let entry = key | u64::from(value);
         let shard = self.shard(hash);
         let mut counts = shard.writer.lock();
         let table = shard.table.load_full();
-        let slots = &table.slots;
-        let mut i = table.start(want);
+        let mut g = table.start(key);
+        // The first tombstone on the probe path, reused if the key is not found.
         let mut tomb = None;
-        loop {
-            let v = slots[i].load(Ordering::Relaxed);
-            if v == 0 {
-                break;
-            }
-            if v == TOMB {
-                tomb.get_or_insert(i);
-            } else if v & !VALUE_BITS == want {
-                if v != entry {
-                    slots[i].store(entry, Ordering::Release);
+        let empty = loop {
+            match table.probe(g, key, tag, Ordering::Relaxed) {
+                Probe::Found(j, v) => {
+                    if v != entry {
+                        table.groups[g].0[j].store(entry, Ordering::Release);
+                    }
+                    return false;
                 }
-                return false;
+                probe => {
+                    let tags = table.tags[g].load(Ordering::Relaxed);
+                    if tomb.is_none() {
+                        tomb = first_byte(tags, TAG_TOMB).map(|j| (g, j));
+                    }
+                    if let Probe::Absent = probe {
+                        let j = first_byte(tags, TAG_EMPTY)
+                            .expect("an absent probe ends on a group with an empty slot");
+                        break (g, j);
+                    }
+                    g = table.next(g);
+                }
             }
-            i += 1;
-            if i == slots.len() {
-                i = 0;
-            }
-        }
+        };
         let live = shard.live.load(Ordering::Relaxed);
-        if let Some(t) = tomb {
+        if let Some((g, j)) = tomb {
             // Reuse the first tombstone on the probe path: used slots do not change.
-            slots[t].store(entry, Ordering::Release);
-        } else if (counts.used + 1) * MAX_LOAD_DEN > slots.len() * MAX_LOAD_NUM {
+            table.put(g, j, entry);
+        } else if (counts.used + 1) * MAX_LOAD_DEN > table.slots() * MAX_LOAD_NUM {
             let fresh = rebuild(&table, live + 1);
             put_fresh(&fresh, entry);
             counts.used = live + 1;
             shard.table.store(Arc::new(fresh));
         } else {
-            slots[i].store(entry, Ordering::Release);
+            let (g, j) = empty;
+            table.put(g, j, entry);
             counts.used += 1;
         }
         shard.live.store(live + 1, Ordering::Relaxed);
@@ -171,39 +330,35 @@ impl DenseTable {
 
     /// Removes `hash`. Returns whether it was present.
     pub(crate) fn remove(&self, hash: u64) -> bool {
-        let want = key_bits(hash);
+        let key = key_bits(hash);
+        let tag = tag_of(key);
         let shard = self.shard(hash);
         let mut counts = shard.writer.lock();
         let table = shard.table.load_full();
-        let slots = &table.slots;
-        let mut i = table.start(want);
-        loop {
-            let v = slots[i].load(Ordering::Relaxed);
-            if v == 0 {
-                return false;
+        let mut g = table.start(key);
+        let j = loop {
+            match table.probe(g, key, tag, Ordering::Relaxed) {
+                Probe::Found(j, _) => break j,
+                Probe::Absent => return false,
+                Probe::Next => g = table.next(g),
             }
-            if v & !VALUE_BITS == want {
-                break;
-            }
-            i += 1;
-            if i == slots.len() {
-                i = 0;
-            }
-        }
-        let next = if i + 1 == slots.len() { 0 } else { i + 1 };
+        };
         let live = shard.live.load(Ordering::Relaxed) - 1;
-        if slots[next].load(Ordering::Relaxed) == 0 {
-            // End of a probe chain: the slot can become empty again (no chain runs through it).
-            slots[i].store(0, Ordering::Release);
+        if match_byte(table.tags[g].load(Ordering::Relaxed), TAG_EMPTY) != 0 {
+            // This group was never full since the table was built: no probe chain runs
+            // through it, so the slot can become empty again.
+            table.set_tag(g, j, TAG_EMPTY);
             counts.used -= 1;
         } else {
-            slots[i].store(TOMB, Ordering::Release);
+            table.set_tag(g, j, TAG_TOMB);
         }
+        table.groups[g].0[j].store(0, Ordering::Release);
         shard.live.store(live, Ordering::Relaxed);
         // Many tombstones slow misses down: rebuild a shard once they outnumber live entries
-        // and fill a quarter of it.
+        // and fill a quarter of it. And give memory back once a big shard is mostly empty.
         let tombs = counts.used - live;
-        if tombs > live && tombs * 4 > slots.len() {
+        let sparse = live * 8 < table.slots() && table.groups.len() > SHRINK_ABOVE_GROUPS;
+        if (tombs > live && tombs * 4 > table.slots()) || sparse {
             let fresh = rebuild(&table, live);
             counts.used = live;
             shard.table.store(Arc::new(fresh));
@@ -221,7 +376,7 @@ impl DenseTable {
 
     /// Slots allocated, all shards (8 bytes each).
     pub(crate) fn capacity(&self) -> usize {
-        self.shards.iter().map(|s| s.table.load().slots.len()).sum()
+        self.shards.iter().map(|s| s.table.load().slots()).sum()
     }
 
     /// Grows every shard so that `additional` more entries (spread evenly) need no rebuild.
@@ -232,8 +387,8 @@ impl DenseTable {
             let table = shard.table.load_full();
             let live = shard.live.load(Ordering::Relaxed);
             let need = (live + per_shard) * MAX_LOAD_DEN / MAX_LOAD_NUM + 1;
-            if need > table.slots.len() {
-                let fresh = Table::with_capacity(need);
+            if need > table.slots() {
+                let fresh = Table::with_slots(need);
                 copy_live(&table, &fresh);
                 counts.used = live;
                 shard.table.store(Arc::new(fresh));
@@ -242,18 +397,56 @@ impl DenseTable {
     }
 }
 
+#[inline]
+fn shard_index(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
+/// Probes `table` for `key`.
+#[inline]
+fn lookup(table: &Table, key: u64) -> Option<u8> {
+    let tag = tag_of(key);
+    let mut g = table.start(key);
+    prefetch(&table.groups[g]);
+    loop {
+        match table.probe(g, key, tag, Ordering::Acquire) {
+            Probe::Found(_, v) => return Some((v & VALUE_BITS) as u8),
+            Probe::Absent => return None,
+            Probe::Next => g = table.next(g),
+        }
+    }
+}
+
+/// Starts loading a group's cache line while its tag word is read, so that a present key costs
+/// one memory round trip, not two in a row.
+#[inline(always)]
+fn prefetch(group: &Group) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: `_mm_prefetch` is only a hint: it never faults and has no effect on memory
+    // contents; the pointer comes from a live reference. SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(group).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = group;
+}
+
 /// A fresh table sized for `live` entries, holding every live entry of `old`.
 fn rebuild(old: &Table, live: usize) -> Table {
-    let fresh = Table::with_capacity((live as f64 / REBUILD_LOAD).ceil() as usize + 1);
+    let fresh = Table::with_slots((live as f64 / REBUILD_LOAD).ceil() as usize + 1);
     copy_live(old, &fresh);
     fresh
 }
 
 fn copy_live(old: &Table, fresh: &Table) {
-    for s in old.slots.iter() {
-        let v = s.load(Ordering::Relaxed);
-        if v != 0 && v != TOMB {
-            put_fresh(fresh, v);
+    for (g, group) in old.groups.iter().enumerate() {
+        let tags = old.tags[g].load(Ordering::Relaxed);
+        for (j, s) in group.0.iter().enumerate() {
+            if tags.to_le_bytes()[j] & 0x80 != 0 {
+                put_fresh(fresh, s.load(Ordering::Relaxed));
+            }
         }
     }
 }
@@ -261,15 +454,12 @@ fn copy_live(old: &Table, fresh: &Table) {
 /// Inserts into a table no reader can see yet (no duplicates, no tombstones).
 /// Positions derive from the key bits only, so a rebuild can place an entry from its slot alone.
 fn put_fresh(t: &Table, entry: u64) {
-    let mut i = t.start(entry & !VALUE_BITS);
+    let mut g = t.start(entry & !VALUE_BITS);
     loop {
-        if t.slots[i].load(Ordering::Relaxed) == 0 {
-            t.slots[i].store(entry, Ordering::Relaxed);
+        if let Some(j) = first_byte(t.tags[g].load(Ordering::Relaxed), TAG_EMPTY) {
+            t.put(g, j, entry);
             return;
         }
-        i += 1;
-        if i == t.slots.len() {
-            i = 0;
-        }
+        g = t.next(g);
     }
 }
