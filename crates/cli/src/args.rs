@@ -123,6 +123,12 @@ pub struct ServeArgs {
     /// Tokio worker threads (0: one per core).
     #[arg(long, env = "OPENCLICK_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// Nice value for every thread but the tokio workers and the main thread (librdkafka,
+    /// delivery reports, spool replay, suppression follower), so they yield the CPU to requests.
+    /// 0 leaves them at the process's priority. Linux only.
+    #[arg(long, env = "OPENCLICK_BACKGROUND_NICE", default_value_t = 19,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub background_nice: i32,
     /// Seconds to let in-flight requests finish at shutdown.
     #[arg(long, env = "OPENCLICK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,

@@ -12,6 +12,7 @@
 
 mod args;
 mod enrich_cmd;
+mod priority;
 mod serve;
 mod sign;
 mod suppress_cmd;

@@ -167,6 +167,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         rt.worker_threads(args.workers);
     }
     let rt = rt.enable_all().build().context("tokio runtime")?;
+    crate::priority::lower_background_threads(args.background_nice);
     let result = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -1,0 +1,144 @@
+//! Background threads yield the CPU to the request path.
+//!
+//! A request is answered on a tokio worker; everything else the process runs (librdkafka's
+//! broker and main threads, the producer's delivery-report poller, the spool replay, the
+//! suppression follower, the embedded broker) can wait a few milliseconds without anyone
+//! noticing. On a box where those threads share cores with the workers, the scheduler otherwise
+//! gives them equal turns, and a worker that is preempted for a slice leaves its queued
+//! requests waiting: that is most of the latency tail. So `serve` lowers the priority (raises the
+//! nice value, which needs no privilege) of every thread except the tokio workers and the main
+//! thread (which accepts connections).
+//!
+//! Threads come and go (librdkafka starts a thread per broker it connects to, a replaced
+//! producer brings new ones), so a small watcher re-scans `/proc/self/task` every two seconds.
+//! Linux only; elsewhere this does nothing.
+//!
+//! The trade-off: when the workers keep every core busy without pause, the background threads
+//! get only what is left (at nice 19 about 1.5% of a core each against one busy worker). The
+//! producer then falls behind, the librdkafka queue grows to its bound and further events go
+//! to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Tokio names its worker (and blocking-pool) threads this by default.
+const WORKER_PREFIX: &str = "tokio-rt-worker";
+const RESCAN: Duration = Duration::from_secs(2);
+
+/// Starts the watcher that renices background threads to `nice` (1..=19); 0 does nothing.
+pub fn lower_background_threads(nice: i32) {
+    if nice <= 0 || !cfg!(target_os = "linux") {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("openclick-nice".into())
+        .spawn(move || {
+            let pid = std::process::id();
+            let mut done = HashSet::new();
+            loop {
+                if let Err(e) = rescan(pid, nice, &mut done) {
+                    tracing::warn!(error = %e, "cannot lower background thread priority");
+                    return;
+                }
+                std::thread::sleep(RESCAN);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread priority watcher");
+    }
+}
+
+/// One pass over the process's threads. Returns an error only if `/proc/self/task` is
+/// unreadable (then there is nothing to do on this system).
+fn rescan(pid: u32, nice: i32, done: &mut HashSet<u32>) -> std::io::Result<()> {
+    let mut alive = HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        alive.insert(tid);
+        if tid == pid || done.contains(&tid) {
+            continue;
+        }
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) else {
+            continue; // exited meanwhile
+        };
+        if comm.starts_with(WORKER_PREFIX) {
+            continue;
+        }
+        let Some(t) = rustix::process::Pid::from_raw(tid as i32) else {
+            continue;
+        };
+        match rustix::process::setpriority_process(Some(t), nice) {
+            Ok(()) => {
+                tracing::debug!(
+                    tid,
+                    thread = comm.trim_end(),
+                    nice,
+                    "background thread reniced"
+                );
+            }
+            Err(e) => tracing::debug!(tid, error = %e, "renice failed"),
+        }
+        done.insert(tid);
+    }
+    // Forget exited threads: their ids may be reused by new ones.
+    done.retain(|t| alive.contains(t));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nice_of(tid: u32) -> i64 {
+        // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value; the comm (field 2) is in
+        // parentheses and may contain spaces, so count from the closing one.
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    fn gettid() -> u32 {
+        std::fs::read_link("/proc/thread-self")
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn renices_background_threads_but_not_workers() {
+        let spawn = |name: &str| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let h = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    tx.send(gettid()).unwrap();
+                    let _ = stop_rx.recv();
+                })
+                .unwrap();
+            (rx.recv().unwrap(), stop_tx, h)
+        };
+        let (bg, stop_bg, h1) = spawn("rdk:broker1");
+        let (worker, stop_w, h2) = spawn("tokio-rt-worker");
+        let mut done = HashSet::new();
+        rescan(std::process::id(), 7, &mut done).unwrap();
+        assert_eq!(nice_of(bg), 7);
+        assert_eq!(nice_of(worker), 0);
+        assert!(done.contains(&bg) && !done.contains(&worker));
+        drop((stop_bg, stop_w));
+        h1.join().unwrap();
+        h2.join().unwrap();
+        rescan(std::process::id(), 7, &mut done).unwrap();
+        assert!(!done.contains(&bg), "exited threads are forgotten");
+    }
+}
