@@ -177,6 +177,10 @@ loss_check() { # VARIANT PORT ADMIN [serve args]
     local half=$(( max_rps / 2 ))
     "${lt[@]}" -d "$LOADTEST_DURATION" --rate "$half" >"$OUT/loadtest-$v-half.txt" 2>&1 || rc=$((rc ? rc : $?))
     stop_pid "$OC_PID"
+    # The latency floor at that rate on this machine: bare hyper under the same load tool, mix
+    # and pacing (no Kafka, so no end-to-end check; its clicks get 200 instead of 302).
+    "$BIN/openclick-loadtest" run --keys "$KEYS" --target 127.0.0.1:18081 --xff -c "$CONNS" --quiet \
+        --no-check -d "$LOADTEST_DURATION" --rate "$half" >"$OUT/loadtest-a-at-$v-half.txt" 2>&1 || true
     log "loss check ($v): max $max_rps req/s; exit $rc"
     grep -E "^(answered|latency|end to end|  lost|END-TO-END)" "$OUT/loadtest-$v-max.txt" "$OUT/loadtest-$v-half.txt" >&2 || true
     return $rc
@@ -229,6 +233,13 @@ for v in "cd":
               f"p50 {s['p50_us']:.0f} us, p99 {s['p99_us']:.0f} us, p99.9 {s['p999_us']:.0f} us, max {s['max_us']:.0f} us; "
               f"end to end: expected {s.get('expected')}, received {s.get('received')}, lost {s.get('lost')}, "
               f"duplicated {s.get('duplicated')}, unexpected {s.get('unexpected')} -> **{verdict}**")
+        if kind == "half":
+            try:
+                b = json.loads(open(f"{out}/loadtest-a-at-{v}-half.txt").read().split("SUMMARY ", 1)[1].splitlines()[0])
+                print(f"  - (a) bare hyper under the same tool at the same rate ({b['rps']:.0f} req/s): "
+                      f"p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, p99.9 {b['p999_us']:.0f} us, max {b['max_us']:.0f} us")
+            except (FileNotFoundError, IndexError):
+                pass
 PY
 cat "$OUT/report.md"
 
