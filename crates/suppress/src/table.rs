@@ -194,8 +194,11 @@ pub(crate) struct DenseTable {
 /// after the shard grew or was rebuilt).
 struct ReaderCache {
     table: u64,
-    shards: Box<[Cache<Arc<ArcSwap<Table>>, Arc<Table>>]>,
+    shards: Box<[ShardCache]>,
 }
+
+/// A thread's cached view of one shard's current table.
+type ShardCache = Cache<Arc<ArcSwap<Table>>, Arc<Table>>;
 
 /// Tables a thread keeps reader caches for (most recently used first).
 const CACHED_TABLES: usize = 4;
