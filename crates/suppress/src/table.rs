@@ -16,12 +16,14 @@
 //! a present key costs one DRAM miss. The next group is probed only when a group has no empty
 //! slot. Tags cost 1 more byte per slot: 9 bytes per slot, 10.3 to 15.4 per entry.
 //!
-//! Readers are lock-free: they load the shard's current table through an `ArcSwap` and probe it
-//! with `Acquire` loads; they never wait for a writer. Writers are serialized per shard by a
-//! short, non-async mutex (never held across an `.await`: nothing here is async). In place they
-//! only ever store whole slots (an insert into an empty or tombstoned slot, a reason update, a
-//! tombstone for a removal), so a concurrent reader sees either the old or the new value of a
-//! slot. Entries never move inside a live table: when a shard needs room (or is full of
+//! Readers are lock-free: they get the shard's current table from their thread's cached
+//! snapshot (`ReaderCache`: one plain load to check that the shard's `ArcSwap` still points at
+//! it, a full `ArcSwap` load only after a swap) and probe it with `Acquire` loads; they never
+//! wait for a writer. Writers are serialized per shard by a short, non-async mutex (never held
+//! across an `.await`: nothing here is async). In place they only ever store whole slots and
+//! whole tag words (an insert into an empty or tombstoned slot, a reason update, a tombstone or
+//! an empty tag for a removal), so a concurrent reader sees either the old or the new value of
+//! each. Entries never move inside a live table: when a shard needs room (or is full of
 //! tombstones) the writer builds a fresh table and swaps it in; readers still holding the old one
 //! finish on a consistent, merely slightly stale, snapshot.
 //!
