@@ -4,7 +4,7 @@
 //! record keys included, is documented in `proto/openclick/v1/suppression.proto`):
 //! - [`Writer`] publishes changes (the admin API's writes) and returns once the broker has
 //!   acknowledged every record. Reason `erase` also publishes an
-//!   [`ErasureRequest`](openclick_events::v1::ErasureRequest) to `openclick.erasures.v1`.
+//!   [`ErasureRequest`] to `openclick.erasures.v1`.
 //! - [`Follower`] runs on every replica, the writer included: a plain consumer with *assigned*
 //!   partitions (no consumer group: every replica needs every partition), from the beginning,
 //!   then following. It marks the set not caught up until it has read up to the end offsets
