@@ -10,6 +10,14 @@
 //!   then following. It marks the set not caught up until it has read up to the end offsets
 //!   it saw at start, which holds `/readyz`.
 //!
+//! The topic's partition count is fixed for the life of a deployment: a replica assigns the
+//! partitions it sees at start and never looks for more. That is deliberate, not only simple:
+//! adding partitions to a keyed, compacted topic moves keys, so a contact's old record stays in
+//! its old partition (compaction works per partition) while newer ones land in the new one, and
+//! no reader can tell which came last. To change the count, create a new topic, re-publish the
+//! set into it (`openclick suppress import` from a snapshot), and point the replicas at it
+//! (`--suppressions-topic`).
+//!
 //! The Kafka plumbing lives here, next to the set it feeds, rather than in `openclick-sink`
 //! (which is about the events topic): the edge only names [`Writer`] and [`Follower`], never
 //! rdkafka. The follower is a dedicated OS thread polling a `BaseConsumer`; nothing here holds
