@@ -6,33 +6,26 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig, PIXEL_GIF};
-use openclick_enrich::{EnrichConfig, Enricher};
+mod common;
+
+use common::{assigned_consumer, http, test_enricher, test_sink, Served};
+use openclick_edge::{EdgeState, Pipeline, ServerConfig, PIXEL_GIF};
 use openclick_events::v1::{Channel, DeviceCategory, EngagementEvent, EventType};
 use openclick_events::Message as _;
 use openclick_sink::embedded::EmbeddedBroker;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
-use openclick_sink::Sink;
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::oneshot;
 
 const SAFARI_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15";
 const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
 struct Harness {
-    addr: SocketAddr,
-    admin: SocketAddr,
+    served: Served,
     keyring: Keyring,
     suppression: Arc<SuppressionSet>,
     bootstrap: String,
     topic: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<std::thread::JoinHandle<()>>,
     _broker: EmbeddedBroker,
 }
 
@@ -46,74 +39,25 @@ impl Harness {
         let broker = EmbeddedBroker::start(1, &[(&topic, 3)]).unwrap();
         let bootstrap = broker.bootstrap_servers().to_string();
         let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
-        let enricher = Arc::new(
-            Enricher::new(EnrichConfig {
-                reload_poll: None,
-                min_delay_ms: 0,
-                ..EnrichConfig::default()
-            })
-            .unwrap(),
-        );
         let suppression = Arc::new(SuppressionSet::new());
-        let sink = Arc::new(
-            KafkaSink::new(&KafkaConfig {
-                brokers: bootstrap.clone(),
-                topic: topic.clone(),
-                linger_ms: 1,
-                ..KafkaConfig::default()
-            })
-            .unwrap(),
-        );
         // Trust loopback as a forwarding proxy, so tests can set the client address with
         // X-Forwarded-For like a load balancer would.
         let pipeline = Pipeline::new(
             keyring.clone(),
-            enricher,
+            test_enricher(),
             suppression.clone(),
             vec!["127.0.0.1/32".parse().unwrap()],
         );
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (listener, admin) = rt.block_on(async {
-            (
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            )
-        });
-        let addr = listener.local_addr().unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        let info = Info {
-            version: "test".into(),
-            listen: addr.to_string(),
-            admin_listen: admin_addr.to_string(),
-            kafka_bootstrap_servers: bootstrap.clone(),
-            kafka_embedded: true,
-            topic: topic.clone(),
-        };
-        let state = Arc::new(EdgeState::new(
-            pipeline,
-            sink as Arc<dyn Sink>,
-            info,
-            config,
-        ));
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = std::thread::spawn(move || {
-            rt.block_on(openclick_edge::run(listener, admin, state, async {
-                let _ = rx.await;
-            }))
+        let sink = test_sink(&bootstrap, &topic);
+        let served = Served::start(&bootstrap, &topic, |info| {
+            Arc::new(EdgeState::new(pipeline, sink, info, config))
         });
         Harness {
-            addr,
-            admin: admin_addr,
+            served,
             keyring,
             suppression,
             bootstrap,
             topic,
-            stop: Some(tx),
-            server: Some(server),
             _broker: broker,
         }
     }
@@ -146,82 +90,13 @@ impl Harness {
 
     /// Stops the server (drain + flush) and returns every event on the topic.
     fn stop_and_consume(mut self, expect: usize) -> Vec<EngagementEvent> {
-        let _ = self.stop.take().unwrap().send(());
-        self.server.take().unwrap().join().unwrap();
+        self.served.stop();
         consume(&self.bootstrap, &self.topic, expect, Duration::from_secs(3))
     }
 }
 
-struct HttpResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A real HTTP/1.1 request over a fresh TCP connection.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: t.example.com\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> HttpResponse {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header terminator");
-    let head = std::str::from_utf8(&raw[..split]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
 fn consume(bootstrap: &str, topic: &str, expect: usize, quiet: Duration) -> Vec<EngagementEvent> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "e2e")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = assigned_consumer(bootstrap, topic, 3);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = Instant::now();
@@ -252,10 +127,11 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     let click = h.token(TokenKind::Click, "c-1");
 
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/o/{open}.gif"),
         &[("User-Agent", SAFARI_MAC)],
+        b"",
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, PIXEL_GIF);
@@ -268,10 +144,11 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     assert_eq!(r.header("expires"), Some("0"));
 
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/c/{click}"),
         &[("User-Agent", CHROME_WIN), ("DNT", "1")],
+        b"",
     );
     assert_eq!(r.status, 302);
     assert_eq!(
@@ -340,28 +217,40 @@ fn tampered_tokens_never_redirect_and_record_nothing() {
         b[i] = if b[i] == b'A' { b'B' } else { b'A' };
         String::from_utf8(b).unwrap()
     };
-    let r = http(h.addr, "GET", &format!("/c/{}", flip(&click)), &[]);
+    let r = http(
+        h.served.addr,
+        "GET",
+        &format!("/c/{}", flip(&click)),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 404);
     assert!(r.header("location").is_none());
     // An open token on the click route is not a click.
-    let r = http(h.addr, "GET", &format!("/c/{open}"), &[]);
+    let r = http(h.served.addr, "GET", &format!("/c/{open}"), &[], b"");
     assert_eq!(r.status, 404);
     assert!(r.header("location").is_none());
-    let r = http(h.addr, "GET", &format!("/o/{}.gif", flip(&open)), &[]);
+    let r = http(
+        h.served.addr,
+        "GET",
+        &format!("/o/{}.gif", flip(&open)),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, PIXEL_GIF);
-    let r = http(h.addr, "GET", "/o/not-a-token.gif", &[]);
+    let r = http(h.served.addr, "GET", "/o/not-a-token.gif", &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, PIXEL_GIF);
     // Malformed requests get a 4xx, not a crash.
-    let r = http(h.addr, "POST", &format!("/o/{open}.gif"), &[]);
+    let r = http(h.served.addr, "POST", &format!("/o/{open}.gif"), &[], b"");
     assert_eq!(r.status, 405);
-    let r = http(h.addr, "GET", "/nope", &[]);
+    let r = http(h.served.addr, "GET", "/nope", &[], b"");
     assert_eq!(r.status, 404);
-    let raw = raw_exchange(h.addr, b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n");
+    let raw = raw_exchange(h.served.addr, b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n");
     assert!(raw.is_empty() || raw.starts_with(b"HTTP/1.1 4"), "{raw:?}");
 
-    let metrics = http(h.admin, "GET", "/metrics", &[]);
+    let metrics = http(h.served.admin, "GET", "/metrics", &[], b"");
     let m = String::from_utf8(metrics.body).unwrap();
     assert!(
         m.contains(r#"openclick_hits_total{route="open",outcome="invalid_token"} 2"#),
@@ -372,7 +261,7 @@ fn tampered_tokens_never_redirect_and_record_nothing() {
         "{m}"
     );
     // The server is still up and a valid hit still works after all that.
-    let r = http(h.addr, "GET", &format!("/o/{open}.gif"), &[]);
+    let r = http(h.served.addr, "GET", &format!("/o/{open}.gif"), &[], b"");
     assert_eq!(r.status, 200);
     let events = h.stop_and_consume(1);
     assert_eq!(
@@ -388,27 +277,30 @@ fn suppressed_contact_gets_pixel_and_redirect_but_no_event() {
     let h = Harness::start();
     h.suppression.insert("acme", "opted-out", Reason::OptOut);
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/o/{}.gif", h.token(TokenKind::Open, "opted-out")),
         &[],
+        b"",
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, PIXEL_GIF);
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/c/{}", h.token(TokenKind::Click, "opted-out")),
         &[],
+        b"",
     );
     assert_eq!(r.status, 302);
     assert!(r.header("location").is_some());
     // Someone else is still tracked.
     let r = http(
-        h.addr,
+        h.served.addr,
         "HEAD",
         &format!("/o/{}.gif", h.token(TokenKind::Open, "tracked")),
         &[],
+        b"",
     );
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty(), "HEAD has no body");
@@ -422,19 +314,22 @@ fn suppressed_contact_gets_pixel_and_redirect_but_no_event() {
 #[test]
 fn admin_endpoints() {
     let h = Harness::start();
-    assert_eq!(http(h.admin, "GET", "/healthz", &[]).status, 200);
-    let info = http(h.admin, "GET", "/info", &[]);
+    assert_eq!(
+        http(h.served.admin, "GET", "/healthz", &[], b"").status,
+        200
+    );
+    let info = http(h.served.admin, "GET", "/info", &[], b"");
     let v: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
     assert_eq!(v["kafka_bootstrap_servers"], h.bootstrap.as_str());
     assert_eq!(v["topic"], h.topic.as_str());
-    assert_eq!(v["listen"], h.addr.to_string());
+    assert_eq!(v["listen"], h.served.addr.to_string());
     // Ready once the producer has seen the broker.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while http(h.admin, "GET", "/readyz", &[]).status != 200 {
+    while http(h.served.admin, "GET", "/readyz", &[], b"").status != 200 {
         assert!(Instant::now() < deadline, "never became ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(http(h.admin, "GET", "/nope", &[]).status, 404);
+    assert_eq!(http(h.served.admin, "GET", "/nope", &[], b"").status, 404);
     h.stop_and_consume(0);
 }
 
@@ -464,7 +359,7 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
         ..ServerConfig::default()
     });
     // A client that starts a request and never finishes its headers is disconnected.
-    let mut s = TcpStream::connect(h.addr).unwrap();
+    let mut s = TcpStream::connect(h.served.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /o/x.gif HTTP/1.1\r\nHost: a\r\n")
         .unwrap();
@@ -479,7 +374,7 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
     // An oversized request head gets a 431 (or a close), never a crash.
     let big = "x".repeat(64 * 1024);
     let raw = raw_exchange(
-        h.addr,
+        h.served.addr,
         format!("GET /o/x.gif HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes(),
     );
     assert_rejected_431(&raw);
@@ -489,9 +384,9 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
         req.push_str(&format!("X-H{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    assert_rejected_431(&raw_exchange(h.addr, req.as_bytes()));
+    assert_rejected_431(&raw_exchange(h.served.addr, req.as_bytes()));
     // Still serving.
-    assert_eq!(http(h.addr, "GET", "/o/x.gif", &[]).status, 200);
+    assert_eq!(http(h.served.addr, "GET", "/o/x.gif", &[], b"").status, 200);
     h.stop_and_consume(0);
 }
 
@@ -500,7 +395,7 @@ fn h2c_prior_knowledge_serves_the_pixel() {
     use http_body_util::{BodyExt, Empty};
     let h = Harness::start();
     let open = h.token(TokenKind::Open, "c-h2");
-    let addr = h.addr;
+    let addr = h.served.addr;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -536,32 +431,35 @@ fn proxies_machine_opens_and_scanners_are_flagged_end_to_end() {
     let gmail =
         "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/o/{}.gif", h.token(TokenKind::Open, "via-gmail")),
         &[("User-Agent", gmail), ("X-Forwarded-For", "66.249.84.1")],
+        b"",
     );
     assert_eq!(r.status, 200);
     // Apple Mail Privacy Protection: a bare `Mozilla/5.0` from Apple's 17.0.0.0/8.
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/o/{}.gif", h.token(TokenKind::Open, "via-mpp")),
         &[
             ("User-Agent", "Mozilla/5.0"),
             ("X-Forwarded-For", "17.58.10.20"),
         ],
+        b"",
     );
     assert_eq!(r.status, 200);
     // A security gateway checking the link before the person does.
     let r = http(
-        h.addr,
+        h.served.addr,
         "GET",
         &format!("/c/{}", h.token(TokenKind::Click, "via-scanner")),
         &[
             ("User-Agent", "Valimail/1.0 (domain scanner)"),
             ("X-Forwarded-For", "198.51.100.9"),
         ],
+        b"",
     );
     assert_eq!(r.status, 302);
     let events = h.stop_and_consume(3);

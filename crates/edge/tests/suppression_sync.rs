@@ -2,28 +2,24 @@
 //! compacted suppressions topic; writes through one edge's admin API stop events on the other.
 //! Real sockets throughout (HTTP over TCP, the Kafka protocol against the in-process broker).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{assigned_consumer, http, test_enricher, test_sink, HttpResponse, Served};
 use openclick_edge::pipeline::HitClass;
 use openclick_edge::suppress_api::SuppressApi;
-use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig};
-use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_edge::{EdgeState, Pipeline, ServerConfig};
 use openclick_events::v1::ErasureRequest;
 use openclick_events::Message as _;
 use openclick_sink::embedded::EmbeddedBroker;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
-use openclick_sink::Sink;
 use openclick_suppress::sync::{Follower, SyncConfig, Writer};
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::oneshot;
 
 const TOKEN: &str = "s3cret-admin-token";
 const PARTITIONS: i32 = 3;
@@ -114,12 +110,8 @@ fn rand_suffix() -> u64 {
 }
 
 struct Edge {
-    admin: SocketAddr,
-    addr: SocketAddr,
-    state: Arc<EdgeState>,
+    served: Served,
     set: Arc<SuppressionSet>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<std::thread::JoinHandle<()>>,
     _follower: Follower,
 }
 
@@ -128,140 +120,62 @@ impl Edge {
         let set = Arc::new(SuppressionSet::new());
         let follower = Follower::start(&cluster.sync_config(), set.clone()).unwrap();
         let writer = Arc::new(Writer::new(&cluster.sync_config()).unwrap());
-        let enricher = Arc::new(
-            Enricher::new(EnrichConfig {
-                reload_poll: None,
-                min_delay_ms: 0,
-                ..EnrichConfig::default()
-            })
-            .unwrap(),
+        let pipeline = Pipeline::new(
+            cluster.keyring.clone(),
+            test_enricher(),
+            set.clone(),
+            vec![],
         );
-        let sink = Arc::new(
-            KafkaSink::new(&KafkaConfig {
-                brokers: cluster.bootstrap(),
-                topic: cluster.events.clone(),
-                linger_ms: 1,
-                ..KafkaConfig::default()
-            })
-            .unwrap(),
-        );
-        let pipeline = Pipeline::new(cluster.keyring.clone(), enricher, set.clone(), vec![]);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (listener, admin) = rt.block_on(async {
-            (
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            )
-        });
-        let addr = listener.local_addr().unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        let info = Info {
-            version: "test".into(),
-            listen: addr.to_string(),
-            admin_listen: admin_addr.to_string(),
-            kafka_bootstrap_servers: cluster.bootstrap(),
-            kafka_embedded: true,
-            topic: cluster.events.clone(),
-        };
+        let sink = test_sink(&cluster.bootstrap(), &cluster.events);
         let exported = set.clone();
-        let state = Arc::new(
-            EdgeState::new(
-                pipeline,
-                sink as Arc<dyn Sink>,
-                info,
-                ServerConfig::default(),
+        let api = SuppressApi::new(token, set.clone(), Some(writer));
+        let served = Served::start(&cluster.bootstrap(), &cluster.events, |info| {
+            Arc::new(
+                EdgeState::new(pipeline, sink, info, ServerConfig::default())
+                    .with_metrics_exporter(move || exported.export_metrics())
+                    .with_suppression_api(api),
             )
-            .with_metrics_exporter(move || exported.export_metrics())
-            .with_suppression_api(SuppressApi::new(token, set.clone(), Some(writer))),
-        );
-        let (tx, rx) = oneshot::channel::<()>();
-        let st = state.clone();
-        let server = std::thread::spawn(move || {
-            rt.block_on(openclick_edge::run(listener, admin, st, async {
-                let _ = rx.await;
-            }))
         });
         Edge {
-            admin: admin_addr,
-            addr,
-            state,
+            served,
             set,
-            stop: Some(tx),
-            server: Some(server),
             _follower: follower,
         }
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http(self.admin, "GET", "/readyz", &[], b"").status != 200 {
+        while http(self.served.admin, "GET", "/readyz", &[], b"").status != 200 {
             assert!(
                 Instant::now() < deadline,
                 "edge never became ready: caught up {}, state ready {}",
                 self.set.is_caught_up(),
-                self.state.is_ready()
+                self.served.state.is_ready()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     fn hit(&self, token: &str) {
-        let r = http(self.addr, "GET", &format!("/o/{token}.gif"), &[], b"");
+        let r = http(
+            self.served.addr,
+            "GET",
+            &format!("/o/{token}.gif"),
+            &[],
+            b"",
+        );
         assert_eq!(r.status, 200);
     }
 
-    fn admin(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+    fn admin(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
         let auth = format!("Bearer {TOKEN}");
-        http(self.admin, method, path, &[("Authorization", &auth)], body)
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.server.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    Reply {
-        status: head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+        http(
+            self.served.admin,
+            method,
+            path,
+            &[("Authorization", &auth)],
+            body,
+        )
     }
 }
 
@@ -274,9 +188,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn hit_until(edge: &Edge, token: &str, class: HitClass, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let before = edge.state.metrics.hits(class);
+        let before = edge.served.state.metrics.hits(class);
         edge.hit(token);
-        if edge.state.metrics.hits(class) > before {
+        if edge.served.state.metrics.hits(class) > before {
             return start.elapsed();
         }
         assert!(start.elapsed() < limit, "no {class:?} hit within {limit:?}");
@@ -306,7 +220,7 @@ fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
             &format!("/v1/suppressions/acme/{contact}?reason=opt_out"),
             b"",
         );
-        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.status, 200, "{}", r.text());
         let answered = Instant::now();
         hit_until(
             &b,
@@ -340,19 +254,19 @@ fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
 
     // GET reads the replica's view.
     let r = b.admin("GET", "/v1/suppressions/acme/p-7", b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("opt_out"), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("opt_out"), "{}", r.text());
 
     // Removal through A restores tracking on B.
     let r = a.admin("DELETE", "/v1/suppressions/acme/p-0", b"");
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let d = hit_until(&b, &t0, HitClass::OpenTracked, Duration::from_secs(5));
     println!("removal propagation A->B: {:.1} ms", d.as_secs_f64() * 1e3);
     assert_eq!(b.admin("GET", "/v1/suppressions/acme/p-0", b"").status, 404);
 
     // Erasure also publishes an erasure request.
     let r = a.admin("PUT", "/v1/suppressions/acme/p-0?reason=erase", b"");
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let erasures = read_all(&cluster, &cluster.erasures, 1);
     assert_eq!(erasures.len(), 1);
     let (key, value) = &erasures[0];
@@ -377,8 +291,8 @@ fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
         "\n"
     );
     let r = a.admin("POST", "/v1/suppressions/batch", batch.as_bytes());
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("\"published\":3"), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("\"published\":3"), "{}", r.text());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !(b.set.scopes_len() == 2 && b.set.len() == TRIALS - 1) {
         assert!(Instant::now() < deadline, "batch not applied on B");
@@ -398,12 +312,12 @@ fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
         "/v1/suppressions/batch",
         b"{\"tenant\":\"acme\",\"contact\":\"x\"}\n{\"tenant\":\"a/b\",\"contact\":\"y\"}\n",
     );
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("line 2"), "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("line 2"), "{}", r.text());
     assert_eq!(cluster.records(&cluster.suppressions), before);
 
     // Metrics on B.
-    let m = b.admin("GET", "/metrics", b"").body;
+    let m = b.admin("GET", "/metrics", b"").text();
     assert!(m.contains("openclick_suppression_contacts 99"), "{m}");
     // One drop per trial at least (and more while the removal propagated).
     let dropped: u64 = m
@@ -446,18 +360,7 @@ fn opt_out_through_a_stops_events_on_b_within_a_second_and_survives_restart() {
 }
 
 fn read_all(cluster: &Cluster, topic: &str, expect: usize) -> Vec<(String, Option<Vec<u8>>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .set("group.id", "suppression-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
+    let c = assigned_consumer(&cluster.bootstrap(), topic, PARTITIONS);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while out.len() < expect && Instant::now() < deadline {
@@ -496,15 +399,15 @@ fn wrong_or_missing_token_gets_401_and_writes_nothing() {
                 b"{\"tenant\":\"acme\",\"contact\":\"c-2\"}\n",
             ),
         ] {
-            let r = http(a.admin, method, path, &headers, body);
-            assert_eq!(r.status, 401, "{method} with {auth:?}: {}", r.body);
+            let r = http(a.served.admin, method, path, &headers, body);
+            assert_eq!(r.status, 401, "{method} with {auth:?}: {}", r.text());
         }
     }
     // An edge without a configured token refuses even a request that carries one.
     let b = Edge::start(&cluster, None);
     b.wait_ready();
     let r = b.admin("PUT", put, b"");
-    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(cluster.records(&cluster.suppressions), 0);
     assert!(!a.set.is_suppressed("acme", "c-1"));
     // The right token writes exactly one record.
