@@ -382,6 +382,18 @@ async fn connection(
     st
 }
 
+/// `p50 .. max` of a latency histogram (nanoseconds), in microseconds.
+fn quantiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+        us(h.value_at_quantile(0.50)),
+        us(h.value_at_quantile(0.90)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max())
+    )
+}
+
 fn brokers_from_admin(rt: &tokio::runtime::Runtime, admin: SocketAddr) -> Result<String> {
     let (status, body) = rt
         .block_on(http::get_body(admin, "/info"))
@@ -587,23 +599,11 @@ fn run(a: RunArgs) -> Result<i32> {
     for k in Kind::ALL {
         println!("  {:<20} {}", k.label(), total.by_kind[k as usize]);
     }
-    println!(
-        "latency (us): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
-        us(h.value_at_quantile(0.50)),
-        us(h.value_at_quantile(0.90)),
-        us(h.value_at_quantile(0.99)),
-        us(h.value_at_quantile(0.999)),
-        us(h.max())
-    );
+    println!("latency (us): {}", quantiles(h));
     if a.rate > 0 {
-        let c = &total.corrected;
         println!(
-            "latency from schedule (us): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}  (max send lag {:.0} us)",
-            us(c.value_at_quantile(0.50)),
-            us(c.value_at_quantile(0.90)),
-            us(c.value_at_quantile(0.99)),
-            us(c.value_at_quantile(0.999)),
-            us(c.max()),
+            "latency from schedule (us): {}  (max send lag {:.0} us)",
+            quantiles(&total.corrected),
             us(total.max_lag_ns)
         );
     }
