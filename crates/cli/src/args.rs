@@ -1,10 +1,17 @@
 //! Command-line arguments. Each flag also reads an `OPENCLICK_*` environment variable (clap's
 //! `env`), so tests pass arguments and never touch the process environment.
+//!
+//! Values are typed and parsed once, here, by clap: listen addresses, networks, the IP policy
+//! ([`IpPolicy`]), the spool's fsync policy ([`FsyncPolicy`]) and every Kafka property
+//! ([`KafkaProperty`], one strict parser for every client).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use openclick_enrich::IpPolicy;
+use openclick_kafka::KafkaProperty;
+use openclick_sink::spool::FsyncPolicy;
 
 /// openclick: email opens and clicks in, enriched protobuf events on Kafka out.
 #[derive(Debug, Parser)]
@@ -35,7 +42,7 @@ pub enum Command {
     /// Validate the serve configuration (keys, databases, files) and exit.
     CheckConfig(ServeArgs),
     /// Add, remove, check or import suppressions through a running edge's admin API.
-    Suppress(crate::suppress_cmd::SuppressArgs),
+    Suppress(SuppressArgs),
 }
 
 /// Where signing keys come from.
@@ -61,7 +68,7 @@ pub struct EnrichArgs {
     pub geoip_asn: Option<PathBuf>,
     /// What the event keeps of the client IP: keep | truncate[:V4[:V6]] | drop.
     #[arg(long, env = "OPENCLICK_IP_POLICY", default_value = "truncate:24:48")]
-    pub ip_policy: String,
+    pub ip_policy: IpPolicy,
     /// Hits sooner than this after sending are flagged as too fast (0 disables).
     #[arg(long, env = "OPENCLICK_MIN_DELAY_MS", default_value_t = 2000)]
     pub min_delay_ms: i64,
@@ -89,13 +96,14 @@ pub struct ServeArgs {
     /// Producer linger, milliseconds.
     #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
-    /// Extra librdkafka producer properties, `key=value`, repeatable.
+    /// Extra librdkafka properties, `key=value`, repeatable; applied to every Kafka client
+    /// (events producer, suppression writer and follower, topic admin).
     #[arg(
         long = "kafka-property",
         env = "OPENCLICK_KAFKA_PROPERTIES",
         value_delimiter = ','
     )]
-    pub kafka_properties: Vec<String>,
+    pub kafka_properties: Vec<KafkaProperty>,
     /// Signing keys.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -109,10 +117,10 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Compacted suppressions topic, read from the beginning and followed by every replica.
-    #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::sync::DEFAULT_SUPPRESSIONS_TOPIC)]
+    #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::record::DEFAULT_SUPPRESSIONS_TOPIC)]
     pub suppressions_topic: String,
     /// Erasure-requests topic (reason `erase` publishes one).
-    #[arg(long, env = "OPENCLICK_ERASURES_TOPIC", default_value = openclick_suppress::sync::DEFAULT_ERASURES_TOPIC)]
+    #[arg(long, env = "OPENCLICK_ERASURES_TOPIC", default_value = openclick_suppress::record::DEFAULT_ERASURES_TOPIC)]
     pub erasures_topic: String,
     /// Do not follow the suppressions topic (snapshot file only; the admin API cannot write).
     #[arg(long, env = "OPENCLICK_NO_SUPPRESSION_SYNC")]
@@ -141,7 +149,7 @@ pub struct ServeArgs {
     pub spool_max_bytes: u64,
     /// When the spool fsyncs: always | never | every N ms (`200ms`, `2s`, `every:200`).
     #[arg(long, env = "OPENCLICK_SPOOL_FSYNC", default_value = "200ms")]
-    pub spool_fsync: String,
+    pub spool_fsync: FsyncPolicy,
 }
 
 /// `openclick sign`.
@@ -226,6 +234,77 @@ pub struct TailArgs {
     /// Stop after this many seconds without a new event.
     #[arg(long)]
     pub idle_timeout_secs: Option<u64>,
+    /// Extra librdkafka properties, `key=value`, repeatable (TLS, SASL, ...).
+    #[arg(
+        long = "kafka-property",
+        env = "OPENCLICK_KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
+    pub kafka_properties: Vec<KafkaProperty>,
+}
+
+/// `openclick suppress`.
+#[derive(Debug, Clone, Args)]
+pub struct SuppressArgs {
+    /// The edge's admin listener.
+    #[arg(
+        long,
+        env = "OPENCLICK_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub admin_url: String,
+    /// Bearer token of the admin API.
+    #[arg(long, env = "OPENCLICK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SuppressAction,
+}
+
+/// Which entry: a contact, a whole tenant (no contact), or a campaign (`--campaign`).
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Tenant id.
+    pub tenant: String,
+    /// Contact id (omit for the whole tenant or a campaign).
+    pub contact: Option<String>,
+    /// Campaign id: the entry covers this campaign of the tenant.
+    #[arg(long, conflicts_with = "contact")]
+    pub campaign: Option<String>,
+}
+
+/// `openclick suppress` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SuppressAction {
+    /// Suppress (answers once the broker acknowledged).
+    Add {
+        /// Which entry.
+        #[command(flatten)]
+        target: Target,
+        /// opt_out | restrict | erase | complaint | bounce | manual.
+        #[arg(long, default_value = "opt_out")]
+        reason: openclick_suppress::Reason,
+    },
+    /// Lift a suppression.
+    Remove {
+        /// Which entry.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Whether an entry is suppressed on that edge (exit status 0 yes, 1 no).
+    Check {
+        /// Which entry.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Import a CSV (`tenant,contact[,reason]`) or NDJSON file (batch API lines) in batches.
+    Import {
+        /// The file (`-` for stdin).
+        file: PathBuf,
+        /// Changes per request.
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: usize,
+    },
 }
 
 /// `openclick enrich`.
@@ -296,5 +375,35 @@ mod tests {
     #[test]
     fn rejects_bad_listen_address() {
         assert!(Cli::try_parse_from(["openclick", "serve", "--listen", "nope"]).is_err());
+    }
+
+    #[test]
+    fn typed_values_are_parsed_once_and_strictly() {
+        let cli = Cli::try_parse_from([
+            "openclick",
+            "serve",
+            "--kafka-property",
+            "security.protocol=ssl",
+            "--spool-fsync",
+            "2s",
+            "--ip-policy",
+            "drop",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(a.kafka_properties[0].key(), "security.protocol");
+        assert_eq!(a.spool_fsync, FsyncPolicy::EveryMs(2000));
+        assert_eq!(a.enrich.ip_policy, IpPolicy::Drop);
+        for bad in [
+            ["--kafka-property", "linger.ms"],
+            ["--spool-fsync", "sometimes"],
+            ["--ip-policy", "maybe"],
+        ] {
+            let mut argv = vec!["openclick", "serve"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
     }
 }

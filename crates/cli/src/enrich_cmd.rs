@@ -52,7 +52,7 @@ fn one(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let now = openclick_edge::server::now_ms();
+    let now = openclick_common::now_ms();
     let hit = Hit {
         kind: if args.click {
             HitKind::Click

@@ -6,8 +6,9 @@
 //! noticing. On a box where those threads share cores with the workers, the scheduler otherwise
 //! gives them equal turns, and a worker that is preempted for a slice leaves its queued
 //! requests waiting: that is most of the latency tail. So `serve` lowers the priority (raises the
-//! nice value, which needs no privilege) of every thread except the tokio workers and the main
-//! thread (which accepts connections).
+//! nice value, which needs no privilege) of every thread except the tokio workers, the main
+//! thread (which accepts connections) and the admin listener's thread (health checks must not
+//! wait behind a saturated worker).
 //!
 //! Threads come and go (librdkafka starts a thread per broker it connects to, a replaced
 //! producer brings new ones), so a small watcher re-scans `/proc/self/task` every two seconds.
@@ -66,7 +67,9 @@ fn rescan(pid: u32, nice: i32, done: &mut HashSet<u32>) -> std::io::Result<()> {
         let Ok(comm) = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) else {
             continue; // exited meanwhile
         };
-        if comm.starts_with(WORKER_PREFIX) {
+        if comm.starts_with(WORKER_PREFIX)
+            || comm.trim_end() == openclick_admin::server::THREAD_NAME
+        {
             continue;
         }
         let Some(t) = rustix::process::Pid::from_raw(tid as i32) else {

@@ -1,16 +1,26 @@
-//! `openclick serve` and `openclick check-config`.
+//! `openclick serve` and `openclick check-config`: the process wiring.
+//!
+//! Components are built from typed arguments, then assembled: the sink (`openclick-kafka`), the
+//! suppression set and its topic follower and writer, the public edge (`openclick-edge`) on the
+//! tokio workers, and the admin plane (`openclick-admin`) on its own thread, with readiness
+//! checks and metrics exporters registered by each component. Shutdown order: a signal marks
+//! the process draining (`/readyz` 503), the public listener drains, the sink closes (flush,
+//! then spool what is left), the follower stops, and the admin plane stops last.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use openclick_edge::{EdgeState, Info, Pipeline, ServerConfig};
-use openclick_enrich::{EnrichConfig, Enricher, IpPolicy};
-use openclick_sink::embedded::EmbeddedBroker;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
-use openclick_sink::spool::{FsyncPolicy, SpoolConfig};
-use openclick_suppress::SuppressionSet;
+use anyhow::{Context, Result};
+use openclick_admin::{Admin, Metrics, Readiness, SuppressApi};
+use openclick_edge::{EdgeState, Pipeline, ServerConfig};
+use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
+use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
+use openclick_sink::spool::SpoolConfig;
+use openclick_sink::{Health, Sink};
+use openclick_suppress::{SuppressionSet, SuppressionWriter};
 use openclick_token::Keyring;
+use serde_json::{Map, Value};
 
 use crate::args::{EnrichArgs, KeyArgs, ServeArgs};
 
@@ -35,38 +45,33 @@ pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
 
 /// Builds the enricher from flags.
 pub fn build_enricher(args: &EnrichArgs) -> Result<Enricher> {
-    let ip_policy: IpPolicy = args.ip_policy.parse().context("--ip-policy")?;
     let config = EnrichConfig {
         geoip_city: args.geoip_city.clone(),
         geoip_asn: args.geoip_asn.clone(),
-        ip_policy,
+        ip_policy: args.ip_policy,
         min_delay_ms: args.min_delay_ms,
         ..EnrichConfig::default()
     };
     Enricher::new(config).context("opening GeoIP databases")
 }
 
-fn kafka_config(args: &ServeArgs, brokers: &str) -> Result<KafkaConfig> {
-    let mut extra = Vec::new();
-    for p in &args.kafka_properties {
-        let Some((k, v)) = p.split_once('=') else {
-            bail!("--kafka-property {p:?}: expected key=value");
-        };
-        extra.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let fsync: FsyncPolicy = args.spool_fsync.parse().context("--spool-fsync")?;
-    Ok(KafkaConfig {
-        brokers: brokers.to_string(),
+/// The settings every Kafka client of the process shares.
+fn client_settings(args: &ServeArgs, brokers: &str) -> ClientSettings {
+    ClientSettings::new(brokers).with_properties(args.kafka_properties.clone())
+}
+
+fn kafka_config(args: &ServeArgs, brokers: &str) -> KafkaConfig {
+    KafkaConfig {
+        client: client_settings(args, brokers),
         topic: args.topic.clone(),
         linger_ms: args.kafka_linger_ms,
-        extra,
         spool: Some(SpoolConfig {
             max_bytes: args.spool_max_bytes,
-            fsync,
+            fsync: args.spool_fsync,
             ..SpoolConfig::new(args.keys.data_dir.join("spool"))
         }),
         ..KafkaConfig::default()
-    })
+    }
 }
 
 struct Components {
@@ -95,9 +100,8 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
 pub fn check_config(args: ServeArgs) -> Result<()> {
     let c = build_components(&args)?;
     if let Some(b) = &args.kafka_brokers {
-        kafka_config(&args, b)?
-            .client_config()
-            .create::<rdkafka::producer::BaseProducer>()
+        kafka_config(&args, b)
+            .validate()
             .context("Kafka producer configuration")?;
     }
     println!("configuration ok");
@@ -109,14 +113,15 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
             .as_deref()
             .unwrap_or("embedded in-process broker (development)")
     );
+    for p in &args.kafka_properties {
+        println!("  kafka property:   {p}");
+    }
     println!("  topic:            {}", args.topic);
     println!(
         "  spool:            {} (max {} bytes, fsync {})",
         args.keys.data_dir.join("spool").display(),
         args.spool_max_bytes,
         args.spool_fsync
-            .parse::<openclick_sink::spool::FsyncPolicy>()
-            .context("--spool-fsync")?
     );
     println!(
         "  keys:             signing {} (verify: {})",
@@ -128,6 +133,49 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
     }
     println!("  suppressed:       {} contacts", c.suppression.len());
     Ok(())
+}
+
+/// Starts the topic follower and the writer, and builds the admin API on them.
+async fn start_sync(
+    args: &ServeArgs,
+    brokers: &str,
+    embedded: bool,
+    set: &Arc<SuppressionSet>,
+) -> Result<(Option<Follower>, SuppressApi)> {
+    let token = args.admin_token.as_deref().filter(|t| !t.is_empty());
+    if token.is_none() {
+        tracing::warn!(
+            "no --admin-token / OPENCLICK_ADMIN_TOKEN: the suppression admin API refuses requests"
+        );
+    }
+    if args.no_suppression_sync {
+        tracing::warn!("--no-suppression-sync: the suppression topic is not followed");
+        return Ok((None, SuppressApi::new(token, set.clone(), None)));
+    }
+    let config = SyncConfig {
+        client: client_settings(args, brokers),
+        topic: args.suppressions_topic.clone(),
+        erasure_topic: args.erasures_topic.clone(),
+        ..SyncConfig::default()
+    };
+    if !embedded {
+        // Best effort: a cluster that forbids creating topics leaves them to the operator.
+        if let Err(e) = ensure_topics(&config, -1, -1).await {
+            tracing::warn!(error = %e, "could not create the suppression topics (create them compacted by hand)");
+        }
+    }
+    let follower = Follower::start(&config, set.clone()).context("suppression topic follower")?;
+    let writer: Arc<dyn SuppressionWriter> =
+        Arc::new(KafkaSuppressionWriter::new(&config).context("suppression topic writer")?);
+    tracing::info!(
+        topic = %config.topic,
+        erasures = %config.erasure_topic,
+        "following the suppression topic; /readyz waits until it has caught up"
+    );
+    Ok((
+        Some(follower),
+        SuppressApi::new(token, set.clone(), Some(writer)),
+    ))
 }
 
 /// `openclick serve`.
@@ -160,57 +208,79 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .clone()
         .or_else(|| embedded.as_ref().map(|b| b.bootstrap_servers().to_string()))
         .unwrap_or_default();
-    let sink = Arc::new(KafkaSink::new(&kafka_config(&args, &brokers)?).context("Kafka producer")?);
+    let sink = Arc::new(KafkaSink::new(&kafka_config(&args, &brokers)).context("Kafka producer")?);
 
+    let admin_listener = std::net::TcpListener::bind(args.admin_listen)
+        .with_context(|| format!("binding --admin-listen {}", args.admin_listen))?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if args.workers > 0 {
         rt.worker_threads(args.workers);
     }
     let rt = rt.enable_all().build().context("tokio runtime")?;
-    crate::priority::lower_background_threads(args.background_nice);
     let result = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding --listen {}", args.listen))?;
-        let admin = tokio::net::TcpListener::bind(args.admin_listen)
-            .await
-            .with_context(|| format!("binding --admin-listen {}", args.admin_listen))?;
-        let info = Info {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            listen: listener.local_addr()?.to_string(),
-            admin_listen: admin.local_addr()?.to_string(),
-            kafka_bootstrap_servers: brokers.clone(),
-            kafka_embedded: embedded.is_some(),
-            topic: args.topic.clone(),
-        };
-        tracing::info!(
-            listen = %info.listen,
-            admin = %info.admin_listen,
-            kafka = %info.kafka_bootstrap_servers,
-            topic = %info.topic,
-            "openclick serving"
-        );
-        let suppression = c.suppression.clone();
+        let listen = listener.local_addr()?.to_string();
+        let admin_listen = admin_listener.local_addr()?.to_string();
         let (follower, suppress_api) =
-            crate::suppress_cmd::start_sync(&args, &brokers, embedded.is_some(), &suppression)
-                .await?;
-        let pipeline = Pipeline::new(
-            c.keyring,
-            c.enricher.clone(),
-            c.suppression,
-            args.trusted_proxies.clone(),
-        );
-        let config = ServerConfig {
+            start_sync(&args, &brokers, embedded.is_some(), &c.suppression).await?;
+        let server = ServerConfig {
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
             ..ServerConfig::default()
         };
-        let state = EdgeState::new(pipeline, sink.clone(), info, config)
-            .with_metrics_exporter(move || suppression.export_metrics())
-            .with_suppression_api(suppress_api);
+        let pipeline = Pipeline::new(
+            c.keyring,
+            c.enricher.clone(),
+            c.suppression.clone(),
+            args.trusted_proxies.clone(),
+        );
+        let sink_dyn: Arc<dyn Sink> = sink.clone();
+        let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
+
+        let mut info = Map::new();
+        info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        info.insert("listen".into(), listen.clone().into());
+        info.insert("admin_listen".into(), admin_listen.clone().into());
+        for (k, v) in sink.describe() {
+            info.insert(k.into(), v.into());
+        }
+        info.insert("kafka_embedded".into(), Value::Bool(embedded.is_some()));
+        let readiness = {
+            let (sink, set) = (sink.clone(), c.suppression.clone());
+            Readiness::new()
+                .with_check("kafka", move || sink.health() == Health::Up)
+                .with_check("suppression_sync", move || set.is_caught_up())
+        };
+        let metrics = {
+            let (edge, sink, set) = (state.clone(), sink.clone(), c.suppression.clone());
+            Metrics::new()
+                .with_exporter(move || edge.metrics.export())
+                .with_exporter(move || sink.export_metrics())
+                .with_exporter(move || set.export_metrics())
+        };
+        let admin = Arc::new(Admin::new(info, readiness, metrics, Some(suppress_api)));
+        let admin_handle =
+            openclick_admin::server::spawn(admin_listener, admin.clone(), server.conn.clone())
+                .context("starting the admin listener")?;
+        crate::priority::lower_background_threads(args.background_nice);
+        tracing::info!(
+            listen = %listen,
+            admin = %admin_listen,
+            kafka = %brokers,
+            topic = %args.topic,
+            "openclick serving"
+        );
         spawn_reload_on_sighup(c.enricher.clone());
-        openclick_edge::run(listener, admin, Arc::new(state), shutdown_signal()).await;
+        let draining = admin.clone();
+        openclick_edge::run(listener, state, async move {
+            shutdown_signal().await;
+            draining.readiness.set_draining();
+        })
+        .await;
         drop(follower);
+        admin_handle.stop();
         anyhow::Ok(())
     });
     drop(rt);

@@ -28,9 +28,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
         message_id: common.message,
         contact_id: common.contact,
         channel,
-        issued_at_ms: common
-            .sent_at_ms
-            .unwrap_or_else(openclick_edge::server::now_ms),
+        issued_at_ms: common.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
         link_id,
         url,
     };

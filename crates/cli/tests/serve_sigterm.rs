@@ -22,11 +22,8 @@ use std::time::{Duration, Instant};
 
 use openclick_events::v1::EngagementEvent;
 use openclick_events::Message as _;
-use openclick_sink::embedded::EmbeddedBroker;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use openclick_kafka::reader::{Start, TopicReader};
+use openclick_kafka::{ClientSettings, EmbeddedBroker};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclick");
 /// 32 bytes 0..=31, base64url.
@@ -246,18 +243,14 @@ impl Load {
 }
 
 fn consume(bootstrap: &str, topic: &str, expect: u64) -> (u64, HashSet<String>, u64) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "sigterm-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = TopicReader::open(
+        &ClientSettings::new(bootstrap),
+        topic,
+        Start::Beginning,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(consumer.partitions(), 3);
     let (mut records, mut ids, mut suppressed) = (0u64, HashSet::new(), 0u64);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();
@@ -267,7 +260,7 @@ fn consume(bootstrap: &str, topic: &str, expect: u64) -> (u64, HashSet<String>, 
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             last = Instant::now();
-            let ev = EngagementEvent::decode(m.payload().unwrap()).unwrap();
+            let ev = EngagementEvent::decode(m.payload.as_deref().unwrap()).unwrap();
             records += 1;
             if ev.contact_id == SUPPRESSED {
                 suppressed += 1;

@@ -12,19 +12,20 @@
 //! - [`pipeline`]: request -> (reply, event) as a pure function: token check, suppression,
 //!   enrichment, event building. No sockets.
 //! - [`client_ip`]: the client address, believing forwarding headers only from trusted proxies.
-//! - [`server`]: hyper 1.x servers, [`server::run`] with graceful shutdown, response building.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/info` on the admin listener.
-//! - [`suppress_api`]: `/v1/suppressions/...` on the admin listener (bearer token).
-//! - [`metrics`]: counters on the hot path, exported per component at scrape time.
+//! - [`server`]: the public tracking server: [`server::run`] on the shared listener helper
+//!   (`openclick-http`) with graceful shutdown, response building.
+//! - [`metrics`]: counters on the hot path, exported at scrape time by the admin listener.
 //!
-//! The edge hands events to an [`openclick_sink::Sink`]; it never names Kafka.
+//! The admin listener (`/metrics`, `/healthz`, `/readyz`, `/info`, the suppression API) is
+//! its own component, `openclick-admin`, with its own accept loop.
+//!
+//! The edge hands events to an [`openclick_sink::Sink`]; it never names Kafka, and cannot: none
+//! of its dependencies depends on rdkafka (`cargo tree -p openclick-edge -e normal`).
 
-pub mod admin;
 pub mod client_ip;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
-pub mod suppress_api;
 
 pub use pipeline::{HitClass, Outcome, Pipeline, Reply};
-pub use server::{run, EdgeState, Info, ServerConfig, PIXEL_GIF};
+pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};

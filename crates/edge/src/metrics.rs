@@ -1,17 +1,13 @@
-//! Edge metrics, pulled at scrape time.
+//! The tracking route's counters, pulled at scrape time.
 //!
 //! The hot path only bumps relaxed atomics in [`EdgeMetrics`]. At each `/metrics` scrape the
-//! admin handler copies every component's counters into a Prometheus recorder owned by this
-//! edge (never the process-global recorder, so tests can run many edges in one process) and
-//! renders it. Each component exports its own series: the edge its hits, the sink its delivery
-//! accounting ([`openclick_sink::Sink::export_metrics`]), others through
-//! [`crate::EdgeState::with_metrics_exporter`]. Labels come from closed sets only: never a URL,
-//! an IP or a token.
+//! admin listener (`openclick-admin`) runs every registered exporter inside its own Prometheus
+//! recorder; [`EdgeMetrics::export`] is the edge's. Labels come from closed sets only: never a
+//! URL, an IP or a token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics::{counter, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics::counter;
 use openclick_sink::SinkError;
 
 use crate::pipeline::HitClass;
@@ -21,8 +17,6 @@ pub struct EdgeMetrics {
     hits: [AtomicU64; HitClass::ALL.len()],
     publish_queue_full: AtomicU64,
     publish_other: AtomicU64,
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
 }
 
 impl std::fmt::Debug for EdgeMetrics {
@@ -38,16 +32,12 @@ impl Default for EdgeMetrics {
 }
 
 impl EdgeMetrics {
-    /// Fresh counters and a private recorder.
+    /// Fresh counters.
     pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
         EdgeMetrics {
             hits: Default::default(),
             publish_queue_full: AtomicU64::new(0),
             publish_other: AtomicU64::new(0),
-            recorder,
-            handle,
         }
     }
 
@@ -71,22 +61,16 @@ impl EdgeMetrics {
         self.hits[class.index()].load(Ordering::Relaxed)
     }
 
-    /// Runs `export` with this edge's recorder installed for the current thread, then renders
-    /// the Prometheus text exposition.
-    pub fn render(&self, export: impl FnOnce()) -> String {
-        metrics::with_local_recorder(&self.recorder, || {
-            for class in HitClass::ALL {
-                let (route, outcome) = class.labels();
-                counter!("openclick_hits_total", "route" => route, "outcome" => outcome)
-                    .absolute(self.hits(class));
-            }
-            counter!("openclick_publish_refused_total", "reason" => "queue_full")
-                .absolute(self.publish_queue_full.load(Ordering::Relaxed));
-            counter!("openclick_publish_refused_total", "reason" => "other")
-                .absolute(self.publish_other.load(Ordering::Relaxed));
-            gauge!("openclick_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            export();
-        });
-        self.handle.render()
+    /// Emits the counters through the `metrics` macros (into whatever recorder is current).
+    pub fn export(&self) {
+        for class in HitClass::ALL {
+            let (route, outcome) = class.labels();
+            counter!("openclick_hits_total", "route" => route, "outcome" => outcome)
+                .absolute(self.hits(class));
+        }
+        counter!("openclick_publish_refused_total", "reason" => "queue_full")
+            .absolute(self.publish_queue_full.load(Ordering::Relaxed));
+        counter!("openclick_publish_refused_total", "reason" => "other")
+            .absolute(self.publish_other.load(Ordering::Relaxed));
     }
 }

@@ -12,10 +12,10 @@ use common::{assigned_consumer, http, test_enricher, test_sink, Served};
 use openclick_edge::{EdgeState, Pipeline, ServerConfig, PIXEL_GIF};
 use openclick_events::v1::{Channel, DeviceCategory, EngagementEvent, EventType};
 use openclick_events::Message as _;
-use openclick_sink::embedded::EmbeddedBroker;
+use openclick_http::ConnConfig;
+use openclick_kafka::EmbeddedBroker;
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
-use rdkafka::message::{Headers, Message};
 
 const SAFARI_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15";
 const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -49,9 +49,7 @@ impl Harness {
             vec!["127.0.0.1/32".parse().unwrap()],
         );
         let sink = test_sink(&bootstrap, &topic);
-        let served = Served::start(&bootstrap, &topic, |info| {
-            Arc::new(EdgeState::new(pipeline, sink, info, config))
-        });
+        let served = Served::start(Arc::new(EdgeState::new(pipeline, sink, config)), None);
         Harness {
             served,
             keyring,
@@ -107,12 +105,12 @@ fn consume(bootstrap: &str, topic: &str, expect: usize, quiet: Duration) -> Vec<
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             last = Instant::now();
-            let ev = EngagementEvent::decode(m.payload().unwrap()).unwrap();
-            let key = std::str::from_utf8(m.key().unwrap()).unwrap();
+            let ev = EngagementEvent::decode(m.payload.as_deref().unwrap()).unwrap();
+            let key = std::str::from_utf8(m.key.as_deref().unwrap()).unwrap();
             assert_eq!(key, format!("{}/{}", ev.tenant_id, ev.contact_id));
-            let h = m.headers().unwrap().get(0);
-            assert_eq!(h.key, "ce_type");
-            assert_eq!(h.value.unwrap(), b"openclick.v1.EngagementEvent");
+            let (name, value) = &m.headers[0];
+            assert_eq!(name, "ce_type");
+            assert_eq!(value.as_deref().unwrap(), b"openclick.v1.EngagementEvent");
             out.push(ev);
         }
     }
@@ -202,7 +200,7 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
 }
 
 fn super_now() -> i64 {
-    openclick_edge::server::now_ms()
+    openclick_common::now_ms()
 }
 
 #[test]
@@ -355,7 +353,10 @@ fn assert_rejected_431(raw: &[u8]) {
 #[test]
 fn slow_headers_are_cut_off_and_head_size_is_bounded() {
     let h = Harness::start_with(ServerConfig {
-        header_read_timeout: Duration::from_millis(300),
+        conn: ConnConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..ConnConfig::default()
+        },
         ..ServerConfig::default()
     });
     // A client that starts a request and never finishes its headers is disconnected.

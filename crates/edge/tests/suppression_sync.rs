@@ -8,18 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{assigned_consumer, http, test_enricher, test_sink, HttpResponse, Served};
+use openclick_admin::SuppressApi;
 use openclick_edge::pipeline::HitClass;
-use openclick_edge::suppress_api::SuppressApi;
 use openclick_edge::{EdgeState, Pipeline, ServerConfig};
 use openclick_events::v1::ErasureRequest;
 use openclick_events::Message as _;
-use openclick_sink::embedded::EmbeddedBroker;
-use openclick_suppress::sync::{Follower, SyncConfig, Writer};
+use openclick_kafka::reader::{Start, TopicReader};
+use openclick_kafka::suppress::{Follower, KafkaSuppressionWriter, SyncConfig};
+use openclick_kafka::{ClientSettings, EmbeddedBroker};
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 
 const TOKEN: &str = "s3cret-admin-token";
 const PARTITIONS: i32 = 3;
@@ -62,7 +60,7 @@ impl Cluster {
 
     fn sync_config(&self) -> SyncConfig {
         SyncConfig {
-            brokers: self.bootstrap(),
+            client: ClientSettings::new(self.bootstrap()),
             topic: self.suppressions.clone(),
             erasure_topic: self.erasures.clone(),
             ..SyncConfig::default()
@@ -87,18 +85,15 @@ impl Cluster {
 
     /// Records on a topic, summed over partitions (high watermarks).
     fn records(&self, topic: &str) -> i64 {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .unwrap();
-        (0..PARTITIONS)
-            .map(|p| {
-                let (lo, hi) = c
-                    .fetch_watermarks(topic, p, Duration::from_secs(5))
-                    .unwrap();
-                hi - lo
-            })
-            .sum()
+        let r = TopicReader::open(
+            &ClientSettings::new(self.bootstrap()),
+            topic,
+            Start::Beginning,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(r.partitions(), PARTITIONS as usize);
+        r.records_held(Duration::from_secs(5)).unwrap() as i64
     }
 }
 
@@ -119,7 +114,7 @@ impl Edge {
     fn start(cluster: &Cluster, token: Option<&str>) -> Edge {
         let set = Arc::new(SuppressionSet::new());
         let follower = Follower::start(&cluster.sync_config(), set.clone()).unwrap();
-        let writer = Arc::new(Writer::new(&cluster.sync_config()).unwrap());
+        let writer = Arc::new(KafkaSuppressionWriter::new(&cluster.sync_config()).unwrap());
         let pipeline = Pipeline::new(
             cluster.keyring.clone(),
             test_enricher(),
@@ -127,15 +122,11 @@ impl Edge {
             vec![],
         );
         let sink = test_sink(&cluster.bootstrap(), &cluster.events);
-        let exported = set.clone();
         let api = SuppressApi::new(token, set.clone(), Some(writer));
-        let served = Served::start(&cluster.bootstrap(), &cluster.events, |info| {
-            Arc::new(
-                EdgeState::new(pipeline, sink, info, ServerConfig::default())
-                    .with_metrics_exporter(move || exported.export_metrics())
-                    .with_suppression_api(api),
-            )
-        });
+        let served = Served::start(
+            Arc::new(EdgeState::new(pipeline, sink, ServerConfig::default())),
+            Some(api),
+        );
         Edge {
             served,
             set,
@@ -150,7 +141,7 @@ impl Edge {
                 Instant::now() < deadline,
                 "edge never became ready: caught up {}, state ready {}",
                 self.set.is_caught_up(),
-                self.served.state.is_ready()
+                self.served.admin_state.readiness.is_ready()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -366,8 +357,8 @@ fn read_all(cluster: &Cluster, topic: &str, expect: usize) -> Vec<(String, Optio
     while out.len() < expect && Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             out.push((
-                String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
-                m.payload().map(<[u8]>::to_vec),
+                String::from_utf8(m.key.clone().unwrap()).unwrap(),
+                m.payload.clone(),
             ));
         }
     }

@@ -1,26 +1,21 @@
-//! Where openclick events go once the edge has answered the hit.
+//! Where openclick events go once the edge has answered the hit: the [`Sink`] contract, and the
+//! durable [`spool`] a sink keeps what its destination cannot take yet.
 //!
 //! The edge talks to a [`Sink`] and never to Kafka directly: a `Sink` takes an
 //! [`EngagementEvent`](openclick_events::v1::EngagementEvent), takes over responsibility for its
-//! delivery, and returns at once. Nothing here knows about HTTP: errors say what went wrong with
-//! the *event* (and whether trying again could help), not which status code to answer.
+//! delivery, and returns at once. Nothing here knows about HTTP, nor about Kafka: this crate
+//! does not depend on rdkafka, so a crate that depends only on it (the edge) cannot name
+//! rdkafka either, and the compiler checks it. Errors say what happened to the *event* (and
+//! whether trying again could help), not which status code to answer nor which client library
+//! failed.
 //!
 //! Implementations:
-//! - [`kafka::KafkaSink`], the real one: librdkafka (via rdkafka) producing protobuf records to
-//!   the events topic, with the record key `{tenant_id}/{contact_id}` so one contact's events keep
-//!   their order, a `ce_type` header naming the message type, compression and linger, and every
-//!   delivery report accounted in [`SinkStats`]. Behind it, the durable [`spool`]: what the
-//!   broker cannot take (queue full, outage, timed-out deliveries, shutdown deadline) goes to
-//!   disk and is replayed in order; see the [`kafka`] module docs for the delivery guarantees and
-//!   the memory bounds.
-//! - [`embedded::EmbeddedBroker`], an in-process Kafka-protocol broker (librdkafka's mock
-//!   cluster) so `openclick serve` runs with no Kafka installed.
+//! - `openclick_kafka::KafkaSink` (crate `openclick-kafka`), the real one: librdkafka producing
+//!   protobuf records to the events topic, with this crate's [`spool`] behind it.
 //! - [`memory::MemorySink`], for unit tests of the layers above only.
 //!
 //! Accounting invariant: at every moment `accepted = delivered + failed + spooled + in_flight`.
 
-pub mod embedded;
-pub mod kafka;
 pub mod memory;
 pub mod spool;
 
@@ -61,6 +56,12 @@ pub trait Sink: Send + Sync + 'static {
     fn export_metrics(&self) {
         self.stats().export();
     }
+
+    /// What the sink delivers to, for `/info`: `(key, value)` pairs with stable keys (e.g.
+    /// `kafka_bootstrap_servers`, `topic`). No secrets: credentials never appear here.
+    fn describe(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Reachability of a sink's destination, for `/readyz`.
@@ -82,8 +83,7 @@ pub struct SinkStats {
     /// Events given up on. Must stay 0; alarmed.
     pub failed: u64,
     /// Events handed to the durable spool instead of the destination. (What becomes of them
-    /// afterwards, replayed and delivered, is counted by the sink that owns the spool: see
-    /// [`kafka::KafkaSinkStats`].)
+    /// afterwards, replayed and delivered, is counted by the sink that owns the spool.)
     pub spooled: u64,
 }
 
@@ -120,9 +120,18 @@ pub enum SinkError {
     /// The sink was built with an invalid configuration. Not retryable.
     #[error("invalid sink configuration: {0}")]
     Config(String),
-    /// A Kafka client error.
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The destination refused the event for a reason other than a full queue (the sink
+    /// classified its client's error: `retryable` says whether the same event may be accepted
+    /// later). `reason` is a short, bounded label.
+    #[error("destination refused the event ({reason}): {detail}")]
+    Refused {
+        /// A bounded label for the cause (e.g. `too_large`, `unauthorized`).
+        reason: &'static str,
+        /// Whether the same event may be accepted later.
+        retryable: bool,
+        /// The client's own message, for logs.
+        detail: String,
+    },
     /// The event could not go to the destination and the durable spool refused it (full,
     /// writer queue full, or no spool configured): dropped, counted and logged. Retryable.
     #[error("event dropped: the producer could not take it and the spool refused it")]
@@ -139,7 +148,7 @@ impl SinkError {
             SinkError::QueueFull | SinkError::FlushTimeout { .. } | SinkError::SpoolFull => true,
             SinkError::Spool(e) => e.is_retryable(),
             SinkError::Config(_) => false,
-            SinkError::Kafka(e) => kafka::classify_kafka_error(e) == kafka::ErrorClass::Retryable,
+            SinkError::Refused { retryable, .. } => *retryable,
         }
     }
 }

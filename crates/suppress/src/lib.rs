@@ -32,11 +32,15 @@
 //! suppressed contact is always found.
 //!
 //! # Sources
-//! A snapshot file read at start ([`SuppressionSet::load_file`]), the compacted Kafka topic
-//! followed by every replica ([`sync`]), and the admin API, which writes to that topic.
+//! A snapshot file read at start ([`SuppressionSet::load_file`], lines parsed by [`parse`]),
+//! the compacted Kafka topic followed by every replica (its records are [`record`]; the Kafka
+//! clients live in `openclick-kafka`), and the admin API, which writes to that topic through a
+//! [`SuppressionWriter`].
 
-pub mod sync;
+pub mod parse;
+pub mod record;
 mod table;
+mod writer;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -48,6 +52,8 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
+
+pub use writer::{SuppressionWriter, WriteFuture};
 
 /// Why a contact is suppressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -215,7 +221,8 @@ pub enum SuppressError {
     /// The Kafka client could not be configured. Not retryable.
     #[error("kafka configuration: {0}")]
     Config(String),
-    /// Kafka did not acknowledge a write (or a read failed). Retryable.
+    /// The replicated store (the Kafka topic) did not acknowledge a write, or a read failed.
+    /// Retryable. The message names no contact.
     #[error("kafka: {0}")]
     Kafka(String),
 }
@@ -545,10 +552,7 @@ impl SuppressionSet {
         gauge!("openclick_suppression_caught_up").set(if self.is_caught_up() { 1.0 } else { 0.0 });
         let last = self.status.last_change_at_ms.load(Ordering::Relaxed);
         if last > 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            let now = openclick_common::now_ms();
             gauge!("openclick_suppression_last_change_age_seconds")
                 .set((now - last).max(0) as f64 / 1000.0);
         }
@@ -562,8 +566,8 @@ impl SuppressionSet {
 
     /// Loads a snapshot file: CSV lines `tenant,contact[,reason]` (a `tenant,contact` header
     /// line and `#` comments are skipped), or NDJSON lines
-    /// `{"tenant":"…","contact":"…","reason":"opt_out"}`. Returns the number of entries read.
-    /// Logs progress every million lines.
+    /// `{"tenant":"…","contact":"…","reason":"opt_out"}` (any change the batch API takes; see
+    /// [`parse`]). Returns the number of entries read. Logs progress every million lines.
     pub fn load_file(&self, path: &Path) -> Result<usize, SuppressError> {
         let io = |source| SuppressError::Io {
             path: path.display().to_string(),
@@ -581,40 +585,31 @@ impl SuppressionSet {
             self.reserve(estimate);
         }
         let started = Instant::now();
-        let mut n = 0usize;
-        let mut buf = String::new();
-        let mut lineno = 0usize;
-        loop {
-            buf.clear();
-            if reader.read_line(&mut buf).map_err(io)? == 0 {
-                break;
-            }
-            lineno += 1;
-            let line = buf.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if lineno == 1 && line.starts_with("tenant,contact") {
-                continue;
-            }
-            let at =
-                |e: String| SuppressError::Parse(format!("{}:{}: {e}", path.display(), lineno));
-            if line.starts_with('{') {
-                let (tenant, contact, reason) = parse_json_line(line).map_err(at)?;
-                self.insert(&tenant, &contact, reason);
-            } else {
-                let (tenant, contact, reason) = parse_csv_line(line).map_err(at)?;
-                self.insert(tenant, contact, reason);
-            }
-            n += 1;
-            if n % 1_000_000 == 0 {
+        let mut read = 0usize;
+        let n = parse::read_changes(reader, openclick_common::now_ms(), |_, change| {
+            read += 1;
+            if read % 1_000_000 == 0 {
                 tracing::info!(
-                    entries = n,
+                    entries = read,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "loading suppression snapshot"
                 );
             }
-        }
+            match (&change.scope, change.reason) {
+                // The bulk of a snapshot: no `applied` bookkeeping per contact.
+                (Scope::Contact { tenant, contact }, Some(reason)) => {
+                    self.insert(tenant, contact, reason);
+                }
+                _ => {
+                    self.apply(&change);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e.error {
+            SuppressError::Io { source, .. } => io(source),
+            other => SuppressError::Parse(format!("{}:{}: {other}", path.display(), e.line)),
+        })?;
         tracing::info!(
             entries = n,
             contacts = self.len(),
@@ -624,40 +619,6 @@ impl SuppressionSet {
         );
         Ok(n)
     }
-}
-
-#[derive(serde::Deserialize)]
-struct JsonLine {
-    tenant: String,
-    contact: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-fn parse_json_line(line: &str) -> Result<(String, String, Reason), String> {
-    let j: JsonLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let reason = match j.reason {
-        Some(r) => r.parse().map_err(|e: SuppressError| e.to_string())?,
-        None => Reason::OptOut,
-    };
-    if j.tenant.is_empty() || j.contact.is_empty() {
-        return Err("tenant and contact must not be empty".into());
-    }
-    Ok((j.tenant, j.contact, reason))
-}
-
-fn parse_csv_line(line: &str) -> Result<(&str, &str, Reason), String> {
-    let mut parts = line.splitn(3, ',');
-    let tenant = parts.next().unwrap_or("").trim();
-    let contact = parts.next().unwrap_or("").trim();
-    if tenant.is_empty() || contact.is_empty() {
-        return Err("expected `tenant,contact[,reason]`".into());
-    }
-    let reason = match parts.next() {
-        Some(r) => r.parse().map_err(|e: SuppressError| e.to_string())?,
-        None => Reason::OptOut,
-    };
-    Ok((tenant, contact, reason))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Helpers shared by the edge's integration tests: an edge served on port 0 with a real sink,
-//! a plain HTTP/1.1 client over `TcpStream`, and a consumer assigned to every partition.
+//! Helpers shared by the edge's integration tests: an edge served on port 0 with a real sink
+//! and its admin plane beside it (wired as `openclick serve` wires them), a plain HTTP/1.1
+//! client over `TcpStream`, and a reader of a whole topic.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -8,13 +9,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use openclick_edge::{EdgeState, Info};
+use openclick_admin::server::AdminHandle;
+use openclick_admin::{Admin, Metrics, Readiness, SuppressApi};
+use openclick_edge::EdgeState;
 use openclick_enrich::{EnrichConfig, Enricher};
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
-use openclick_sink::Sink;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use openclick_kafka::reader::{Start, TopicReader};
+use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
+use openclick_sink::{Health, Sink};
 use tokio::sync::oneshot;
 
 /// An enricher without GeoIP, file polling or the too-fast delay: what the tests assert on.
@@ -33,7 +34,7 @@ pub fn test_enricher() -> Arc<Enricher> {
 pub fn test_sink(bootstrap: &str, topic: &str) -> Arc<dyn Sink> {
     Arc::new(
         KafkaSink::new(&KafkaConfig {
-            brokers: bootstrap.to_string(),
+            client: ClientSettings::new(bootstrap),
             topic: topic.to_string(),
             linger_ms: 1,
             ..KafkaConfig::default()
@@ -42,67 +43,89 @@ pub fn test_sink(bootstrap: &str, topic: &str) -> Arc<dyn Sink> {
     )
 }
 
-/// An edge serving on 127.0.0.1 port 0 (public and admin listeners) on its own one-worker
-/// runtime, until [`Served::stop`] or drop (which drain and flush like SIGTERM does).
+/// An edge serving on 127.0.0.1 port 0 on its own one-worker runtime, and its admin plane on
+/// another port 0 listener and its own thread, until [`Served::stop`] or drop (which drain and
+/// flush like SIGTERM does).
 pub struct Served {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub state: Arc<EdgeState>,
+    pub admin_state: Arc<Admin>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    admin_handle: Option<AdminHandle>,
 }
 
 impl Served {
-    /// Binds both listeners, then serves the state `build` makes from their `Info`.
-    pub fn start(
-        bootstrap: &str,
-        topic: &str,
-        build: impl FnOnce(Info) -> Arc<EdgeState>,
-    ) -> Served {
+    /// Binds both listeners and serves `state`, with the admin plane `openclick serve` builds:
+    /// readiness from the sink's health and the suppression set's sync, metrics from the edge,
+    /// the sink and the set, `/info` from the listeners and the sink, and `suppressions`.
+    pub fn start(state: Arc<EdgeState>, suppressions: Option<SuppressApi>) -> Served {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let (listener, admin) = rt.block_on(async {
-            (
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            )
-        });
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let admin_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        let state = build(Info {
-            version: "test".into(),
-            listen: addr.to_string(),
-            admin_listen: admin_addr.to_string(),
-            kafka_bootstrap_servers: bootstrap.to_string(),
-            kafka_embedded: true,
-            topic: topic.to_string(),
-        });
+        let admin_addr = admin_listener.local_addr().unwrap();
+        let mut info = serde_json::Map::new();
+        info.insert("version".into(), "test".into());
+        info.insert("listen".into(), addr.to_string().into());
+        info.insert("admin_listen".into(), admin_addr.to_string().into());
+        for (k, v) in state.sink.describe() {
+            info.insert(k.into(), v.into());
+        }
+        info.insert("kafka_embedded".into(), true.into());
+        let set = state.pipeline.suppression().clone();
+        let (sink, s2) = (state.sink.clone(), set.clone());
+        let readiness = Readiness::new()
+            .with_check("kafka", move || sink.health() == Health::Up)
+            .with_check("suppression_sync", move || s2.is_caught_up());
+        let (edge, sink) = (state.clone(), state.sink.clone());
+        let metrics = Metrics::new()
+            .with_exporter(move || edge.metrics.export())
+            .with_exporter(move || sink.export_metrics())
+            .with_exporter(move || set.export_metrics());
+        let admin_state = Arc::new(Admin::new(info, readiness, metrics, suppressions));
+        let admin_handle = openclick_admin::server::spawn(
+            admin_listener,
+            admin_state.clone(),
+            state.config.conn.clone(),
+        )
+        .unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let st = state.clone();
+        let (st, adm) = (state.clone(), admin_state.clone());
         let thread = std::thread::spawn(move || {
-            rt.block_on(openclick_edge::run(listener, admin, st, async {
+            rt.block_on(openclick_edge::run(listener, st, async move {
                 let _ = rx.await;
+                adm.readiness.set_draining();
             }))
         });
         Served {
             addr,
             admin: admin_addr,
             state,
+            admin_state,
             stop: Some(tx),
             thread: Some(thread),
+            admin_handle: Some(admin_handle),
         }
     }
 
-    /// Shuts the edge down (drain, then sink flush) and waits for it.
+    /// Shuts the edge down (drain, then sink flush), then the admin plane, and waits.
     pub fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
+        }
+        if let Some(a) = self.admin_handle.take() {
+            a.stop();
         }
     }
 }
@@ -115,6 +138,7 @@ impl Drop for Served {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.admin_handle.take();
     }
 }
 
@@ -191,20 +215,16 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     }
 }
 
-/// A consumer assigned to partitions `0..partitions` of `topic`, from the beginning (no group
-/// membership, nothing committed).
-pub fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "edge-tests")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    consumer
+/// A reader of every partition of `topic`, from the beginning (no group membership, nothing
+/// committed); it checks the topic has `partitions` partitions.
+pub fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> TopicReader {
+    let r = TopicReader::open(
+        &ClientSettings::new(bootstrap),
+        topic,
+        Start::Beginning,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(r.partitions(), partitions as usize);
+    r
 }

@@ -114,23 +114,28 @@
 //! One [`Spool`] per directory: two processes (or two `open`s) on one directory would corrupt
 //! each other's bookkeeping; this is not detected.
 
+mod config;
 mod format;
+mod reader;
+mod recovery;
 mod state;
 mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use format::{frame_len, HeaderCheck, SegmentReader, BODY_FIXED_LEN, HEADER_LEN, MAX_BODY_LEN};
-use state::{Chores, Counters, LogLimiter, SegState, State};
+use openclick_common::{now_ms, LogLimiter};
+
+pub use config::{FsyncPolicy, SpoolConfig};
+use format::{frame_len, SegmentReader, BODY_FIXED_LEN, MAX_BODY_LEN};
+use state::{Chores, Counters, State};
 use writer::{Cmd, Writer};
 
 /// Default [`SpoolConfig::segment_bytes`]: 16 MiB.
@@ -147,120 +152,6 @@ pub const MAX_KEY_LEN: usize = u16::MAX as usize;
 pub const MAX_RECORD_LEN: usize = MAX_BODY_LEN - BODY_FIXED_LEN;
 
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Smallest accepted `segment_bytes`.
-const MIN_SEGMENT_BYTES: u64 = 1024;
-
-/// When the writer thread fsyncs. See the [module docs](self).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// After every write batch, before it becomes readable.
-    Always,
-    /// At most every this many milliseconds while there is unsynced data, and on segment roll.
-    EveryMs(u64),
-    /// Only on [`Spool::flush`] and shutdown.
-    Never,
-}
-
-impl Default for FsyncPolicy {
-    fn default() -> Self {
-        FsyncPolicy::EveryMs(DEFAULT_FSYNC_MS)
-    }
-}
-
-impl FromStr for FsyncPolicy {
-    type Err = SpoolError;
-
-    /// Parses `always`, `never`, `200ms`, `2s`, `every:200` (ms) or `every:200ms`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        let bad = || SpoolError::InvalidFsyncPolicy(s.to_string());
-        match t.as_str() {
-            "always" => return Ok(FsyncPolicy::Always),
-            "never" => return Ok(FsyncPolicy::Never),
-            _ => {}
-        }
-        let (num, scale) = if let Some(rest) = t.strip_prefix("every:") {
-            (rest.strip_suffix("ms").unwrap_or(rest), 1)
-        } else if let Some(rest) = t.strip_suffix("ms") {
-            (rest, 1)
-        } else if let Some(rest) = t.strip_suffix('s') {
-            (rest, 1000)
-        } else {
-            return Err(bad());
-        };
-        let n: u64 = num.trim().parse().map_err(|_| bad())?;
-        n.checked_mul(scale)
-            .map(FsyncPolicy::EveryMs)
-            .ok_or_else(bad)
-    }
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsyncPolicy::Always => f.write_str("always"),
-            FsyncPolicy::Never => f.write_str("never"),
-            FsyncPolicy::EveryMs(n) => write!(f, "{n}ms"),
-        }
-    }
-}
-
-/// Spool settings. `Default` gives everything but a sensible `dir` (it is `spool`, relative to
-/// the working directory); use [`SpoolConfig::new`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpoolConfig {
-    /// The spool's own directory (created if missing).
-    pub dir: PathBuf,
-    /// A segment is rolled before it would grow past this. Default 16 MiB, at least 1 KiB.
-    pub segment_bytes: u64,
-    /// Bound on segment bytes plus queued bytes. Default 1 GiB.
-    pub max_bytes: u64,
-    /// When to fsync. Default every 200 ms.
-    pub fsync: FsyncPolicy,
-    /// Records the append channel holds. Default 8192.
-    pub queue_capacity: usize,
-}
-
-impl SpoolConfig {
-    /// Defaults, with `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> SpoolConfig {
-        SpoolConfig {
-            dir: dir.into(),
-            ..SpoolConfig::default()
-        }
-    }
-
-    fn validate(&self) -> Result<(), SpoolError> {
-        if self.dir.as_os_str().is_empty() {
-            return Err(SpoolError::Config("dir is empty".into()));
-        }
-        if self.segment_bytes < MIN_SEGMENT_BYTES {
-            return Err(SpoolError::Config(format!(
-                "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
-                self.segment_bytes
-            )));
-        }
-        if self.max_bytes == 0 {
-            return Err(SpoolError::Config("max_bytes is 0".into()));
-        }
-        if self.queue_capacity == 0 {
-            return Err(SpoolError::Config("queue_capacity is 0".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Default for SpoolConfig {
-    fn default() -> Self {
-        SpoolConfig {
-            dir: PathBuf::from("spool"),
-            segment_bytes: DEFAULT_SEGMENT_BYTES,
-            max_bytes: DEFAULT_MAX_BYTES,
-            fsync: FsyncPolicy::default(),
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
-        }
-    }
-}
 
 /// What [`Spool::append`] did with a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -498,14 +389,6 @@ impl fmt::Debug for Spool {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl Spool {
     /// Opens (creating if needed) the spool in `config.dir`, scans the segments already there
     /// (they are replayed first) and starts the writer thread.
@@ -521,7 +404,7 @@ impl Spool {
             queue_log: LogLimiter::new(LOG_INTERVAL),
             corrupt_log: LogLimiter::new(LOG_INTERVAL),
         });
-        let next_id = recover(&shared)?;
+        let next_id = recovery::recover(&shared)?;
         let (tx, rx) = mpsc::sync_channel(shared.config.queue_capacity);
         let writer = Writer::new(Arc::clone(&shared), rx, next_id);
         let handle = std::thread::Builder::new()
@@ -657,162 +540,6 @@ impl Spool {
         }
     }
 
-    /// Hands out up to `max` records: first nacked ones (in write order), then ones never handed
-    /// out (in write order). Empty when there is nothing to hand out right now. Damaged records
-    /// are skipped and counted. Calls are serialized; the writer is not held up by the disk
-    /// reads.
-    pub fn read_batch(&self, max: usize) -> Result<Vec<SpooledRecord>, SpoolError> {
-        let sh = &*self.inner.shared;
-        let mut cache = self.inner.reader.lock();
-        let mut out = Vec::new();
-        let mut chores = Chores::default();
-        let result = self.read_into(sh, &mut cache, max, &mut out, &mut chores);
-        self.run_chores(chores);
-        match result {
-            Ok(()) => Ok(out),
-            // Records already taken are in flight: hand them over rather than lose them.
-            Err(e) if !out.is_empty() => {
-                if let Some(suppressed) = sh.io_log.allow() {
-                    tracing::error!(error = %e, suppressed, "spool: read error, returning a partial batch");
-                }
-                Ok(out)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn read_into(
-        &self,
-        sh: &Shared,
-        cache: &mut Option<SegmentReader>,
-        max: usize,
-        out: &mut Vec<SpooledRecord>,
-        chores: &mut Chores,
-    ) -> Result<(), SpoolError> {
-        // 1. Redeliveries.
-        while out.len() < max {
-            let next = {
-                let mut st = sh.state.lock();
-                let Some(id) = st.retry.pop_first() else {
-                    break;
-                };
-                st.segs
-                    .get(&id.segment)
-                    .map(|s| (id, s.path.clone(), s.visible_len))
-            };
-            let Some((id, path, end)) = next else {
-                continue; // cannot happen: a segment with outstanding records is kept
-            };
-            let frame = reader_for(cache, id.segment, &path)
-                .and_then(|r| r.read_frame(id.offset, end))
-                .map_err(|e| SpoolError::io(&path, e));
-            let mut st = sh.state.lock();
-            match frame {
-                Ok(format::Frame::Record { record, .. }) => {
-                    st.in_flight.insert(id);
-                    Counters::add(&sh.counters.redelivered, 1);
-                    out.push(SpooledRecord {
-                        id,
-                        key: record.key,
-                        payload: record.payload,
-                        written_at_ms: record.written_at_ms,
-                    });
-                }
-                Ok(_) => {
-                    // It read fine before; it does not now. Count it lost.
-                    drop(st);
-                    sh.count_damage(&path, id.offset, format::Damage::BadCrc, 0);
-                    let mut st = sh.state.lock();
-                    if let Some(seg) = st.segs.get_mut(&id.segment) {
-                        seg.outstanding = seg.outstanding.saturating_sub(1);
-                        seg.records = seg.records.saturating_sub(1);
-                    }
-                    st.settle(id.segment, chores);
-                }
-                Err(e) => {
-                    st.retry.insert(id);
-                    return Err(e);
-                }
-            }
-        }
-        // 2. Records not handed out yet, oldest segment first.
-        while out.len() < max {
-            let target = {
-                let mut st = sh.state.lock();
-                let Some((&id, seg)) = st.segs.iter().find(|(_, s)| !s.reader_done) else {
-                    break;
-                };
-                if seg.read_off >= seg.visible_len {
-                    if seg.sealed {
-                        st.settle(id, chores);
-                        continue;
-                    }
-                    break; // caught up with the writer
-                }
-                (
-                    id,
-                    seg.path.clone(),
-                    seg.read_off,
-                    seg.visible_len,
-                    seg.recovered,
-                )
-            };
-            let (seg_id, path, start, end, recovered) = target;
-            let reader = reader_for(cache, seg_id, &path).map_err(|e| SpoolError::io(&path, e))?;
-            let mut off = start;
-            let mut taken = Vec::new();
-            let mut lost = 0u64;
-            let mut error = None;
-            while out.len() + taken.len() < max {
-                match reader.read_frame(off, end) {
-                    Ok(format::Frame::Record { record, next }) => {
-                        taken.push(SpooledRecord {
-                            id: RecordId {
-                                segment: seg_id,
-                                offset: off,
-                            },
-                            key: record.key,
-                            payload: record.payload,
-                            written_at_ms: record.written_at_ms,
-                        });
-                        off = next;
-                    }
-                    Ok(format::Frame::End) => break,
-                    Ok(format::Frame::Damaged { damage, skip_to }) => {
-                        // Recovered segments' damage was counted by the open-time scan.
-                        if !recovered {
-                            sh.count_damage(&path, off, damage, skip_to.saturating_sub(off));
-                            lost += 1;
-                        }
-                        off = skip_to.max(off + 1);
-                    }
-                    Err(e) => {
-                        error = Some(SpoolError::io(&path, e));
-                        break;
-                    }
-                }
-            }
-            {
-                let mut st = sh.state.lock();
-                if let Some(seg) = st.segs.get_mut(&seg_id) {
-                    seg.read_off = off;
-                    seg.outstanding += taken.len() as u64;
-                    seg.records = seg.records.saturating_sub(lost);
-                }
-                for r in &taken {
-                    st.in_flight.insert(r.id);
-                }
-                st.settle(seg_id, chores);
-            }
-            Counters::add(&sh.counters.replayed, taken.len() as u64);
-            out.extend(taken);
-            if let Some(e) = error {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
     fn run_chores(&self, chores: Chores) {
         let sh = &self.inner.shared;
         sh.delete_segments(chores.delete);
@@ -823,38 +550,6 @@ impl Spool {
                     seg.roll_requested = false;
                 }
             }
-        }
-    }
-
-    /// Marks a handed-out record delivered. Unknown or repeated ids are ignored. Deletes its
-    /// segment file once every record in it is acked (see the module docs).
-    pub fn ack(&self, id: RecordId) {
-        let sh = &self.inner.shared;
-        let mut chores = Chores::default();
-        {
-            let mut st = sh.state.lock();
-            let known = st.in_flight.remove(&id) || st.retry.remove(&id);
-            if !known {
-                return;
-            }
-            if let Some(seg) = st.segs.get_mut(&id.segment) {
-                seg.outstanding = seg.outstanding.saturating_sub(1);
-                seg.acked += 1;
-            }
-            st.settle(id.segment, &mut chores);
-        }
-        Counters::add(&sh.counters.acked, 1);
-        self.run_chores(chores);
-    }
-
-    /// Marks a handed-out record not delivered: a later `read_batch` hands it out again, before
-    /// any record not handed out yet. Unknown ids (or ids already nacked) are ignored.
-    pub fn nack(&self, id: RecordId) {
-        let sh = &self.inner.shared;
-        let mut st = sh.state.lock();
-        if st.in_flight.remove(&id) {
-            st.retry.insert(id);
-            Counters::add(&sh.counters.nacked, 1);
         }
     }
 
@@ -915,179 +610,9 @@ impl Spool {
             && st.segs.values().all(|s| s.records <= s.acked)
     }
 }
-
-/// The cached reader if it reads `id`, else a freshly opened one.
-fn reader_for<'a>(
-    cache: &'a mut Option<SegmentReader>,
-    id: u64,
-    path: &Path,
-) -> std::io::Result<&'a mut SegmentReader> {
-    if cache.as_ref().is_none_or(|r| r.id() != id) {
-        *cache = Some(SegmentReader::open(id, path)?);
-    }
-    cache
-        .as_mut()
-        .ok_or_else(|| std::io::Error::other("segment reader missing"))
-}
-
-/// Scans the segments already in the directory into the state. Returns the next segment id.
-fn recover(shared: &Shared) -> Result<u64, SpoolError> {
-    let dir = &shared.config.dir;
-    let entries = std::fs::read_dir(dir).map_err(|e| SpoolError::io(dir, e))?;
-    let mut found = Vec::new();
-    let mut max_id = 0u64;
-    for entry in entries {
-        let entry = entry.map_err(|e| SpoolError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        // Set-aside segments keep their id reserved, so a new segment never takes their name.
-        if let Some(id) = name
-            .strip_suffix(".corrupt")
-            .and_then(format::parse_segment_file_name)
-        {
-            max_id = max_id.max(id);
-            continue;
-        }
-        let Some(id) = format::parse_segment_file_name(name) else {
-            continue;
-        };
-        max_id = max_id.max(id);
-        found.push((id, entry.path()));
-    }
-    found.sort_unstable_by_key(|(id, _)| *id);
-    let next_id = max_id.saturating_add(1);
-    let c = &shared.counters;
-    let mut st = shared.state.lock();
-    for (id, path) in found {
-        match scan_segment(shared, id, &path) {
-            Ok(Some(seg)) => {
-                Counters::add(&c.used_bytes, seg.disk_bytes);
-                tracing::info!(segment = %path.display(), records = seg.records,
-                    "spool: found segment to replay");
-                st.segs.insert(id, seg);
-            }
-            Ok(None) => {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(error = %e, segment = %path.display(),
-                        "spool: could not remove a segment with no records");
-                }
-            }
-            Err(e) => {
-                Counters::add(&c.corrupt_segments, 1);
-                let mut aside = path.clone().into_os_string();
-                aside.push(".corrupt");
-                let renamed = std::fs::rename(&path, &aside);
-                tracing::error!(error = %e, segment = %path.display(), renamed = renamed.is_ok(),
-                    "spool: unreadable segment set aside as *.corrupt");
-            }
-        }
-    }
-    Ok(next_id)
-}
-
-/// Scans one existing segment. `Ok(None)`: nothing worth keeping (delete it). `Err`: not ours
-/// or unreadable (set it aside).
-fn scan_segment(shared: &Shared, id: u64, path: &Path) -> Result<Option<SegState>, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len < HEADER_LEN {
-        if len > 0 {
-            shared.count_damage(path, 0, format::Damage::TornTail, len);
-        }
-        return Ok(None);
-    }
-    let mut reader = SegmentReader::open(id, path).map_err(|e| e.to_string())?;
-    let created_at_ms = match reader.read_header().map_err(|e| e.to_string())? {
-        HeaderCheck::Ok { created_at_ms } => created_at_ms,
-        HeaderCheck::Foreign => return Err("bad magic or unsupported version".into()),
-    };
-    let mut off = HEADER_LEN;
-    let mut records = 0u64;
-    let mut first_written_ms = None;
-    loop {
-        match reader.read_frame(off, len).map_err(|e| e.to_string())? {
-            format::Frame::Record { record, next } => {
-                records += 1;
-                first_written_ms.get_or_insert(record.written_at_ms);
-                off = next;
-            }
-            format::Frame::End => break,
-            format::Frame::Damaged { damage, skip_to } => {
-                shared.count_damage(path, off, damage, skip_to.saturating_sub(off));
-                off = skip_to.max(off + 1);
-            }
-        }
-    }
-    if records == 0 {
-        return Ok(None);
-    }
-    Ok(Some(SegState {
-        path: path.to_path_buf(),
-        visible_len: len,
-        disk_bytes: len,
-        sealed: true,
-        recovered: true,
-        records,
-        acked: 0,
-        read_off: HEADER_LEN,
-        reader_done: false,
-        outstanding: 0,
-        first_written_ms: first_written_ms.or(Some(created_at_ms)),
-        roll_requested: false,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fsync_policy_parses() {
-        assert_eq!(
-            "always".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::Always
-        );
-        assert_eq!(
-            " Never ".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::Never
-        );
-        assert_eq!(
-            "200ms".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::EveryMs(200)
-        );
-        assert_eq!(
-            "every:50".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::EveryMs(50)
-        );
-        assert_eq!(
-            "every:50ms".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::EveryMs(50)
-        );
-        assert_eq!(
-            "2s".parse::<FsyncPolicy>().unwrap(),
-            FsyncPolicy::EveryMs(2000)
-        );
-        for bad in [
-            "",
-            "sometimes",
-            "ms",
-            "-5ms",
-            "every:",
-            "99999999999999999999s",
-        ] {
-            let e = bad.parse::<FsyncPolicy>().unwrap_err();
-            assert!(!e.is_retryable(), "{bad}");
-        }
-        for p in [
-            FsyncPolicy::Always,
-            FsyncPolicy::Never,
-            FsyncPolicy::EveryMs(7),
-        ] {
-            assert_eq!(p.to_string().parse::<FsyncPolicy>().unwrap(), p);
-        }
-        assert_eq!(FsyncPolicy::default(), FsyncPolicy::EveryMs(200));
-    }
 
     #[test]
     fn config_is_validated() {

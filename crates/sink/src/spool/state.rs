@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::RecordId;
 
@@ -131,42 +130,5 @@ impl Counters {
                 v.checked_add(n).filter(|&t| t <= max)
             })
             .is_ok()
-    }
-}
-
-/// Lets through at most one log line per interval, and says how many were held back.
-#[derive(Debug)]
-pub(crate) struct LogLimiter {
-    interval_ms: i64,
-    last_ms: AtomicI64,
-    suppressed: AtomicU64,
-}
-
-impl LogLimiter {
-    pub(crate) fn new(interval: Duration) -> LogLimiter {
-        LogLimiter {
-            interval_ms: i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
-            last_ms: AtomicI64::new(i64::MIN),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(suppressed since the last line)` if a line may be logged now.
-    pub(crate) fn allow(&self) -> Option<u64> {
-        let now = super::now_ms();
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if last != i64::MIN && now.saturating_sub(last) < self.interval_ms {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        if self
-            .last_ms
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
     }
 }

@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use openclick_sink::embedded::EmbeddedBroker;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_kafka::EmbeddedBroker;
+use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 fn config(brokers: &str, topic: &str, spool: Option<&Path>) -> KafkaConfig {
     KafkaConfig {
-        brokers: brokers.to_string(),
+        client: ClientSettings::new(brokers),
         topic: topic.to_string(),
         linger_ms: 5,
         message_timeout_ms: 2_000,
@@ -277,7 +277,9 @@ fn record_too_large_fails_fatally_without_spooling() {
     let dir = tempfile::tempdir().unwrap();
     let broker = EmbeddedBroker::start(1, &[("big", 1)]).unwrap();
     let mut cfg = config(broker.bootstrap_servers(), "big", Some(dir.path()));
-    cfg.extra.push(("message.max.bytes".into(), "2000".into()));
+    cfg.client
+        .properties
+        .push("message.max.bytes=2000".parse().unwrap());
     let sink = KafkaSink::new(&cfg).unwrap();
     let mut ev = event("big", 0);
     ev.target_url = "x".repeat(5_000);
@@ -317,7 +319,7 @@ fn queue_full_and_shutdown_spill_into_the_spool_and_a_restart_replays_them() {
     }
     // Restart against a live broker: everything spooled is replayed and the spool emptied.
     let broker = EmbeddedBroker::start(1, &[(topic, 3)]).unwrap();
-    cfg.brokers = broker.bootstrap_servers().to_string();
+    cfg.client.brokers = broker.bootstrap_servers().to_string();
     let sink = KafkaSink::new(&cfg).unwrap();
     assert!(wait_drained(&sink, Duration::from_secs(30)));
     let d = sink.detailed_stats();
@@ -367,7 +369,7 @@ fn broker_down_past_threshold_spools_directly_and_a_torn_tail_is_skipped_on_rest
     drop(f);
 
     let broker = EmbeddedBroker::start(1, &[(topic, 3)]).unwrap();
-    cfg.brokers = broker.bootstrap_servers().to_string();
+    cfg.client.brokers = broker.bootstrap_servers().to_string();
     let sink = KafkaSink::new(&cfg).unwrap();
     assert!(wait_drained(&sink, Duration::from_secs(30)));
     let d = sink.detailed_stats();

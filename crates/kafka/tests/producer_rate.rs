@@ -11,18 +11,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::realistic;
-use openclick_sink::embedded::EmbeddedBroker;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_kafka::EmbeddedBroker;
+use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
 use openclick_sink::{Sink, SinkError};
 
 fn run(broker: &EmbeddedBroker, topic: &str, linger_ms: u32, compression: &str) -> (f64, f64) {
     let n = 100_000u64;
     let sink = KafkaSink::new(&KafkaConfig {
-        brokers: broker.bootstrap_servers().into(),
+        client: ClientSettings::new(broker.bootstrap_servers())
+            .with_properties(vec!["statistics.interval.ms=0".parse().unwrap()]),
         topic: topic.into(),
         linger_ms,
         compression: compression.into(),
-        extra: vec![("statistics.interval.ms".into(), "0".into())],
         ..KafkaConfig::default()
     })
     .unwrap();

@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 
 use openclick_events::v1::{Client, EngagementEvent, Geo, Network, Signals};
 use openclick_events::Message as _;
-use openclick_sink::kafka::KafkaSink;
+use openclick_kafka::reader::{Start, TopicReader};
+use openclick_kafka::ClientSettings;
+use openclick_kafka::KafkaSink;
 use openclick_sink::Sink;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 /// An event with a unique, sortable id.
 pub fn event(run: &str, i: u64) -> EngagementEvent {
@@ -131,18 +129,14 @@ pub fn consume_all(
     quiet: Duration,
     limit: Duration,
 ) -> Consumed {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("check-{topic}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let reader = TopicReader::open(
+        &ClientSettings::new(bootstrap),
+        topic,
+        Start::Beginning,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(reader.partitions(), partitions as usize);
     let mut out = Consumed::default();
     let deadline = Instant::now() + limit;
     let mut last = Instant::now();
@@ -150,10 +144,10 @@ pub fn consume_all(
         if expect.iter().all(|id| out.unique.contains(id)) && last.elapsed() > quiet {
             break;
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        match reader.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                let ev = EngagementEvent::decode(m.payload().unwrap()).unwrap();
+                let ev = EngagementEvent::decode(m.payload.as_deref().unwrap()).unwrap();
                 out.records += 1;
                 out.unique.insert(ev.event_id);
             }

@@ -18,19 +18,21 @@
 //! (SHA-256 of both sides, then `subtle`). Without a configured token the API refuses to run
 //! (`403`); a missing or wrong token gets `401` and nothing is read or written.
 //!
-//! Writes go to the compacted topic only and answer once the broker acknowledged them; this
-//! replica, like every other, applies them when its follower reads them back. Nothing here holds
-//! a lock: the handler awaits only the broker's acknowledgement.
+//! Writes go through a [`SuppressionWriter`] (in production the compacted Kafka topic) and answer
+//! once it acknowledged them; this replica, like every other, applies them when its follower
+//! reads them back. Nothing here holds a lock: the handler awaits only the acknowledgement.
+//! Batch lines are parsed by the one suppression-input parser ([`openclick_suppress::parse`]).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use openclick_suppress::sync::Writer;
-use openclick_suppress::{Change, Reason, Scope, SuppressError, SuppressionSet};
+use openclick_common::now_ms;
+use openclick_http::Body;
+use openclick_suppress::parse::parse_json_line;
+use openclick_suppress::{Change, Reason, Scope, SuppressError, SuppressionSet, SuppressionWriter};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -46,7 +48,7 @@ const MAX_SINGLE_BODY: usize = 4096;
 pub struct SuppressApi {
     token_sha256: Option<[u8; 32]>,
     set: Arc<SuppressionSet>,
-    writer: Option<Arc<Writer>>,
+    writer: Option<Arc<dyn SuppressionWriter>>,
 }
 
 impl std::fmt::Debug for SuppressApi {
@@ -60,7 +62,11 @@ impl std::fmt::Debug for SuppressApi {
 impl SuppressApi {
     /// `token`: the bearer token (`None` or empty: the API refuses every request). `writer`:
     /// where writes go (`None`: writes answer 503).
-    pub fn new(token: Option<&str>, set: Arc<SuppressionSet>, writer: Option<Arc<Writer>>) -> Self {
+    pub fn new(
+        token: Option<&str>,
+        set: Arc<SuppressionSet>,
+        writer: Option<Arc<dyn SuppressionWriter>>,
+    ) -> Self {
         SuppressApi {
             token_sha256: token.filter(|t| !t.is_empty()).map(sha256),
             set,
@@ -68,7 +74,7 @@ impl SuppressApi {
         }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Full<Bytes>>>> {
+    fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
         let Some(want) = &self.token_sha256 else {
             return Err(Box::new(json(
                 StatusCode::FORBIDDEN,
@@ -105,29 +111,16 @@ fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    openclick_http::json(status, body)
 }
 
-fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, msg: &str) -> Response<Body> {
     json(status, serde_json::json!({ "error": msg }).to_string())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Answers one request under [`PREFIX`]. `api` is `None` when the edge runs without one.
-pub async fn handle(api: Option<&SuppressApi>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(api: Option<&SuppressApi>, req: Request<Incoming>) -> Response<Body> {
     let Some(api) = api else {
         return error(
             StatusCode::NOT_FOUND,
@@ -220,23 +213,7 @@ struct PutBody {
     reason: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchLine {
-    tenant: String,
-    #[serde(default)]
-    contact: Option<String>,
-    #[serde(default)]
-    campaign: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    at_ms: Option<i64>,
-}
-
-async fn batch(api: &SuppressApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn batch(api: &SuppressApi, req: Request<Incoming>) -> Response<Body> {
     let body = match read_body(req, MAX_BATCH_BYTES).await {
         Ok(b) => b,
         Err(r) => return *r,
@@ -257,50 +234,17 @@ async fn batch(api: &SuppressApi, req: Request<Incoming>) -> Response<Full<Bytes
                 &format!("at most {MAX_BATCH_LINES} changes per batch"),
             );
         }
-        match parse_batch_line(line, now) {
+        match parse_json_line(line, now) {
             Ok(c) => changes.push(c),
-            Err(msg) => {
-                return error(StatusCode::BAD_REQUEST, &format!("line {}: {msg}", i + 1));
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, &format!("line {}: {e}", i + 1));
             }
         }
     }
     write(api, changes).await
 }
 
-fn parse_batch_line(line: &str, now: i64) -> Result<Change, String> {
-    let l: BatchLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let scope = match (l.contact, l.campaign) {
-        (Some(contact), None) => Scope::Contact {
-            tenant: l.tenant,
-            contact,
-        },
-        (None, Some(campaign)) => Scope::Campaign {
-            tenant: l.tenant,
-            campaign,
-        },
-        (None, None) => Scope::Tenant { tenant: l.tenant },
-        (Some(_), Some(_)) => return Err("give contact or campaign, not both".into()),
-    };
-    scope.validate().map_err(|e| e.to_string())?;
-    let reason = match l.action.as_deref().unwrap_or("add") {
-        "add" => Some(
-            l.reason
-                .as_deref()
-                .unwrap_or("opt_out")
-                .parse::<Reason>()
-                .map_err(|e| e.to_string())?,
-        ),
-        "remove" => None,
-        other => return Err(format!("unknown action {other:?} (add or remove)")),
-    };
-    Ok(Change {
-        scope,
-        reason,
-        at_ms: l.at_ms.unwrap_or(now),
-    })
-}
-
-async fn write(api: &SuppressApi, changes: Vec<Change>) -> Response<Full<Bytes>> {
+async fn write(api: &SuppressApi, changes: Vec<Change>) -> Response<Body> {
     let Some(writer) = &api.writer else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -325,10 +269,7 @@ async fn write(api: &SuppressApi, changes: Vec<Change>) -> Response<Full<Bytes>>
     }
 }
 
-async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Box<Response<Body>>> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
@@ -367,29 +308,28 @@ fn scope_from_path(rest: &str, query: &str) -> Result<Scope, String> {
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| pct_decode(v))
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
-/// Decodes `%XX` escapes; `None` on a malformed escape or a result that is not UTF-8.
+/// Decodes `%XX` escapes of a path segment; `None` on a malformed escape (a `%` not followed
+/// by two hex digits, which `percent-encoding` would keep as it is) or a result that is not
+/// UTF-8.
 pub fn pct_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let malformed = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 #[cfg(test)]
@@ -420,20 +360,5 @@ mod tests {
         );
         assert!(scope_from_path("acme/c", "campaign=x").is_err());
         assert!(scope_from_path("acme/%zz", "").is_err());
-    }
-
-    #[test]
-    fn batch_lines() {
-        let c = parse_batch_line(r#"{"tenant":"t","contact":"c","reason":"erase"}"#, 9).unwrap();
-        assert_eq!(c.reason, Some(Reason::Erase));
-        assert_eq!(c.at_ms, 9);
-        let c = parse_batch_line(r#"{"tenant":"t","contact":"c","action":"remove"}"#, 9).unwrap();
-        assert_eq!(c.reason, None);
-        let c = parse_batch_line(r#"{"tenant":"t"}"#, 9).unwrap();
-        assert_eq!(c.scope, Scope::Tenant { tenant: "t".into() });
-        assert!(parse_batch_line(r#"{"tenant":"t/x","contact":"c"}"#, 9).is_err());
-        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","action":"nuke"}"#, 9).is_err());
-        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","reason":"x"}"#, 9).is_err());
-        assert!(parse_batch_line(r#"{"tenant":"t","contact":"c","extra":1}"#, 9).is_err());
     }
 }

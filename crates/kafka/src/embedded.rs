@@ -16,10 +16,10 @@ use std::thread::JoinHandle;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use crate::SinkError;
+use crate::Error;
 
 /// A control request and where to send its outcome.
-type Request = (Ctl, mpsc::Sender<Result<(), SinkError>>);
+type Request = (Ctl, mpsc::Sender<Result<(), Error>>);
 
 /// What the owner thread of the mock cluster can be asked to do.
 enum Ctl {
@@ -41,9 +41,9 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts `brokers` mock brokers on loopback and creates `topics` (name, partitions) on them.
-    pub fn start(brokers: i32, topics: &[(&str, i32)]) -> Result<EmbeddedBroker, SinkError> {
+    pub fn start(brokers: i32, topics: &[(&str, i32)]) -> Result<EmbeddedBroker, Error> {
         let topics: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, SinkError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, Error>>();
         let (stop_tx, stop_rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("embedded-broker".into())
@@ -87,14 +87,14 @@ impl EmbeddedBroker {
                             Ok(())
                         }
                     };
-                    let _ = reply.send(result.map_err(SinkError::from));
+                    let _ = reply.send(result.map_err(Error::from));
                 }
                 drop(cluster);
             })
-            .map_err(|e| SinkError::Config(format!("cannot start embedded broker thread: {e}")))?;
+            .map_err(|e| Error::Config(format!("cannot start embedded broker thread: {e}")))?;
         let bootstrap = ready_rx
             .recv()
-            .map_err(|_| SinkError::Config("embedded broker thread died".into()))??;
+            .map_err(|_| Error::Config("embedded broker thread died".into()))??;
         Ok(EmbeddedBroker {
             bootstrap,
             brokers,
@@ -108,8 +108,8 @@ impl EmbeddedBroker {
         &self.bootstrap
     }
 
-    fn control(&self, ctl: Ctl) -> Result<(), SinkError> {
-        let gone = || SinkError::Config("embedded broker thread is gone".into());
+    fn control(&self, ctl: Ctl) -> Result<(), Error> {
+        let gone = || Error::Config("embedded broker thread is gone".into());
         let tx = self.stop.as_ref().ok_or_else(gone)?;
         let (reply_tx, reply_rx) = mpsc::channel();
         tx.send((ctl, reply_tx)).map_err(|_| gone())?;
@@ -118,19 +118,19 @@ impl EmbeddedBroker {
 
     /// Takes every broker down: connections are closed and new ones refused until
     /// [`all_brokers_up`](Self::all_brokers_up). For outage tests.
-    pub fn all_brokers_down(&self) -> Result<(), SinkError> {
+    pub fn all_brokers_down(&self) -> Result<(), Error> {
         self.control(Ctl::Down(None, true))
     }
 
     /// Brings every broker back up.
-    pub fn all_brokers_up(&self) -> Result<(), SinkError> {
+    pub fn all_brokers_up(&self) -> Result<(), Error> {
         self.control(Ctl::Down(None, false))
     }
 
     /// Takes one broker (ids start at 1) down or brings it back up.
-    pub fn set_broker_down(&self, broker_id: i32, down: bool) -> Result<(), SinkError> {
+    pub fn set_broker_down(&self, broker_id: i32, down: bool) -> Result<(), Error> {
         if broker_id < 1 || broker_id > self.brokers {
-            return Err(SinkError::Config(format!("no broker {broker_id}")));
+            return Err(Error::Config(format!("no broker {broker_id}")));
         }
         self.control(Ctl::Down(Some(broker_id), down))
     }
@@ -141,7 +141,7 @@ impl EmbeddedBroker {
         &self,
         api: RDKafkaApiKey,
         errors: &[RDKafkaRespErr],
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), Error> {
         self.control(Ctl::RequestErrors(api, errors.to_vec()))
     }
 

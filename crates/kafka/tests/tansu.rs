@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use openclick_sink::kafka::{KafkaConfig, KafkaSink};
+use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
 
@@ -134,7 +134,7 @@ impl Drop for Tansu {
 
 fn config(brokers: &str, topic: &str, spool: &Path) -> KafkaConfig {
     KafkaConfig {
-        brokers: brokers.to_string(),
+        client: ClientSettings::new(brokers),
         topic: topic.to_string(),
         linger_ms: 5,
         message_timeout_ms: 3_000,

@@ -1,0 +1,211 @@
+//! The suppression topic's records, as bytes: keys, values and erasure requests.
+//!
+//! The compacted topic `openclick.suppressions.v1` is the single source of truth every replica
+//! follows (its contract, record keys included, is documented in
+//! `proto/openclick/v1/suppression.proto`). This module is the pure part of that contract:
+//! scope <-> record key, change <-> `SuppressionChange` value (a removal is a tombstone), and the
+//! `ErasureRequest` a reason `erase` also publishes. The Kafka clients that write and follow the
+//! topic live in `openclick-kafka`; hostile or malformed records are refused here, with
+//! [`SuppressError::Parse`], before they reach the set.
+
+use openclick_events::v1::{
+    ErasureRequest, SuppressionAction, SuppressionChange, SuppressionReason, SuppressionScope,
+};
+use openclick_events::Message as _;
+
+use crate::{Change, Reason, Scope, SuppressError};
+
+/// The default suppressions topic (compacted).
+pub const DEFAULT_SUPPRESSIONS_TOPIC: &str = "openclick.suppressions.v1";
+/// The default erasure-requests topic.
+pub const DEFAULT_ERASURES_TOPIC: &str = "openclick.erasures.v1";
+
+/// The record key of a scope (see `suppression.proto`).
+pub fn record_key(scope: &Scope) -> String {
+    match scope {
+        Scope::Contact { tenant, contact } => format!("{tenant}/{contact}"),
+        Scope::Tenant { tenant } => tenant.clone(),
+        Scope::Campaign { tenant, campaign } => format!("campaign:{tenant}/{campaign}"),
+    }
+}
+
+/// Parses a record key back into its scope.
+pub fn parse_key(key: &str) -> Result<Scope, SuppressError> {
+    let bad = || SuppressError::Parse("malformed suppression record key".into());
+    let scope = if let Some(rest) = key.strip_prefix("campaign:") {
+        let (tenant, campaign) = rest.split_once('/').ok_or_else(bad)?;
+        Scope::Campaign {
+            tenant: tenant.into(),
+            campaign: campaign.into(),
+        }
+    } else if let Some((tenant, contact)) = key.split_once('/') {
+        Scope::Contact {
+            tenant: tenant.into(),
+            contact: contact.into(),
+        }
+    } else {
+        Scope::Tenant { tenant: key.into() }
+    };
+    scope.validate().map_err(|_| bad())?;
+    Ok(scope)
+}
+
+fn pb_reason(r: Reason) -> SuppressionReason {
+    match r {
+        Reason::OptOut => SuppressionReason::OptOut,
+        Reason::Restrict => SuppressionReason::Restrict,
+        Reason::Erase => SuppressionReason::Erase,
+        Reason::Complaint => SuppressionReason::Complaint,
+        Reason::Bounce => SuppressionReason::Bounce,
+        Reason::Manual => SuppressionReason::Manual,
+    }
+}
+
+fn from_pb_reason(r: SuppressionReason) -> Reason {
+    match r {
+        // Unknown reasons are read on the safe side: suppressed.
+        SuppressionReason::Unspecified | SuppressionReason::OptOut => Reason::OptOut,
+        SuppressionReason::Restrict => Reason::Restrict,
+        SuppressionReason::Erase => Reason::Erase,
+        SuppressionReason::Complaint => Reason::Complaint,
+        SuppressionReason::Bounce => Reason::Bounce,
+        SuppressionReason::Manual => Reason::Manual,
+    }
+}
+
+/// The message for an added entry (removals are tombstones and carry none).
+pub fn encode_change(change: &Change) -> Option<SuppressionChange> {
+    let reason = change.reason?;
+    let mut m = SuppressionChange {
+        action: SuppressionAction::Add as i32,
+        reason: pb_reason(reason) as i32,
+        at_ms: change.at_ms,
+        ..Default::default()
+    };
+    match &change.scope {
+        Scope::Contact { tenant, contact } => {
+            m.tenant_id = tenant.clone();
+            m.contact_id = contact.clone();
+            m.scope = SuppressionScope::Contact as i32;
+        }
+        Scope::Tenant { tenant } => {
+            m.tenant_id = tenant.clone();
+            m.scope = SuppressionScope::Tenant as i32;
+        }
+        Scope::Campaign { tenant, campaign } => {
+            m.tenant_id = tenant.clone();
+            m.campaign_id = campaign.clone();
+            m.scope = SuppressionScope::Campaign as i32;
+        }
+    }
+    Some(m)
+}
+
+/// Reads one record of the suppressions topic. The key names the entry (it is what compaction
+/// keeps); the value says what happened. `Ok(None)`: a record to skip (unknown action).
+pub fn decode_record(
+    key: &[u8],
+    value: Option<&[u8]>,
+    timestamp_ms: i64,
+) -> Result<Option<Change>, SuppressError> {
+    let key = std::str::from_utf8(key)
+        .map_err(|_| SuppressError::Parse("suppression record key is not UTF-8".into()))?;
+    let scope = parse_key(key)?;
+    let Some(value) = value else {
+        return Ok(Some(Change {
+            scope,
+            reason: None,
+            at_ms: timestamp_ms,
+        }));
+    };
+    let m = SuppressionChange::decode(value)
+        .map_err(|e| SuppressError::Parse(format!("SuppressionChange: {e}")))?;
+    let at_ms = if m.at_ms > 0 { m.at_ms } else { timestamp_ms };
+    let reason = match m.action() {
+        SuppressionAction::Add => Some(from_pb_reason(m.reason())),
+        SuppressionAction::Remove => None,
+        SuppressionAction::Unspecified => return Ok(None),
+    };
+    Ok(Some(Change {
+        scope,
+        reason,
+        at_ms,
+    }))
+}
+
+/// The erasure request a change publishes besides its record: a contact suppressed with reason
+/// `erase`. `source` names what made the change (no personal data).
+pub fn erasure_request(change: &Change, source: &str) -> Option<ErasureRequest> {
+    match (change.reason, &change.scope) {
+        (Some(Reason::Erase), Scope::Contact { tenant, contact }) => Some(ErasureRequest {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.clone(),
+            contact_id: contact.clone(),
+            requested_at_ms: change.at_ms,
+            source: source.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        for scope in [
+            Scope::Contact {
+                tenant: "acme".into(),
+                contact: "a/b@example.com".into(),
+            },
+            Scope::Tenant {
+                tenant: "acme".into(),
+            },
+            Scope::Campaign {
+                tenant: "acme".into(),
+                campaign: "spring/1".into(),
+            },
+        ] {
+            assert_eq!(parse_key(&record_key(&scope)).unwrap(), scope);
+        }
+        // The documented key shapes (suppression.proto), written out independently.
+        assert_eq!(
+            record_key(&Scope::Contact {
+                tenant: "acme".into(),
+                contact: "c-42".into()
+            }),
+            "acme/c-42"
+        );
+        assert_eq!(
+            record_key(&Scope::Campaign {
+                tenant: "acme".into(),
+                campaign: "spring".into()
+            }),
+            "campaign:acme/spring"
+        );
+        assert_eq!(record_key(&Scope::Tenant { tenant: "t".into() }), "t");
+        assert!(parse_key("a:b").is_err());
+        assert!(parse_key("").is_err());
+    }
+
+    #[test]
+    fn records_decode_to_changes() {
+        let add = Change {
+            scope: Scope::Contact {
+                tenant: "t".into(),
+                contact: "c".into(),
+            },
+            reason: Some(Reason::Restrict),
+            at_ms: 42,
+        };
+        let bytes = encode_change(&add).unwrap().encode_to_vec();
+        assert_eq!(decode_record(b"t/c", Some(&bytes), 7).unwrap(), Some(add));
+        let removed = decode_record(b"t/c", None, 7).unwrap().unwrap();
+        assert_eq!(removed.reason, None);
+        assert_eq!(removed.at_ms, 7);
+        let unknown = SuppressionChange::default().encode_to_vec();
+        assert_eq!(decode_record(b"t/c", Some(&unknown), 7).unwrap(), None);
+        assert!(decode_record(b"t/c", Some(b"\xff\xff"), 7).is_err());
+    }
+}
