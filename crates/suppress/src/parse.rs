@@ -183,11 +183,21 @@ pub fn read_changes<R: BufRead>(
 }
 
 /// Splits one CSV line (RFC 4180 quoting) with `csv_core`, reusing its buffers across lines.
-#[derive(Default)]
 struct CsvLine {
     reader: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
+}
+
+impl Default for CsvLine {
+    fn default() -> Self {
+        // Not `csv_core::Reader::default()`: only `new` builds the comma-delimited DFA.
+        CsvLine {
+            reader: csv_core::Reader::new(),
+            out: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
 }
 
 impl CsvLine {
