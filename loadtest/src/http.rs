@@ -1,5 +1,10 @@
 //! A lean HTTP/1.1 keep-alive client: write a pre-built request, read one response (status line,
 //! headers, `Content-Length` body), repeat. One request in flight per connection, like wrk.
+//!
+//! Hand-written on purpose, not hyper's client: the load tool shares the machine's cores with
+//! the server it measures, so its own cost per request is inside every figure it reports. It
+//! writes one pre-built buffer and parses only the status line and `Content-Length`, which is
+//! all a pixel or redirect answer needs; it is not a general HTTP client.
 
 use std::io;
 

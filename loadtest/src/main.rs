@@ -439,11 +439,7 @@ fn run(a: RunArgs) -> Result<i32> {
     );
     let keyring = Keyring::from_spec(&a.keys).context("--keys")?;
     let run_id = a.run_id.clone().unwrap_or_else(|| {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        format!("{ms:x}")
+        format!("{:x}", openclick_common::now_ms())
     });
     let pool_n = if a.requests > 0 {
         a.pool.min(a.requests as usize)

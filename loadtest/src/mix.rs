@@ -5,7 +5,6 @@
 //! starts (signing is not part of what is measured) and cycled when a run sends more requests
 //! than the pool holds; the check then expects each index as often as it was answered.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use openclick_token::{Channel, Claims, Keyring, TokenKind};
 
@@ -243,7 +242,7 @@ fn tamper(token: &str, rng: &mut Rng) -> String {
 /// Builds `n` requests for run `run`.
 pub fn build(keyring: &Keyring, run: &str, n: usize, cfg: &MixConfig) -> anyhow::Result<Pool> {
     let mut rng = Rng::new(cfg.seed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let now = openclick_common::now_ms();
     let mut pool = Pool {
         bytes: Vec::with_capacity(n * 420),
         ends: Vec::with_capacity(n),

@@ -279,7 +279,9 @@ static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 /// `Uuid::now_v7` asks the OS for randomness on every call (one `getrandom` system call per
 /// event). Here the 74 random bits come from a per-thread splitmix64 stream seeded once from
 /// the OS (through `Uuid::now_v7` itself) and the thread's identity: unique with overwhelming
-/// probability, not meant to be unpredictable (the id is no secret).
+/// probability, not meant to be unpredictable (the id is no secret). Hand-written because the
+/// profile said so: `Uuid::now_v7` was 3.2% of the worker's time, its `getrandom` system call
+/// per event (BENCHMARKS.md, worker profile); `uuid` still builds and formats the id.
 pub fn event_id(now_ms: i64) -> String {
     use std::cell::Cell;
     thread_local! {
