@@ -30,6 +30,9 @@ Command line (used by the Rust cross-check test)::
     python3 openclick_signer.py sign-batch < request.json
         request: {"key_id": ..., "secret": BASE64URL, "claims": [CLAIMS, ...]}
         output: one token per line
+    python3 openclick_signer.py verify-batch < request.json
+        request: {"keyring_spec": SPEC, "tokens": [TOKEN, ...]}
+        output: one JSON object per line, {"claims": CLAIMS, "key_id": ...} or {"error": CLASS}
     python3 openclick_signer.py sign --keys SPEC --kind click --tenant-id ... --url ...
         output: the token, then the tracking URL (--base, default https://t.example.com)
 """
@@ -413,6 +416,7 @@ def _main(argv):
     p = argparse.ArgumentParser(description="openclick token v1 signer")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("sign-batch", help="JSON request on stdin, one token per line on stdout")
+    sub.add_parser("verify-batch", help="JSON request on stdin, one JSON result per line")
     one = sub.add_parser("sign", help="sign one token and print it and its URL")
     one.add_argument("--keys", required=True, help='keyring spec "KEY_ID:BASE64URL_SECRET,..."')
     one.add_argument("--base", default="https://t.example.com")
@@ -429,6 +433,18 @@ def _main(argv):
         secret = b64decode_strict(req["secret"])
         for c in req["claims"]:
             print(sign(req["key_id"], secret, Claims.from_dict(c)))
+        return 0
+    if a.cmd == "verify-batch":
+        req = json.load(sys.stdin)
+        kr = Keyring.from_spec(req["keyring_spec"])
+        for token in req["tokens"]:
+            try:
+                claims, key_id = kr.verify(token)
+            except TokenError as e:
+                print(json.dumps({"error": e.reason}))
+                continue
+            d = dict(claims.__dict__, issued_at_ms=str(claims.issued_at_ms))
+            print(json.dumps({"claims": d, "key_id": key_id}))
         return 0
     kr = Keyring.from_spec(a.keys)
     c = Claims(a.kind, a.tenant_id, a.campaign_id, a.message_id, a.contact_id, a.channel,

@@ -96,12 +96,40 @@ impl Rng {
     }
 }
 
-#[test]
-fn python_signed_tokens_verify_in_rust() {
+/// Runs `openclick_signer.py SUBCOMMAND` with `request` on stdin; its stdout.
+fn run_python(subcommand: &str, request: &serde_json::Value) -> String {
     let python = std::env::var("OPENCLICK_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let script = repo_root().join("signers/python/openclick_signer.py");
     assert!(script.exists(), "missing {}", script.display());
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .arg(subcommand)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "FAILED TO RUN {python:?} ({e}): this test needs python3 (or OPENCLICK_PYTHON) \
+                 to cross-check the Python reference signer"
+            )
+        });
+    let mut stdin = child.stdin.take().unwrap();
+    let body = request.to_string();
+    // Written from a thread: the child may fill its stdout pipe before reading all of stdin.
+    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "python signer {subcommand} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
+#[test]
+fn python_signed_tokens_verify_in_rust() {
     let v = load_vectors();
     let keys = vector_keys(&v);
     let mut rng = Rng(0x0123_4567_89ab_cdef);
@@ -113,32 +141,7 @@ fn python_signed_tokens_verify_in_rust() {
             "secret": b64(secret),
             "claims": claims.iter().map(claims_to_json).collect::<Vec<_>>(),
         });
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg("sign-batch")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "FAILED TO RUN {python:?} ({e}): this test needs python3 (or OPENCLICK_PYTHON) \
-                     to cross-check the Python reference signer"
-                )
-            });
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "python signer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stdout = run_python("sign-batch", &request);
         let tokens: Vec<&str> = stdout.lines().collect();
         assert_eq!(tokens.len(), claims.len());
 
@@ -154,4 +157,150 @@ fn python_signed_tokens_verify_in_rust() {
             assert_eq!(own.sign(c).unwrap(), *token, "{c:?}");
         }
     }
+}
+
+/// A validly tagged (under `secret`) token with a random, often invalid, body: exercises every
+/// branch of the body parser and the destination rule behind the tag check.
+fn forged_token(rng: &mut Rng, key_id: &[u8], secret: &[u8]) -> String {
+    const URLS: &[&str] = &[
+        "https://example.com/x",
+        "javascript:alert(1)",
+        "//evil.example.com/",
+        "https://user@example.com/",
+        "https://example.com:0/",
+        "https://[::1]:65535/",
+        "https://[::1/",
+        "http://exa mple.com/",
+        "https://caf\u{e9}.example/",
+        "https://example.com\\@x/",
+        "HTTP://A.B",
+        "https://.../",
+        "",
+    ];
+    let mut body = Vec::new();
+    body.push(match rng.below(6) {
+        0 => rng.next() as u8,
+        _ => [0x11, 0x12, 0x13, 0x14, 0x21, 0x22, 0x23, 0x24][rng.below(8)],
+    });
+    match rng.below(5) {
+        0 => (0..rng.below(12)).for_each(|_| body.push(rng.next() as u8)),
+        _ => spec_varint(&mut body, rng.next() >> rng.below(64)),
+    }
+    let fields = [4, 6, 6, 5, 7][rng.below(5)];
+    for f in 0..fields {
+        let content: Vec<u8> = match rng.below(8) {
+            0 => (0..rng.below(6)).map(|_| rng.next() as u8).collect(),
+            1 => vec![b'a'; [255, 256, 2048, 2049][rng.below(4)]],
+            _ if f == 5 => URLS[rng.below(URLS.len())].as_bytes().to_vec(),
+            _ => rng.id().into_bytes(),
+        };
+        let len = match rng.below(12) {
+            0 => content.len() as u64 + 1 + rng.below(3) as u64,
+            _ => content.len() as u64,
+        };
+        spec_varint(&mut body, len);
+        body.extend_from_slice(&content);
+    }
+    if rng.below(8) == 0 {
+        body.truncate(rng.below(body.len() + 1));
+    }
+    let mut raw = spec_raw(1, key_id, secret, &body);
+    if rng.below(10) == 0 {
+        let i = rng.below(raw.len());
+        raw[i] ^= 1 << rng.below(8);
+    }
+    b64(&raw)
+}
+
+#[test]
+fn rust_and_python_verifiers_agree() {
+    let v = load_vectors();
+    let spec = s(&v, "keyring_spec");
+    let kr = Keyring::from_spec(spec).unwrap();
+    let keys = vector_keys(&v);
+    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let mut tokens: Vec<String> = Vec::new();
+    for case in v["invalid"].as_array().unwrap() {
+        tokens.push(s(case, "token").to_owned());
+    }
+    for _ in 0..3000 {
+        let (id, secret) = &keys[rng.below(keys.len())];
+        let token = match rng.below(4) {
+            0 => Keyring::new(Key::new(id, secret).unwrap(), vec![])
+                .unwrap()
+                .sign(&rng.claims())
+                .unwrap(),
+            1 => {
+                // A valid token with one character replaced, removed or added.
+                let t = kr.sign(&rng.claims()).unwrap();
+                let mut b = t.into_bytes();
+                let i = rng.below(b.len());
+                const CHARS: &[u8] = b"AZaz09-_+/=. ";
+                match rng.below(3) {
+                    0 => b[i] = CHARS[rng.below(CHARS.len())],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, CHARS[rng.below(CHARS.len())]),
+                }
+                String::from_utf8(b).unwrap()
+            }
+            2 => {
+                let kid: &[u8] = match rng.below(10) {
+                    0 => b"k9",
+                    1 => b"k.",
+                    _ => id.as_bytes(),
+                };
+                forged_token(&mut rng, kid, secret)
+            }
+            _ => {
+                // Header variations with a valid tag.
+                let version = [1, 1, 1, 0, 2, 255][rng.below(6)];
+                let kid: Vec<u8> = match rng.below(4) {
+                    0 => vec![],
+                    1 => vec![b'k'; 17],
+                    _ => id.as_bytes().to_vec(),
+                };
+                let body = spec_body(&rng.claims());
+                let cut = rng.below(body.len() + 1);
+                b64(&spec_raw(version, &kid, secret, &body[..cut]))
+            }
+        };
+        tokens.push(token);
+    }
+
+    let out = run_python(
+        "verify-batch",
+        &json!({ "keyring_spec": spec, "tokens": tokens }),
+    );
+    let results: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), tokens.len());
+    let mut by_class = std::collections::BTreeMap::<String, usize>::new();
+    for (token, py) in tokens.iter().zip(&results) {
+        let rust = match kr.verify(token) {
+            Ok(ok) => json!({ "claims": claims_to_json(&ok.claims), "key_id": ok.key_id }),
+            Err(e) => json!({ "error": class(&e) }),
+        };
+        assert_eq!(&rust, py, "token {token:?}");
+        let c = rust["error"].as_str().unwrap_or("ok").to_owned();
+        *by_class.entry(c).or_default() += 1;
+    }
+    // The random tokens reach every outcome.
+    for c in [
+        "ok",
+        "malformed",
+        "bad_signature",
+        "unknown_key",
+        "unsupported_version",
+        "invalid_destination",
+    ] {
+        assert!(by_class.get(c).copied().unwrap_or(0) >= 5, "{by_class:?}");
+    }
+    eprintln!(
+        "rust and python agree on {} tokens: {by_class:?}",
+        tokens.len()
+    );
 }
