@@ -218,7 +218,7 @@ fn rust_and_python_verifiers_agree() {
     let spec = s(&v, "keyring_spec");
     let kr = Keyring::from_spec(spec).unwrap();
     let keys = vector_keys(&v);
-    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let mut rng = Rng(0x005e_ed0f_c0ff_ee00);
     let mut tokens: Vec<String> = Vec::new();
     for case in v["invalid"].as_array().unwrap() {
         tokens.push(s(case, "token").to_owned());
