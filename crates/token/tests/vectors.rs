@@ -99,6 +99,16 @@ fn valid_vectors_verify() {
         // A keyring holding only that key verifies it too; one without it does not.
         let single = single_key_ring(&v, s(case, "key_id"));
         assert!(single.verify(token).is_ok(), "{name}");
+        let other = vector_keys(&v)
+            .into_iter()
+            .find(|(id, _)| id != s(case, "key_id"))
+            .unwrap();
+        let without = single_key_ring(&v, &other.0);
+        assert_eq!(
+            without.verify(token).map(|_| ()).map_err(|e| class(&e)),
+            Err("unknown_key"),
+            "{name}"
+        );
     }
 }
 
