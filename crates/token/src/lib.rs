@@ -30,6 +30,10 @@
 //!
 //! # Token format (version 1)
 //!
+//! The normative description, including the verification order, the rule for growing the
+//! format and the test vectors (`tests/vectors/token-v1.json`), is `docs/token-v1.md` at the
+//! repository root; reference signers in Python and TypeScript are in `signers/`. In short:
+//!
 //! The token is the base64url encoding, without padding (alphabet `A-Z a-z 0-9 - _`, so never
 //! a `.`, `/`, `+` or `=`), of these bytes:
 //!

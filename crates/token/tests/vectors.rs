@@ -1,0 +1,903 @@
+//! Conformance of the crate to the committed token v1 test vectors
+//! (`tests/vectors/token-v1.json`, format described in `docs/token-v1.md`).
+//!
+//! The normal tests only read the committed file: every valid vector must sign to exactly its
+//! token (signing is deterministic) and verify back to its claims and key id, and every
+//! tampered vector must fail with its error class. The Python and TypeScript reference signers
+//! (`signers/`) check themselves against the same file.
+//!
+//! The file was produced once by the ignored test [`generate_vectors`]:
+//!
+//! ```text
+//! CARGO_TARGET_DIR=... cargo test -p openclick-token --test vectors -- --ignored generate_vectors
+//! ```
+//!
+//! which builds every token with an encoder written from the spec (`common::spec_*`), checks
+//! that the crate signs the same bytes and that the crate's verifier returns the error class
+//! written by hand next to each tampered case, then rewrites the file. Regenerating must not
+//! change it (`git diff` is empty) unless the format itself changed.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use openclick_token::{Claims, Key, Keyring, TokenKind, MAX_TOKEN_LEN};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Class a route check reports when a token of the other kind is presented on it.
+const WRONG_KIND: &str = "wrong_kind";
+
+fn full_keyring(v: &Value) -> Keyring {
+    Keyring::from_spec(s(v, "keyring_spec")).unwrap()
+}
+
+/// Verifies as the edge does: token, then (when a route is given) the kind the route expects.
+fn verify_class(
+    kr: &Keyring,
+    token: &str,
+    route: Option<&str>,
+) -> Result<(Claims, String), String> {
+    match kr.verify(token) {
+        Err(e) => Err(class(&e).to_owned()),
+        Ok(ok) => match route {
+            Some(r) if kind_from_str(r) != ok.claims.kind => Err(WRONG_KIND.to_owned()),
+            _ => Ok((ok.claims, ok.key_id.to_owned())),
+        },
+    }
+}
+
+#[test]
+fn vector_file_is_consistent() {
+    let v = load_vectors();
+    assert_eq!(s(&v, "format"), "openclick-token/v1 test vectors");
+    let keys = vector_keys(&v);
+    assert!(keys.len() >= 2);
+    let kr = full_keyring(&v);
+    let ids: Vec<_> = keys.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(kr.key_ids().collect::<Vec<_>>(), ids);
+    for (id, secret) in &keys {
+        Key::new(id, secret).unwrap();
+    }
+    assert!(v["valid"].as_array().unwrap().len() >= 10);
+    assert!(v["invalid"].as_array().unwrap().len() >= 20);
+}
+
+#[test]
+fn valid_vectors_sign_to_the_expected_token() {
+    let v = load_vectors();
+    for case in v["valid"].as_array().unwrap() {
+        let name = s(case, "name");
+        let claims = claims_from_json(&case["claims"]);
+        let kr = single_key_ring(&v, s(case, "key_id"));
+        let token = kr.sign(&claims).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(token, s(case, "token"), "{name}: sign");
+        assert_eq!(
+            hex(&unb64(&token)),
+            s(case, "payload_hex"),
+            "{name}: payload"
+        );
+        // Deterministic: signing again gives the same token.
+        assert_eq!(kr.sign(&claims).unwrap(), token, "{name}: determinism");
+    }
+}
+
+#[test]
+fn valid_vectors_verify() {
+    let v = load_vectors();
+    let kr = full_keyring(&v);
+    for case in v["valid"].as_array().unwrap() {
+        let name = s(case, "name");
+        let claims = claims_from_json(&case["claims"]);
+        let token = s(case, "token");
+        let got = kr.verify(token).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.claims, claims, "{name}");
+        assert_eq!(got.key_id, s(case, "key_id"), "{name}");
+        // The route of its own kind accepts it.
+        let route = claims.kind.as_str();
+        assert!(verify_class(&kr, token, Some(route)).is_ok(), "{name}");
+        // A keyring holding only that key verifies it too; one without it does not.
+        let single = single_key_ring(&v, s(case, "key_id"));
+        assert!(single.verify(token).is_ok(), "{name}");
+        let other = vector_keys(&v)
+            .into_iter()
+            .find(|(id, _)| id != s(case, "key_id"))
+            .unwrap();
+        let without = single_key_ring(&v, &other.0);
+        assert_eq!(
+            without.verify(token).map(|_| ()).map_err(|e| class(&e)),
+            Err("unknown_key"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn valid_claims_round_trip_under_every_key() {
+    let v = load_vectors();
+    let all = full_keyring(&v);
+    for (id, _) in vector_keys(&v) {
+        let kr = single_key_ring(&v, &id);
+        for case in v["valid"].as_array().unwrap() {
+            let claims = claims_from_json(&case["claims"]);
+            let token = kr.sign(&claims).unwrap();
+            let got = all.verify(&token).unwrap();
+            assert_eq!((got.claims, got.key_id), (claims, id.as_str()));
+        }
+    }
+}
+
+#[test]
+fn tampered_vectors_fail_with_their_class() {
+    let v = load_vectors();
+    let kr = full_keyring(&v);
+    let cases = v["invalid"].as_array().unwrap();
+    for case in cases {
+        let name = s(case, "name");
+        let want = s(case, "error");
+        let route = case["route"].as_str();
+        match verify_class(&kr, s(case, "token"), route) {
+            Ok(ok) => panic!("{name}: verified as {ok:?}, expected {want}"),
+            Err(got) => assert_eq!(got, want, "{name}"),
+        }
+    }
+    // Every class the spec lists for verification appears at least once.
+    for class in [
+        "malformed",
+        "too_long",
+        "bad_signature",
+        "unknown_key",
+        "unsupported_version",
+        "invalid_destination",
+        WRONG_KIND,
+    ] {
+        assert!(
+            cases.iter().any(|c| s(c, "error") == class),
+            "no tampered vector of class {class}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator (run once, by hand; see the module docs).
+
+/// Deterministic test secret: SHA-256("openclick-token v1 test key " || id || [i]) for
+/// i = 0, 1, ..., concatenated and cut to `len` bytes.
+fn test_secret(id: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0u8;
+    while out.len() < len {
+        let mut h = Sha256::new();
+        h.update(b"openclick-token v1 test key ");
+        h.update(id.as_bytes());
+        h.update([i]);
+        out.extend_from_slice(&h.finalize());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn claims(kind: TokenKind, channel: &str, ids: [&str; 4], t: i64, link: &str, url: &str) -> Claims {
+    Claims {
+        kind,
+        tenant_id: ids[0].into(),
+        campaign_id: ids[1].into(),
+        message_id: ids[2].into(),
+        contact_id: ids[3].into(),
+        channel: channel.parse().unwrap(),
+        issued_at_ms: t,
+        link_id: link.into(),
+        url: url.into(),
+    }
+}
+
+/// Replaces byte `i` (negative: from the end) of the decoded token.
+fn with_byte(token: &str, i: isize, f: impl Fn(u8) -> u8) -> String {
+    let mut raw = unb64(token);
+    let i = if i < 0 {
+        raw.len() - i.unsigned_abs()
+    } else {
+        i as usize
+    };
+    raw[i] = f(raw[i]);
+    b64(&raw)
+}
+
+#[test]
+#[ignore = "generator: rewrites tests/vectors/token-v1.json"]
+fn generate_vectors() {
+    use TokenKind::{Click, Open};
+
+    // Keys: (id, secret length). k2 signs, the others verify only.
+    let key_specs: [(&str, usize); 5] = [
+        ("k2", 32),
+        ("k1", 48),
+        ("2019-rot_A", 100), // longer than the 64-byte SHA-256 block: HMAC hashes it first
+        ("abcdefghijklmnop", 1024), // longest id, longest secret
+        ("x", 33),
+    ];
+    let keys: Vec<(String, Vec<u8>)> = key_specs
+        .iter()
+        .map(|&(id, len)| (id.to_owned(), test_secret(id, len)))
+        .collect();
+    let secret_of = |id: &str| keys.iter().find(|(k, _)| k == id).unwrap().1.clone();
+    let spec = keys
+        .iter()
+        .map(|(id, sec)| format!("{id}:{}", b64(sec)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let kr = Keyring::from_spec(&spec).unwrap();
+
+    let ids = [
+        "tenant-1",
+        "camp-2024-05",
+        "01HZX3K4M5N6P7Q8R9S0T1V2W3",
+        "contact-12345",
+    ];
+    let long_url = format!(
+        "https://cdn.example.com/{}?utm_source=mail",
+        "p".repeat(260)
+    );
+    let i255 = "i".repeat(255);
+    let max_url = format!("https://example.com/{}", "u".repeat(2048 - 20));
+    let id127 = "a".repeat(127);
+    let id128 = "b".repeat(128);
+    let valid: Vec<(&str, &str, Claims)> = vec![
+        (
+            "open-email",
+            "k2",
+            claims(Open, "email", ids, 1_717_000_000_000, "", ""),
+        ),
+        (
+            "click-email",
+            "k2",
+            claims(
+                Click,
+                "email",
+                ids,
+                1_717_000_000_000,
+                "cta-1",
+                "https://shop.example.com/sale?utm_source=mail&utm_campaign=spring#top",
+            ),
+        ),
+        (
+            "open-sms-verify-only-key",
+            "k1",
+            claims(
+                Open,
+                "sms",
+                ["acme", "c-1", "m-1", "u-1"],
+                1_700_000_000_123,
+                "",
+                "",
+            ),
+        ),
+        (
+            "click-push-long-secret",
+            "2019-rot_A",
+            claims(
+                Click,
+                "push",
+                ["acme", "c-1", "m-2", "u-1"],
+                1_700_000_000_000,
+                "deep-link",
+                "http://127.0.0.1:8080/x",
+            ),
+        ),
+        (
+            "open-web-empty-ids-time-zero",
+            "x",
+            claims(Open, "web", ["", "", "", ""], 0, "", ""),
+        ),
+        (
+            "open-negative-time",
+            "k2",
+            claims(Open, "email", ids, -1, "", ""),
+        ),
+        (
+            "open-time-63",
+            "k2",
+            claims(Open, "email", ["t", "c", "m", "u"], 63, "", ""),
+        ),
+        (
+            "open-time-64-two-byte-varint",
+            "k2",
+            claims(Open, "email", ["t", "c", "m", "u"], 64, "", ""),
+        ),
+        (
+            "open-time-minus-64",
+            "k2",
+            claims(Open, "email", ["t", "c", "m", "u"], -64, "", ""),
+        ),
+        (
+            "open-time-i64-max",
+            "k1",
+            claims(Open, "push", ids, i64::MAX, "", ""),
+        ),
+        (
+            "click-time-i64-min",
+            "k1",
+            claims(Click, "sms", ids, i64::MIN, "l", "https://example.com"),
+        ),
+        (
+            "open-unicode-ids",
+            "k2",
+            claims(
+                Open,
+                "email",
+                [
+                    "t\u{e9}nant-\u{fc}",
+                    "\u{30ad}\u{30e3}\u{30f3}\u{30da}\u{30fc}\u{30f3}",
+                    "msg-\u{1f4e7}",
+                    "\u{0}nul",
+                ],
+                1_717_000_000_000,
+                "",
+                "",
+            ),
+        ),
+        (
+            "open-id-127-and-128-bytes",
+            "k2",
+            claims(
+                Open,
+                "email",
+                [&id127, &id128, "m", "u"],
+                1_717_000_000_000,
+                "",
+                "",
+            ),
+        ),
+        (
+            "click-ipv6-port-empty-link-id",
+            "k2",
+            claims(
+                Click,
+                "web",
+                ids,
+                1_717_000_000_000,
+                "",
+                "https://[2001:db8::1]:8443/p?q=1",
+            ),
+        ),
+        (
+            "click-url-over-127-bytes",
+            "k2",
+            claims(Click, "email", ids, 1_717_000_000_000, "hero", &long_url),
+        ),
+        (
+            "click-largest-token",
+            "abcdefghijklmnop",
+            claims(
+                Click,
+                "email",
+                [&i255, &i255, &i255, &i255],
+                1_717_000_000_000,
+                &i255,
+                &max_url,
+            ),
+        ),
+    ];
+
+    let mut valid_json = Vec::new();
+    for (name, key_id, c) in &valid {
+        let secret = secret_of(key_id);
+        let token = spec_token(key_id, &secret, c);
+        let crate_token = Keyring::new(Key::new(key_id, &secret).unwrap(), vec![])
+            .unwrap()
+            .sign(c)
+            .unwrap();
+        assert_eq!(token, crate_token, "{name}: spec encoder and crate differ");
+        assert!(token.len() <= MAX_TOKEN_LEN);
+        let got = kr.verify(&token).unwrap();
+        assert_eq!((&got.claims, got.key_id), (c, *key_id));
+        valid_json.push(json!({
+            "name": name,
+            "key_id": key_id,
+            "claims": claims_to_json(c),
+            "payload_hex": hex(&unb64(&token)),
+            "token": token,
+        }));
+    }
+
+    // Tampered and otherwise invalid tokens: (name, token, route, expected class, description).
+    let k2 = secret_of("k2");
+    let open = spec_token("k2", &k2, &valid[0].2);
+    let click = spec_token("k2", &k2, &valid[1].2);
+    let open_raw = unb64(&open);
+    let open_body = spec_body(&valid[0].2);
+    let click_body = spec_body(&valid[1].2);
+    // Validly tagged under k2, any version byte and body.
+    let forged = |version: u8, body: &[u8]| b64(&spec_raw(version, b"k2", &k2, body));
+    // Open body with its kind/channel byte replaced.
+    let open_kc = |kc: u8| {
+        let mut b = open_body.clone();
+        b[0] = kc;
+        b
+    };
+    let click_with_url = |url: &str| {
+        let mut c = valid[1].2.clone();
+        c.url = url.into();
+        spec_body(&c)
+    };
+    // Byte offsets in the open token: 0 version, 1 key id length, 2..4 "k2", 4 kind/channel,
+    // 5.. time varint (6 bytes for 1717000000000), then tenant_id's length and bytes.
+    let tenant_at = 4 + 1 + 6 + 1;
+    assert_eq!(&open_raw[tenant_at..tenant_at + 8], b"tenant-1");
+    // A token whose base64url length is 2 mod 4 (one byte in the last group): low 4 bits of the
+    // last character are zero in the canonical form.
+    let mut odd = open.clone();
+    let mut pad = 0;
+    while odd.len() % 4 != 2 {
+        pad += 1;
+        let mut c = valid[0].2.clone();
+        c.contact_id = format!("contact-12345{}", "z".repeat(pad));
+        odd = spec_token("k2", &k2, &c);
+    }
+    let non_canonical = {
+        let mut t = odd.clone().into_bytes();
+        let last = t.last_mut().unwrap();
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = ALPHABET.iter().position(|c| c == last).unwrap();
+        assert_eq!(pos & 0x0f, 0);
+        *last = ALPHABET[pos + 1];
+        String::from_utf8(t).unwrap()
+    };
+    assert!(kr.verify(&odd).is_ok());
+    let other_secret = test_secret("k2-but-another-secret", 32);
+    let unknown = spec_token("k9", &test_secret("k9", 32), &valid[0].2);
+    let wrong_secret = spec_token("k2", &other_secret, &valid[0].2);
+    let k1_header = {
+        let mut raw = open_raw.clone();
+        raw[3] = b'1';
+        b64(&raw)
+    };
+    let std_alphabet = {
+        let mut t = open.clone().into_bytes();
+        t[0] = b'+';
+        String::from_utf8(t).unwrap()
+    };
+    // Removing the last character leaves a string that either is no canonical base64url
+    // (length 1 mod 4, or non-zero unused bits) or decodes to a token whose tag is wrong.
+    let truncated_class =
+        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&open[..open.len() - 1]) {
+            Err(_) => "malformed",
+            Ok(_) => "bad_signature",
+        };
+    let mut overflow_time = vec![0x11];
+    overflow_time.extend_from_slice(&[0xff; 9]);
+    overflow_time.extend_from_slice(&[0x02, 0, 0, 0, 0]);
+
+    let mut invalid: Vec<(&str, String, Option<&str>, &str, &str)> = Vec::new();
+    let mut add = |name, token: String, route, class, description| {
+        invalid.push((name, token, route, class, description));
+    };
+    add(
+        "tag-last-byte-flipped",
+        with_byte(&open, -1, |b| b ^ 0x01),
+        None,
+        "bad_signature",
+        "last byte of the tag xor 0x01",
+    );
+    add(
+        "tag-first-byte-flipped",
+        with_byte(&open, -16, |b| b ^ 0x80),
+        None,
+        "bad_signature",
+        "first byte of the tag xor 0x80",
+    );
+    add(
+        "tag-zeroed",
+        {
+            let mut r = open_raw.clone();
+            let n = r.len();
+            r[n - 16..].fill(0);
+            b64(&r)
+        },
+        None,
+        "bad_signature",
+        "all 16 tag bytes zero",
+    );
+    add(
+        "payload-tenant-byte-changed",
+        with_byte(&open, tenant_at as isize, |_| b'T'),
+        None,
+        "bad_signature",
+        "tenant-1 -> Tenant-1, tag unchanged",
+    );
+    add(
+        "payload-kind-open-to-click",
+        with_byte(&open, 4, |_| 0x21),
+        None,
+        "bad_signature",
+        "kind/channel byte 0x11 -> 0x21, tag unchanged",
+    );
+    add(
+        "payload-channel-changed",
+        with_byte(&open, 4, |_| 0x12),
+        None,
+        "bad_signature",
+        "channel email -> sms, tag unchanged",
+    );
+    add(
+        "payload-time-changed",
+        with_byte(&open, 5, |b| b ^ 0x02),
+        None,
+        "bad_signature",
+        "issued_at_ms varint changed, tag unchanged",
+    );
+    add(
+        "payload-url-changed",
+        {
+            let raw = unb64(&click);
+            let i = raw.len() - 16 - 4;
+            with_byte(&click, i as isize, |b| b ^ 0x20)
+        },
+        None,
+        "bad_signature",
+        "a letter of the click URL's fragment changes case, tag unchanged",
+    );
+    add(
+        "key-id-rewritten-to-other-known-key",
+        k1_header,
+        None,
+        "bad_signature",
+        "key id k2 -> k1 (known key, different secret)",
+    );
+    add(
+        "same-key-id-other-secret",
+        wrong_secret,
+        None,
+        "bad_signature",
+        "signed under key id k2 with a secret the keyring does not hold",
+    );
+    add(
+        "unknown-key-id",
+        unknown,
+        None,
+        "unknown_key",
+        "signed under key id k9, not in the keyring (e.g. dropped by rotation)",
+    );
+    add(
+        "truncated-last-byte",
+        b64(&open_raw[..open_raw.len() - 1]),
+        None,
+        "bad_signature",
+        "last decoded byte removed, re-encoded",
+    );
+    add(
+        "truncated-tag-removed",
+        b64(&open_raw[..open_raw.len() - 16]),
+        None,
+        "bad_signature",
+        "the whole tag removed: the last 16 body bytes are read as the tag",
+    );
+    add(
+        "truncated-to-header",
+        b64(&open_raw[..10]),
+        None,
+        "malformed",
+        "shorter than key id + 6-byte minimal body + tag",
+    );
+    add(
+        "truncated-last-char",
+        open[..open.len() - 1].to_owned(),
+        None,
+        truncated_class,
+        "last base64url character removed",
+    );
+    add(
+        "extended-one-byte",
+        {
+            let mut r = open_raw.clone();
+            r.push(0);
+            b64(&r)
+        },
+        None,
+        "bad_signature",
+        "a zero byte appended after the tag",
+    );
+    add("empty", String::new(), None, "malformed", "empty string");
+    add(
+        "bad-base64-standard-alphabet",
+        std_alphabet,
+        None,
+        "malformed",
+        "first character replaced by '+' (standard base64 alphabet)",
+    );
+    add(
+        "bad-base64-padded",
+        format!("{open}=="),
+        None,
+        "malformed",
+        "'=' padding appended",
+    );
+    add(
+        "bad-base64-gif-suffix",
+        format!("{open}.gif"),
+        None,
+        "malformed",
+        "the route's .gif suffix left on the token",
+    );
+    add(
+        "bad-base64-trailing-newline",
+        format!("{open}\n"),
+        None,
+        "malformed",
+        "trailing newline",
+    );
+    add(
+        "bad-base64-length-1-mod-4",
+        format!(
+            "{open}{}",
+            "A".repeat(if open.len() % 4 == 0 {
+                1
+            } else {
+                5 - open.len() % 4
+            })
+        ),
+        None,
+        "malformed",
+        "length 1 mod 4 (no byte string encodes to it)",
+    );
+    add(
+        "bad-base64-non-canonical-trailing-bits",
+        non_canonical,
+        None,
+        "malformed",
+        "last character's unused low bits set: decodes leniently to a valid token, must be refused",
+    );
+    add(
+        "too-long",
+        "A".repeat(MAX_TOKEN_LEN + 1),
+        None,
+        "too_long",
+        "4609 characters: refused before decoding",
+    );
+    add(
+        "longest-accepted-length-version-0",
+        "A".repeat(MAX_TOKEN_LEN),
+        None,
+        "unsupported_version",
+        "4608 characters is not too long; it decodes to zero bytes, version 0",
+    );
+    add(
+        "unsupported-version-0",
+        with_byte(&open, 0, |_| 0),
+        None,
+        "unsupported_version",
+        "version byte 0",
+    );
+    add(
+        "unsupported-version-2",
+        with_byte(&open, 0, |_| 2),
+        None,
+        "unsupported_version",
+        "version byte 2, tag unchanged",
+    );
+    add(
+        "unsupported-version-2-retagged",
+        forged(2, &open_body),
+        None,
+        "unsupported_version",
+        "version byte 2 with a valid v1-style tag: versions are checked before the tag",
+    );
+    add(
+        "key-id-length-0",
+        with_byte(&open, 1, |_| 0),
+        None,
+        "malformed",
+        "key id length 0",
+    );
+    add(
+        "key-id-length-17",
+        with_byte(&open, 1, |_| 17),
+        None,
+        "malformed",
+        "key id length 17",
+    );
+    add(
+        "key-id-bad-character",
+        with_byte(&open, 2, |_| b'.'),
+        None,
+        "malformed",
+        "key id 'k2' -> '.2' (outside [A-Za-z0-9_-])",
+    );
+    add(
+        "signed-body-too-short",
+        forged(1, &open_body[..5]),
+        None,
+        "malformed",
+        "validly tagged, body of 5 bytes (minimum 6): refused before the tag check",
+    );
+    add(
+        "signed-unknown-kind-3",
+        forged(1, &open_kc(0x31)),
+        None,
+        "malformed",
+        "validly tagged, kind 3 (reserved, e.g. a future unsubscribe kind)",
+    );
+    add(
+        "signed-unknown-kind-0",
+        forged(1, &open_kc(0x01)),
+        None,
+        "malformed",
+        "validly tagged, kind 0",
+    );
+    add(
+        "signed-unknown-kind-15",
+        forged(1, &open_kc(0xf1)),
+        None,
+        "malformed",
+        "validly tagged, kind 15",
+    );
+    add(
+        "signed-unknown-channel-0",
+        forged(1, &open_kc(0x10)),
+        None,
+        "malformed",
+        "validly tagged, channel 0",
+    );
+    add(
+        "signed-unknown-channel-5",
+        forged(1, &open_kc(0x15)),
+        None,
+        "malformed",
+        "validly tagged, channel 5",
+    );
+    add(
+        "signed-open-trailing-byte",
+        forged(1, &[&open_body[..], &[0x01]].concat()),
+        None,
+        "malformed",
+        "validly tagged open with one extra byte after contact_id (e.g. a future flags field)",
+    );
+    add(
+        "signed-click-trailing-byte",
+        forged(1, &[&click_body[..], &[0x01]].concat()),
+        None,
+        "malformed",
+        "validly tagged click with one extra byte after url",
+    );
+    add(
+        "signed-click-without-link-and-url",
+        forged(1, &open_kc(0x21)),
+        None,
+        "malformed",
+        "validly tagged, kind click but the body ends after contact_id",
+    );
+    add(
+        "signed-non-minimal-varint",
+        forged(1, &[0x11, 0x80, 0x00, 0, 0, 0, 0]),
+        None,
+        "malformed",
+        "validly tagged, issued_at_ms 0 written as 0x80 0x00",
+    );
+    add(
+        "signed-varint-overflow",
+        forged(1, &overflow_time),
+        None,
+        "malformed",
+        "validly tagged, 10-byte varint over 64 bits",
+    );
+    add(
+        "signed-field-not-utf8",
+        forged(1, &[0x11, 0x00, 1, 0xff, 0, 0, 0]),
+        None,
+        "malformed",
+        "validly tagged, tenant_id is the byte 0xff",
+    );
+    add(
+        "signed-field-past-end",
+        forged(1, &[0x11, 0x00, 9, b'a', 0, 0, 0]),
+        None,
+        "malformed",
+        "validly tagged, tenant_id length 9 with 4 bytes left",
+    );
+    add(
+        "signed-id-256-bytes",
+        forged(1, &{
+            let mut b = vec![0x11, 0x00, 0x80, 0x02];
+            b.extend_from_slice(&[b'a'; 256]);
+            b.extend_from_slice(&[0, 0, 0]);
+            b
+        }),
+        None,
+        "malformed",
+        "validly tagged, tenant_id of 256 bytes",
+    );
+    add(
+        "signed-url-2049-bytes",
+        forged(
+            1,
+            &click_with_url(&format!("https://example.com/{}", "u".repeat(2029))),
+        ),
+        None,
+        "malformed",
+        "validly tagged, 2049-byte url",
+    );
+    add(
+        "signed-click-javascript-url",
+        forged(1, &click_with_url("javascript:alert(1)")),
+        None,
+        "invalid_destination",
+        "validly tagged click to javascript:",
+    );
+    add(
+        "signed-click-scheme-relative-url",
+        forged(1, &click_with_url("//evil.example.com/")),
+        None,
+        "invalid_destination",
+        "validly tagged click to a scheme-relative URL",
+    );
+    add(
+        "signed-click-userinfo-url",
+        forged(
+            1,
+            &click_with_url("https://good.example.com@evil.example.com/"),
+        ),
+        None,
+        "invalid_destination",
+        "validly tagged click with user info",
+    );
+    add(
+        "signed-click-empty-url",
+        forged(1, &click_with_url("")),
+        None,
+        "invalid_destination",
+        "validly tagged click with an empty url",
+    );
+    add(
+        "open-token-on-click-route",
+        open.clone(),
+        Some("click"),
+        WRONG_KIND,
+        "valid open token presented on /c/",
+    );
+    add(
+        "click-token-on-open-route",
+        click.clone(),
+        Some("open"),
+        WRONG_KIND,
+        "valid click token presented on /o/",
+    );
+
+    let mut invalid_json = Vec::new();
+    for (name, token, route, want, description) in &invalid {
+        match verify_class(&kr, token, *route) {
+            Ok(ok) => panic!("{name}: verified as {ok:?}"),
+            Err(got) => assert_eq!(&got, want, "{name}"),
+        }
+        let mut case = json!({
+            "name": name,
+            "description": description,
+            "token": token,
+            "error": want,
+        });
+        if let Some(r) = route {
+            case["route"] = json!(r);
+        }
+        invalid_json.push(case);
+    }
+
+    let file = json!({
+        "format": "openclick-token/v1 test vectors",
+        "spec": "docs/token-v1.md",
+        "generated_by": "cargo test -p openclick-token --test vectors -- --ignored generate_vectors",
+        "notes": [
+            "keys[0] signs; all keys verify. keyring_spec is the same keyring as a Keyring::from_spec string.",
+            "Secrets are unpadded base64url. Test secret i of key ID: SHA-256('openclick-token v1 test key ' || ID || byte(i)) blocks, concatenated, cut to length.",
+            "issued_at_ms is a decimal string (it is a signed 64-bit integer; JSON numbers lose precision past 2^53).",
+            "valid: signing claims with key_id gives exactly token (signing is deterministic); verifying token with the whole keyring gives claims and key_id. payload_hex is the decoded token.",
+            "invalid: verifying token with the whole keyring fails with error; when route is present the token is presented on that route (open = /o/, click = /c/) and a token of the other kind fails with wrong_kind.",
+        ],
+        "keys": keys.iter().map(|(id, sec)| json!({"id": id, "secret": b64(sec)})).collect::<Vec<_>>(),
+        "keyring_spec": spec,
+        "valid": valid_json,
+        "invalid": invalid_json,
+    });
+    let text = serde_json::to_string_pretty(&file).unwrap() + "\n";
+    std::fs::create_dir_all(vectors_path().parent().unwrap()).unwrap();
+    std::fs::write(vectors_path(), text).unwrap();
+}

@@ -1,0 +1,154 @@
+"""Tests of openclick_signer against the shared token v1 vectors.
+
+Run: python3 -m unittest -v test_openclick_signer   (from signers/python)
+The vector file defaults to crates/token/tests/vectors/token-v1.json; OPENCLICK_VECTORS overrides.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+import openclick_signer as oc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.environ.get("OPENCLICK_VECTORS") or os.path.join(
+    HERE, "..", "..", "crates", "token", "tests", "vectors", "token-v1.json")
+
+with open(VECTORS, encoding="utf-8") as f:
+    V = json.load(f)
+KEYS = [(k["id"], oc.b64decode_strict(k["secret"])) for k in V["keys"]]
+SECRET = dict(KEYS)
+
+
+class Vectors(unittest.TestCase):
+    def test_file_shape(self):
+        self.assertEqual(V["format"], "openclick-token/v1 test vectors")
+        self.assertGreaterEqual(len(V["valid"]), 10)
+        self.assertGreaterEqual(len(V["invalid"]), 20)
+
+    def test_keyring_spec_matches_keys(self):
+        kr = oc.Keyring.from_spec(V["keyring_spec"])
+        self.assertEqual(kr.keys, KEYS)
+        self.assertEqual(kr.signing_key_id, V["keys"][0]["id"])
+
+    def test_sign_gives_expected_token(self):
+        for case in V["valid"]:
+            with self.subTest(case["name"]):
+                token = oc.sign(case["key_id"], SECRET[case["key_id"]], case["claims"])
+                self.assertEqual(token, case["token"])
+                self.assertEqual(oc.b64decode_strict(token).hex(), case["payload_hex"])
+
+    def test_verify_valid(self):
+        kr = oc.Keyring(KEYS)
+        for case in V["valid"]:
+            with self.subTest(case["name"]):
+                claims, key_id = kr.verify(case["token"])
+                self.assertEqual(claims, oc.Claims.from_dict(case["claims"]))
+                self.assertEqual(key_id, case["key_id"])
+                kr.verify(case["token"], expect_kind=claims.kind)
+
+    def test_tampered_fail_with_their_class(self):
+        kr = oc.Keyring(KEYS)
+        for case in V["invalid"]:
+            with self.subTest(case["name"]):
+                with self.assertRaises(oc.TokenError) as cm:
+                    kr.verify(case["token"], expect_kind=case.get("route"))
+                self.assertEqual(cm.exception.reason, case["error"], str(cm.exception))
+
+    def test_round_trip_every_key(self):
+        kr = oc.Keyring(KEYS)
+        for key_id, secret in KEYS:
+            for case in V["valid"]:
+                token = oc.sign(key_id, secret, case["claims"])
+                self.assertEqual(kr.verify(token), (oc.Claims.from_dict(case["claims"]), key_id))
+
+
+class Signing(unittest.TestCase):
+    kr = oc.Keyring(KEYS[:1])
+    base = dict(tenant_id="acme", campaign_id="c", message_id="m", contact_id="u",
+                channel="email", issued_at_ms=1_700_000_000_000)
+
+    def reason(self, claims):
+        with self.assertRaises(oc.TokenError) as cm:
+            self.kr.sign(claims)
+        return cm.exception.reason
+
+    def test_urls(self):
+        o = self.kr.open_url("https://t.example.com/", oc.Claims(kind="open", **self.base))
+        self.assertTrue(o.startswith("https://t.example.com/o/") and o.endswith(".gif"))
+        c = self.kr.click_url("https://t.example.com",
+                              oc.Claims(kind="click", link_id="l", url="https://e.com/", **self.base))
+        self.assertTrue(c.startswith("https://t.example.com/c/"))
+        token = c.rsplit("/", 1)[1]
+        self.assertEqual(self.kr.verify(token, expect_kind="click")[0].url, "https://e.com/")
+
+    def test_refusals(self):
+        long_id = dict(self.base, tenant_id="x" * 256)
+        self.assertEqual(self.reason(oc.Claims(kind="open", **long_id)), "field_too_long")
+        ok_id = dict(self.base, tenant_id="\u00e9" * 127)  # 254 bytes
+        self.kr.sign(oc.Claims(kind="open", **ok_id))
+        self.assertEqual(self.reason(oc.Claims(kind="open", url="https://e.com", **self.base)),
+                         "invalid_claims")
+        self.assertEqual(self.reason(oc.Claims(kind="click", url="javascript:alert(1)", **self.base)),
+                         "invalid_destination")
+        self.assertEqual(self.reason(oc.Claims(kind="click", url="https://e.com/" + "a" * 2048,
+                                               **self.base)), "field_too_long")
+        self.assertEqual(self.reason(oc.Claims(kind="fetch", **self.base)), "invalid_claims")
+        self.assertEqual(self.reason(oc.Claims(kind="open", **dict(self.base, issued_at_ms=1 << 63))),
+                         "invalid_claims")
+        with self.assertRaises(oc.TokenError) as cm:
+            oc.sign("k.1", b"\0" * 32, oc.Claims(kind="open", **self.base))
+        self.assertEqual(cm.exception.reason, "invalid_key")
+        with self.assertRaises(oc.TokenError) as cm:
+            oc.sign("k1", b"\0" * 31, oc.Claims(kind="open", **self.base))
+        self.assertEqual(cm.exception.reason, "invalid_key")
+
+    def test_destinations(self):
+        for good in ["https://example.com", "HTTP://Example.COM:8080/a?b#c",
+                     "https://[2001:db8::1]/", "https://xn--caf-dma.example/menu"]:
+            oc.validate_destination(good)
+        for bad in ["", "javascript:alert(1)", "//evil.example/", "https://user@e.com/",
+                    "https://e.com/ x", "https://e.com\\@x/", "https://e.com:0/",
+                    "https://e.com:99999/", "https://[::1/", "ftp://e.com/", "https://caf\u00e9.fr/",
+                    "https://.../", "https://e.com:/"]:
+            with self.assertRaises(oc.TokenError, msg=bad):
+                oc.validate_destination(bad)
+
+    def test_strict_base64(self):
+        for raw in [b"", b"f", b"fo", b"foo", bytes(range(256))]:
+            self.assertEqual(oc.b64decode_strict(oc.b64encode(raw)), raw)
+        for bad in ["Z", "Zh", "Zm9", "Zm9v=", "Zm+v", "Zm/v", "Zm.v", "Zm v"]:
+            self.assertIsNone(oc.b64decode_strict(bad), bad)
+
+    def test_bad_specs(self):
+        s = base64.urlsafe_b64encode(b"\5" * 32).decode().rstrip("=")
+        for spec in ["", " ", s, f"k1:{s},", f"k1:{s},k1:{s}", "k1:not base64!", "bad.id:" + s,
+                     "k1:" + base64.urlsafe_b64encode(b"\5" * 16).decode()]:
+            with self.assertRaises(oc.TokenError, msg=spec):
+                oc.Keyring.from_spec(spec)
+        self.assertEqual(oc.Keyring.from_spec(f" a:{s}= ,\n b:{s}\n").keys[1][0], "b")
+
+    def test_cli(self):
+        script = os.path.join(HERE, "openclick_signer.py")
+        case = V["valid"][1]
+        req = json.dumps({"key_id": case["key_id"], "secret": V["keys"][0]["secret"],
+                          "claims": [case["claims"]]})
+        self.assertEqual(case["key_id"], V["keys"][0]["id"])
+        out = subprocess.run([sys.executable, script, "sign-batch"], input=req, text=True,
+                             capture_output=True, check=True).stdout
+        self.assertEqual(out, case["token"] + "\n")
+        c = case["claims"]
+        out = subprocess.run(
+            [sys.executable, script, "sign", "--keys", V["keyring_spec"], "--kind", c["kind"],
+             "--channel", c["channel"], "--tenant-id", c["tenant_id"], "--campaign-id",
+             c["campaign_id"], "--message-id", c["message_id"], "--contact-id", c["contact_id"],
+             "--issued-at-ms", c["issued_at_ms"], "--link-id", c["link_id"], "--url", c["url"]],
+            text=True, capture_output=True, check=True).stdout.split("\n")
+        self.assertEqual(out[:2], [case["token"], "https://t.example.com/c/" + case["token"]])
+
+
+if __name__ == "__main__":
+    unittest.main()

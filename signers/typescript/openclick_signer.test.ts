@@ -1,0 +1,158 @@
+// Tests of openclick_signer against the shared token v1 vectors (node:test, node:assert).
+// Run: bash .ci/signers (compiles with tsc into dist/, then node --test dist/).
+// The vector file defaults to crates/token/tests/vectors/token-v1.json; OPENCLICK_VECTORS overrides.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import * as oc from "./openclick_signer";
+
+interface JsonClaims {
+  kind: oc.Kind;
+  channel: oc.ChannelName;
+  tenant_id: string;
+  campaign_id: string;
+  message_id: string;
+  contact_id: string;
+  issued_at_ms: string;
+  link_id: string;
+  url: string;
+}
+
+const vectorsPath =
+  process.env.OPENCLICK_VECTORS ?? resolve(__dirname, "..", "..", "..", "crates", "token", "tests", "vectors", "token-v1.json");
+const V = JSON.parse(readFileSync(vectorsPath, "utf8")) as {
+  format: string;
+  keys: { id: string; secret: string }[];
+  keyring_spec: string;
+  valid: { name: string; key_id: string; claims: JsonClaims; token: string; payload_hex: string }[];
+  invalid: { name: string; token: string; error: string; route?: oc.Kind }[];
+};
+
+const secret = (b64: string): Buffer => {
+  const b = oc.b64decodeStrict(b64);
+  assert.ok(b);
+  return b;
+};
+const KEYS: [string, Buffer][] = V.keys.map((k) => [k.id, secret(k.secret)]);
+const SECRET = new Map(KEYS);
+const claimsOf = (c: JsonClaims): oc.VerifiedClaims => ({ ...c, issued_at_ms: BigInt(c.issued_at_ms) });
+
+function reasonOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof oc.TokenError, String(e));
+    return e.reason;
+  }
+  assert.fail("did not throw");
+}
+
+test("vector file shape", () => {
+  assert.equal(V.format, "openclick-token/v1 test vectors");
+  assert.ok(V.valid.length >= 10 && V.invalid.length >= 20);
+});
+
+test("keyring spec matches the keys", () => {
+  const kr = oc.Keyring.fromSpec(V.keyring_spec);
+  assert.deepEqual(kr.keys, KEYS);
+  assert.equal(kr.signingKeyId, V.keys[0].id);
+});
+
+test("signing gives the expected tokens", () => {
+  for (const c of V.valid) {
+    const token = oc.sign(c.key_id, SECRET.get(c.key_id)!, claimsOf(c.claims));
+    assert.equal(token, c.token, c.name);
+    assert.equal(secret(token).toString("hex"), c.payload_hex, c.name);
+  }
+});
+
+test("valid tokens verify", () => {
+  const kr = new oc.Keyring(KEYS);
+  for (const c of V.valid) {
+    const got = kr.verify(c.token, c.claims.kind);
+    assert.deepEqual(got.claims, claimsOf(c.claims), c.name);
+    assert.equal(got.keyId, c.key_id, c.name);
+  }
+});
+
+test("tampered tokens fail with their class", () => {
+  const kr = new oc.Keyring(KEYS);
+  for (const c of V.invalid) {
+    assert.equal(reasonOf(() => kr.verify(c.token, c.route)), c.error, c.name);
+  }
+});
+
+test("round trip under every key", () => {
+  const kr = new oc.Keyring(KEYS);
+  for (const [id, s] of KEYS) {
+    for (const c of V.valid) {
+      const got = kr.verify(oc.sign(id, s, claimsOf(c.claims)));
+      assert.deepEqual(got, { claims: claimsOf(c.claims), keyId: id });
+    }
+  }
+});
+
+test("tracking URLs", () => {
+  const kr = new oc.Keyring(KEYS.slice(0, 1));
+  const common = {
+    tenant_id: "acme", campaign_id: "c", message_id: "m", contact_id: "u",
+    channel: "email" as const, issued_at_ms: 1_700_000_000_000,
+  };
+  const o = kr.openUrl("https://t.example.com/", { kind: "open", ...common });
+  assert.match(o, /^https:\/\/t\.example\.com\/o\/[A-Za-z0-9_-]+\.gif$/);
+  const c = kr.clickUrl("https://t.example.com", { kind: "click", ...common, link_id: "l", url: "https://e.com/" });
+  assert.match(c, /^https:\/\/t\.example\.com\/c\/[A-Za-z0-9_-]+$/);
+  const token = c.slice(c.lastIndexOf("/") + 1);
+  assert.equal(kr.verify(token, "click").claims.url, "https://e.com/");
+  // A number and the same bigint sign identically.
+  assert.equal(kr.sign({ kind: "open", ...common }), kr.sign({ kind: "open", ...common, issued_at_ms: 1_700_000_000_000n }));
+});
+
+test("signing refusals", () => {
+  const [id, s] = KEYS[0];
+  const base = {
+    kind: "open" as oc.Kind, tenant_id: "acme", campaign_id: "c", message_id: "m", contact_id: "u",
+    channel: "email" as const, issued_at_ms: 1n,
+  };
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, tenant_id: "x".repeat(256) })), "field_too_long");
+  oc.sign(id, s, { ...base, tenant_id: "\u00e9".repeat(127) });
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, url: "https://e.com" })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, kind: "click", url: "javascript:alert(1)" })), "invalid_destination");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, kind: "click", url: "https://e.com/" + "a".repeat(2048) })), "field_too_long");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, issued_at_ms: 1n << 63n })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, issued_at_ms: 1.5 })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...base, kind: "fetch" as oc.Kind })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign("k.1", s, base)), "invalid_key");
+  assert.equal(reasonOf(() => oc.sign(id, Buffer.alloc(31), base)), "invalid_key");
+});
+
+test("destinations", () => {
+  for (const good of ["https://example.com", "HTTP://Example.COM:8080/a?b#c", "https://[2001:db8::1]/", "https://xn--caf-dma.example/menu"]) {
+    oc.validateDestination(good);
+  }
+  for (const bad of ["", "javascript:alert(1)", "//evil.example/", "https://user@e.com/", "https://e.com/ x",
+    "https://e.com\\@x/", "https://e.com:0/", "https://e.com:99999/", "https://[::1/", "ftp://e.com/",
+    "https://caf\u00e9.fr/", "https://.../", "https://e.com:/"]) {
+    assert.equal(reasonOf(() => oc.validateDestination(bad)), "invalid_destination", bad);
+  }
+});
+
+test("strict base64url", () => {
+  for (const raw of ["", "f", "fo", "foo"].map((s) => Buffer.from(s)).concat([Buffer.from([...Array(256).keys()])])) {
+    assert.deepEqual(oc.b64decodeStrict(oc.b64encode(raw)), raw);
+  }
+  for (const bad of ["Z", "Zh", "Zm9", "Zm9v=", "Zm+v", "Zm/v", "Zm.v", "Zm v"]) {
+    assert.equal(oc.b64decodeStrict(bad), null, bad);
+  }
+});
+
+test("bad keyring specs", () => {
+  const s = Buffer.alloc(32, 5).toString("base64url");
+  for (const spec of ["", " ", s, `k1:${s},`, `k1:${s},k1:${s}`, "k1:not base64!", `bad.id:${s}`,
+    `k1:${Buffer.alloc(16, 5).toString("base64url")}`]) {
+    assert.throws(() => oc.Keyring.fromSpec(spec), oc.TokenError, spec);
+  }
+  assert.equal(oc.Keyring.fromSpec(` a:${s}= ,\n b:${s}\n`).keys[1][0], "b");
+});
