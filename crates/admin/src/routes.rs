@@ -21,7 +21,7 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         "/readyz" => readyz(admin),
         "/metrics" => {
             let mut r = Response::new(http_body_util::Full::new(Bytes::from(
-                admin.metrics.render(),
+                admin.metrics.render(|| admin.connections.export("admin")),
             )));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

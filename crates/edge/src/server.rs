@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use openclick_common::LogLimiter;
-use openclick_http::{text, Body, ConnConfig};
+use openclick_http::{text, Body, ConnConfig, ConnStats};
 use openclick_sink::{Sink, SinkError};
 use tokio::net::TcpListener;
 
@@ -60,6 +60,8 @@ pub struct EdgeState {
     pub sink: Arc<dyn Sink>,
     /// Hit and publish counters.
     pub metrics: EdgeMetrics,
+    /// The public listener's connection counters.
+    pub connections: Arc<ConnStats>,
     /// Settings.
     pub config: ServerConfig,
 }
@@ -80,6 +82,7 @@ impl EdgeState {
             pipeline,
             sink,
             metrics: EdgeMetrics::new(),
+            connections: Arc::new(ConnStats::default()),
             config,
         }
     }
@@ -156,10 +159,11 @@ pub fn reply_response(reply: Reply) -> Response<Body> {
 /// the sink. Returns once both are done (or their deadlines passed).
 pub async fn run(listener: TcpListener, state: Arc<EdgeState>, shutdown: impl Future<Output = ()>) {
     let st = state.clone();
-    let graceful = openclick_http::serve(
+    let drain = openclick_http::serve(
         "public",
         listener,
         &state.config.conn,
+        state.connections.clone(),
         move |peer| {
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
@@ -171,7 +175,7 @@ pub async fn run(listener: TcpListener, state: Arc<EdgeState>, shutdown: impl Fu
     )
     .await;
     tracing::info!("shutting down: no longer accepting, draining connections");
-    if !openclick_http::drain(graceful, state.config.drain_timeout).await {
+    if !drain.drain(state.config.drain_timeout).await {
         tracing::warn!("drain deadline passed with connections still open");
     }
     let sink = state.sink.clone();

@@ -119,7 +119,7 @@ impl Edge {
             cluster.keyring.clone(),
             test_enricher(),
             set.clone(),
-            vec![],
+            openclick_edge::ClientIpConfig::default(),
         );
         let sink = test_sink(&cluster.bootstrap(), &cluster.events);
         let api = SuppressApi::new(token, set.clone(), Some(writer));

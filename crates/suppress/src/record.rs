@@ -120,7 +120,10 @@ pub fn decode_record(
     };
     let m = SuppressionChange::decode(value)
         .map_err(|e| SuppressError::Parse(format!("SuppressionChange: {e}")))?;
-    let at_ms = if m.at_ms > 0 { m.at_ms } else { timestamp_ms };
+    let at_ms = crate::clamp_at_ms(
+        if m.at_ms > 0 { m.at_ms } else { timestamp_ms },
+        openclick_common::now_ms(),
+    );
     let reason = match m.action() {
         SuppressionAction::Add => Some(from_pb_reason(m.reason())),
         SuppressionAction::Remove => None,
