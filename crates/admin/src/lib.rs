@@ -4,8 +4,8 @@
 //! - [`Admin`]: the plane's own state: `/info` facts, [`Readiness`] (named checks that
 //!   components register, plus the drain flag), [`Metrics`] (one Prometheus recorder and the
 //!   exporters components register), and the suppression API.
-//! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/info`, and `/v1/suppressions/...`
-//!   ([`suppress_api`]).
+//! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/info`, `/v1/suppressions/...`
+//!   ([`suppress_api`]) and `/v1/blocks/...` (the redirect kill switch, [`blocks_api`]).
 //! - [`server`]: [`server::run`], the admin accept loop, and [`server::spawn`], which runs it on
 //!   its own OS thread with its own single-threaded runtime: a flood on the public listener
 //!   (whose workers it does not share) cannot starve `/healthz`, `/readyz` or `/metrics`.
@@ -13,6 +13,7 @@
 //! Nothing here knows the edge, the sink or Kafka: components hand in closures (checks and
 //! exporters) and a [`openclick_suppress::SuppressionWriter`].
 
+pub mod blocks_api;
 pub mod routes;
 pub mod server;
 pub mod suppress_api;

@@ -21,6 +21,7 @@ use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter,
 use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::{SuppressionSet, SuppressionWriter};
 use openclick_token::Keyring;
 use serde_json::{Map, Value};
@@ -153,6 +154,7 @@ async fn start_sync(
     brokers: &str,
     embedded: bool,
     set: &Arc<SuppressionSet>,
+    blocks: &Arc<BlockList>,
 ) -> Result<(Option<Follower>, SuppressApi)> {
     let token = args.admin_token.as_deref().filter(|t| !t.is_empty());
     if token.is_none() {
@@ -162,7 +164,10 @@ async fn start_sync(
     }
     if args.no_suppression_sync {
         tracing::warn!("--no-suppression-sync: the suppression topic is not followed");
-        return Ok((None, SuppressApi::new(token, set.clone(), None)));
+        return Ok((
+            None,
+            SuppressApi::new(token, set.clone(), None).with_blocks(blocks.clone()),
+        ));
     }
     let config = SyncConfig {
         client: client_settings(args, brokers),
@@ -176,7 +181,8 @@ async fn start_sync(
             tracing::warn!(error = %e, "could not create the suppression topics (create them compacted by hand)");
         }
     }
-    let follower = Follower::start(&config, set.clone()).context("suppression topic follower")?;
+    let follower = Follower::start(&config, set.clone(), blocks.clone())
+        .context("suppression topic follower")?;
     let writer: Arc<dyn SuppressionWriter> =
         Arc::new(KafkaSuppressionWriter::new(&config).context("suppression topic writer")?);
     tracing::info!(
@@ -186,7 +192,7 @@ async fn start_sync(
     );
     Ok((
         Some(follower),
-        SuppressApi::new(token, set.clone(), Some(writer)),
+        SuppressApi::new(token, set.clone(), Some(writer)).with_blocks(blocks.clone()),
     ))
 }
 
@@ -248,8 +254,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("binding --listen {}", args.listen))?;
         let listen = listener.local_addr()?.to_string();
         let admin_listen = admin_listener.local_addr()?.to_string();
+        let blocks = Arc::new(BlockList::new());
         let (follower, suppress_api) =
-            start_sync(&args, &brokers, embedded.is_some(), &c.suppression).await?;
+            start_sync(&args, &brokers, embedded.is_some(), &c.suppression, &blocks).await?;
         let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
         let server = ServerConfig {
             conn: ConnConfig {
@@ -302,7 +309,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             c.suppression.clone(),
             c.client_ip,
         )
-        .with_limits(limits);
+        .with_limits(limits)
+        .with_blocks(blocks.clone());
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
 
@@ -336,6 +344,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     if let Some(l) = &limiter {
                         l.export_metrics();
                     }
+                    blocks.export_metrics();
                 })
         };
         let admin = Arc::new(Admin::new(info, readiness, metrics, Some(suppress_api)));

@@ -12,6 +12,7 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 use openclick_enrich::{Enricher, Hit, HitKind};
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::SuppressionSet;
 use openclick_token::{Channel, Keyring, TokenKind};
 
@@ -27,6 +28,9 @@ pub enum Reply {
     Redirect(HeaderValue),
     /// 404: unknown path, or an invalid click token (never a redirect).
     NotFound,
+    /// 410: a valid click whose link is blocked (kill switch): a small page, never the
+    /// destination.
+    Gone,
     /// 405: a method other than GET or HEAD on a tracking route.
     MethodNotAllowed,
 }
@@ -50,6 +54,8 @@ pub enum HitClass {
     OpenRateLimited,
     /// Click over its token's rate: redirected, no event.
     ClickRateLimited,
+    /// Click on a blocked link: 410, no redirect, no event.
+    ClickBlocked,
     /// Unknown path.
     NotFound,
     /// Wrong method.
@@ -58,7 +64,7 @@ pub enum HitClass {
 
 impl HitClass {
     /// Every class, for exporting counters.
-    pub const ALL: [HitClass; 10] = [
+    pub const ALL: [HitClass; 11] = [
         HitClass::OpenTracked,
         HitClass::OpenSuppressed,
         HitClass::OpenInvalid,
@@ -67,6 +73,7 @@ impl HitClass {
         HitClass::ClickInvalid,
         HitClass::OpenRateLimited,
         HitClass::ClickRateLimited,
+        HitClass::ClickBlocked,
         HitClass::NotFound,
         HitClass::MethodNotAllowed,
     ];
@@ -82,6 +89,7 @@ impl HitClass {
             HitClass::ClickInvalid => ("click", "invalid_token"),
             HitClass::OpenRateLimited => ("open", "rate_limited"),
             HitClass::ClickRateLimited => ("click", "rate_limited"),
+            HitClass::ClickBlocked => ("click", "blocked"),
             HitClass::NotFound => ("other", "not_found"),
             HitClass::MethodNotAllowed => ("other", "method_not_allowed"),
         }
@@ -148,6 +156,7 @@ pub struct Pipeline {
     suppression: Arc<SuppressionSet>,
     client_ip: Arc<ClientIpConfig>,
     limits: Limits,
+    blocks: Option<Arc<BlockList>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -178,7 +187,14 @@ impl Pipeline {
             suppression,
             client_ip: Arc::new(client_ip),
             limits: Limits::default(),
+            blocks: None,
         }
+    }
+
+    /// With a redirect block list (the kill switch), checked before every redirect.
+    pub fn with_blocks(mut self, blocks: Arc<BlockList>) -> Pipeline {
+        self.blocks = Some(blocks);
+        self
     }
 
     /// With these limits.
@@ -262,6 +278,25 @@ impl Pipeline {
                 .is_some_and(|age| req.now_ms.saturating_sub(claims.issued_at_ms) > age)
         {
             return invalid();
+        }
+        if ok_reply_for.is_some() {
+            if let Some(blocks) = &self.blocks {
+                if blocks
+                    .check(
+                        &claims.tenant_id,
+                        &claims.campaign_id,
+                        &claims.link_id,
+                        &claims.url,
+                    )
+                    .is_some()
+                {
+                    return Outcome {
+                        reply: Reply::Gone,
+                        event: None,
+                        class: HitClass::ClickBlocked,
+                    };
+                }
+            }
         }
         let reply = match ok_reply_for {
             None => Reply::Pixel,

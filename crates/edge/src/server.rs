@@ -122,6 +122,13 @@ fn log_publish_error(e: &SinkError) {
     }
 }
 
+/// What a blocked link shows: no destination, no script, nothing fetched.
+const GONE_PAGE: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>Link disabled</title>\
+<body style=\"font-family:sans-serif;max-width:32em;margin:4em auto;padding:0 1em\">\
+<h1>This link has been disabled</h1><p>The sender's link was turned off, so it no longer \
+leads anywhere. If you expected something here, contact the sender another way.</p></body></html>\n";
+
 static NO_STORE_PIXEL: HeaderValue =
     HeaderValue::from_static("no-store, no-cache, must-revalidate, private, max-age=0");
 
@@ -146,6 +153,17 @@ pub fn reply_response(reply: Reply) -> Response<Body> {
             r
         }
         Reply::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+        Reply::Gone => {
+            let mut r = Response::new(Full::new(Bytes::from_static(GONE_PAGE.as_bytes())));
+            *r.status_mut() = StatusCode::GONE;
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
         Reply::MethodNotAllowed => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()

@@ -37,6 +37,7 @@
 //! clients live in `openclick-kafka`), and the admin API, which writes to that topic through a
 //! [`SuppressionWriter`].
 
+pub mod blocks;
 pub mod parse;
 pub mod record;
 mod table;
