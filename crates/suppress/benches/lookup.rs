@@ -127,5 +127,41 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Tenant and campaign scope changes with 50k scopes already in place: one change used to copy
+/// every scope (10k changes took 0.2 s, 40k more 2.45 s); now each is one table insert.
+fn scope_changes(c: &mut Criterion) {
+    use openclick_suppress::{Change, Reason, Scope};
+    let set = SuppressionSet::new();
+    for i in 0..50_000 {
+        set.apply(&Change {
+            scope: Scope::Campaign {
+                tenant: "acme".into(),
+                campaign: format!("c-{i}"),
+            },
+            reason: Some(Reason::Manual),
+            at_ms: 1,
+        });
+    }
+    let mut g = c.benchmark_group("scope_change_at_50k_scopes");
+    g.throughput(Throughput::Elements(10_000));
+    let changes: Vec<Change> = (0..10_000)
+        .map(|i| Change {
+            scope: Scope::Tenant {
+                tenant: format!("t-{i}"),
+            },
+            reason: Some(Reason::Manual),
+            at_ms: 1,
+        })
+        .collect();
+    g.bench_function("10k_tenant_changes", |b| {
+        b.iter(|| {
+            for c in &changes {
+                set.apply(c);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, scope_changes);
 criterion_main!(benches);
