@@ -438,9 +438,10 @@ fn run(a: RunArgs) -> Result<i32> {
         "--suppressed-share + --invalid-share > 1"
     );
     let keyring = Keyring::from_spec(&a.keys).context("--keys")?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| {
-        format!("{:x}", openclick_common::now_ms())
-    });
+    let run_id = a
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{:x}", openclick_common::now_ms()));
     let pool_n = if a.requests > 0 {
         a.pool.min(a.requests as usize)
     } else {
@@ -650,11 +651,7 @@ fn run(a: RunArgs) -> Result<i32> {
         summary["lost"] = r.lost.into();
         summary["duplicated"] = r.duplicated.into();
         summary["unexpected"] = r.unexpected.into();
-        let bad = r.lost > 0
-            || r.unexpected > 0
-            || r.wrong_type > 0
-            || (a.fail_on_duplicates && r.duplicated > 0);
-        if bad {
+        if !r.passed(a.fail_on_duplicates) {
             println!("END-TO-END CHECK FAILED");
             code = 1;
         } else {
