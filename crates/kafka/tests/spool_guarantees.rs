@@ -16,7 +16,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +100,66 @@ fn read_per_key(
     out
 }
 
+/// Checks that, per key, the first copy of each event sits in publish (sequence) order, that
+/// each key stays in one partition, and that all `published` events are there.
+fn assert_in_order(bootstrap: &str, topic: &str, contacts: u64, published: u64) {
+    let per_key = read_per_key(bootstrap, topic, published as usize);
+    assert_eq!(per_key.len(), contacts as usize);
+    let mut seen = HashSet::new();
+    for (key, (partitions, records)) in &per_key {
+        assert_eq!(partitions.len(), 1, "{key} spread over {partitions:?}");
+        // At least once: a copy delivered again may follow; order is judged on first copies.
+        let mut last = None;
+        for (offset, s) in records {
+            if !seen.insert(*s) {
+                continue;
+            }
+            if let Some(prev) = last {
+                assert!(
+                    *s > prev,
+                    "{key}: seq {s} at offset {offset} after seq {prev}: {records:?}"
+                );
+            }
+            last = Some(*s);
+        }
+    }
+    assert_eq!(
+        seen.len() as u64,
+        published,
+        "events missing from the topic"
+    );
+}
+
+#[test]
+fn events_spooled_directly_while_the_broker_is_down_replay_in_publish_order_per_key() {
+    const CONTACTS: u64 = 7;
+    let topic = "replay-order-direct";
+    let broker = EmbeddedBroker::start(1, &[(topic, 3)]).unwrap();
+    broker.all_brokers_down().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        broker.bootstrap_servers(),
+        topic,
+        SpoolConfig::new(dir.path()),
+    );
+    cfg.spool_after_ms = 0;
+    let sink = KafkaSink::new(&cfg).unwrap();
+    const N: u64 = 2_000;
+    for seq in 0..N {
+        sink.publish(&numbered(seq, CONTACTS)).unwrap();
+    }
+    let d = sink.detailed_stats();
+    assert_eq!(d.sink.spooled, N, "not all spooled directly: {d:?}");
+    broker.all_brokers_up().unwrap();
+    assert!(
+        wait_drained(&sink, Duration::from_secs(60)),
+        "not drained: {:?}",
+        sink.detailed_stats()
+    );
+    assert_eq!(sink.detailed_stats().replay_delivered, N);
+    assert_in_order(broker.bootstrap_servers(), topic, CONTACTS, N);
+}
+
 #[test]
 fn events_spooled_during_an_outage_reach_their_partition_in_publish_order_per_key() {
     const CONTACTS: u64 = 7;
@@ -119,7 +178,7 @@ fn events_spooled_during_an_outage_reach_their_partition_in_publish_order_per_ke
         sink.health() == Health::Up
     });
     let mut seq = 0u64;
-    let mut publish_for = |d: Duration, seq: &mut u64| {
+    let publish_for = |d: Duration, seq: &mut u64| {
         let until = Instant::now() + d;
         while Instant::now() < until {
             for _ in 0..5 {
@@ -157,27 +216,7 @@ fn events_spooled_during_an_outage_reach_their_partition_in_publish_order_per_ke
         "{d:?}"
     );
 
-    let per_key = read_per_key(broker.bootstrap_servers(), topic, seq as usize);
-    assert_eq!(per_key.len(), CONTACTS as usize);
-    let mut seen = HashSet::new();
-    for (key, (partitions, records)) in &per_key {
-        assert_eq!(partitions.len(), 1, "{key} spread over {partitions:?}");
-        // At least once: a copy delivered again may follow; order is judged on first copies.
-        let mut last = None;
-        for (offset, s) in records {
-            if !seen.insert(*s) {
-                continue;
-            }
-            if let Some(prev) = last {
-                assert!(
-                    *s > prev,
-                    "{key}: seq {s} at offset {offset} after seq {prev}: {records:?}"
-                );
-            }
-            last = Some(*s);
-        }
-    }
-    assert_eq!(seen.len() as u64, seq, "events missing from the topic");
+    assert_in_order(broker.bootstrap_servers(), topic, CONTACTS, seq);
 }
 
 /// Size of one spool frame per the format documented in `openclick_sink::spool`:
