@@ -60,13 +60,12 @@ fn numbered(seq: u64, contacts: u64) -> EngagementEvent {
     }
 }
 
+/// Per key: the partitions it was found in, and `(offset, seq)` of its records.
+type PerKey = BTreeMap<String, (HashSet<i32>, Vec<(i64, u64)>)>;
+
 /// Every record of `topic` (until `expect` distinct ids were read and 1 s passed quietly): per
 /// key, the sequence numbers in offset order, and the partition each key was found in.
-fn read_per_key(
-    bootstrap: &str,
-    topic: &str,
-    expect: usize,
-) -> BTreeMap<String, (HashSet<i32>, Vec<(i64, u64)>)> {
+fn read_per_key(bootstrap: &str, topic: &str, expect: usize) -> PerKey {
     let reader = TopicReader::open(
         &ClientSettings::new(bootstrap),
         topic,
@@ -74,7 +73,7 @@ fn read_per_key(
         Duration::from_secs(10),
     )
     .unwrap();
-    let mut out: BTreeMap<String, (HashSet<i32>, Vec<(i64, u64)>)> = BTreeMap::new();
+    let mut out = PerKey::new();
     let mut ids = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();

@@ -187,13 +187,16 @@ pub fn try_http(
     Some((r.0, r.2))
 }
 
-/// Like [`try_http`], with the response headers (names lower-cased).
+/// Status, headers (names lower-cased) and body of a response.
+pub type FullResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Like [`try_http`], with the response headers.
 pub fn try_http_full(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<FullResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req =
