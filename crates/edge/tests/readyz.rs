@@ -6,7 +6,8 @@
 //! sink's health and the suppression set, the drain flag set by the shutdown), on a real
 //! embedded broker whose brokers the test takes down (`all_brokers_down`) and brings back.
 //! The shutdown window is held open by an event the downed broker cannot take: the sink's
-//! flush waits for it up to `flush_timeout`, and `/readyz` must say `draining` meanwhile.
+//! flush waits for it, and `/readyz` must say `draining` meanwhile; the broker then comes back
+//! and the shutdown completes with the event delivered.
 
 mod common;
 
@@ -54,7 +55,7 @@ fn readyz_names_kafka_while_the_broker_is_down_and_draining_while_shutting_down(
     assert!(set.is_caught_up());
     let pipeline = Pipeline::new(keyring.clone(), test_enricher(), set, vec![]);
     let config = ServerConfig {
-        flush_timeout: Duration::from_secs(4),
+        flush_timeout: Duration::from_secs(60),
         ..ServerConfig::default()
     };
     let sink = test_sink(broker.bootstrap_servers(), &topic);
@@ -96,19 +97,18 @@ fn readyz_names_kafka_while_the_broker_is_down_and_draining_while_shutting_down(
     let r = http(served.addr, "GET", &format!("/o/{token}.gif"), &[], b"");
     assert_eq!(r.status, 200);
     assert_eq!(served.state.sink.stats().in_flight(), 1);
-    let started = Instant::now();
     served.begin_stop();
-    let (status, body) = wait_readyz(&served, Duration::from_secs(3), |_, b| {
+    let (status, body) = wait_readyz(&served, Duration::from_secs(30), |_, b| {
         b.contains("draining")
     });
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "seen only after the flush deadline"
-    );
     assert_eq!(status, 503);
     assert_eq!(
         body, "not ready: draining, kafka\n",
         "draining first, then the checks"
     );
+    // The broker back: the flush delivers the event and the shutdown completes.
+    broker.all_brokers_up().unwrap();
     served.stop();
+    let stats = served.state.sink.stats();
+    assert_eq!((stats.delivered, stats.in_flight()), (1, 0), "{stats:?}");
 }
