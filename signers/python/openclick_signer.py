@@ -247,7 +247,7 @@ def validate_destination(url):
         host, sep, port = authority.partition(":")
         if not sep:
             port = None
-        if not host or any(not (ch.isascii() and (ch.isalnum() or ch in "._~%-")) for ch in host):
+        if not host or any(not (ch.isascii() and (ch.isalnum() or ch in "._~-")) for ch in host):
             bad("bad host")
         if not any(ch.isascii() and ch.isalnum() for ch in host):
             bad("missing host")

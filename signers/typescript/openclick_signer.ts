@@ -267,7 +267,7 @@ export function validateDestination(url: string): void {
     const c = authority.indexOf(":");
     const host = c < 0 ? authority : authority.slice(0, c);
     if (c >= 0) port = authority.slice(c + 1);
-    if (host === "" || !/^[A-Za-z0-9._~%-]+$/.test(host)) bad("bad host");
+    if (host === "" || !/^[A-Za-z0-9._~-]+$/.test(host)) bad("bad host");
     if (!/[A-Za-z0-9]/.test(host)) bad("missing host");
   }
   if (port !== null) {

@@ -41,7 +41,10 @@ impl Server {
             .args(["--flush-timeout-secs", &flush_secs.to_string()])
             .args(["--suppression-file", suppression.to_str().unwrap()])
             // The test's broker has no suppressions topic to follow; /readyz would wait for it.
-            .arg("--no-suppression-sync");
+            .arg("--no-suppression-sync")
+            // The load replays a few tokens many times: this test is about delivery, so the
+            // per-token rate limit (tested in crates/edge) is off.
+            .args(["--rate-limit-burst", "0"]);
         Server(common::Server::spawn(cmd))
     }
 

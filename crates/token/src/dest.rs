@@ -12,8 +12,10 @@ use crate::{TokenError, MAX_URL_LEN};
 /// - no backslash anywhere (browsers treat `\` as `/` in http URLs);
 /// - scheme `http` or `https` (any letter case) followed by `://`: this rejects `javascript:`,
 ///   `data:`, `ftp:`, relative paths and scheme-relative `//host` URLs;
-/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~%-]` or a bracketed IPv6
-///   literal, an optional numeric port `1..=65535`.
+/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~-]` or a bracketed IPv6
+///   literal, an optional numeric port `1..=65535`. No `%` in the host: browsers decode
+///   percent-escapes in hosts (`ex%61mple.com` is `example.com`), so a blocked host could be
+///   reached by spelling it differently.
 pub fn validate_destination(url: &str) -> Result<(), TokenError> {
     use TokenError::InvalidDestination as Bad;
     if url.is_empty() {
@@ -75,7 +77,7 @@ pub fn validate_destination(url: &str) -> Result<(), TokenError> {
         }
         if !host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
         {
             return Err(Bad("host contains characters not allowed in a host name"));
         }
