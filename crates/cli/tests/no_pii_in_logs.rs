@@ -149,9 +149,8 @@ fn logs_hold_no_token_contact_url_ip_or_secret() {
     let (status, headers, _) = try_http_full(edge, "GET", &click, &xff(CLIENT_IPS[1])).unwrap();
     assert_eq!(status, 302);
     assert!(headers.iter().any(|(k, v)| k == "location" && *v == dest));
-    let fwd = format!("for=\"[{}]\"", CLIENT_IPS[2]);
     assert_eq!(
-        try_http(edge, "HEAD", &click, &[("Forwarded", fwd.as_str())])
+        try_http(edge, "HEAD", &click, &xff(CLIENT_IPS[2]))
             .unwrap()
             .0,
         302
