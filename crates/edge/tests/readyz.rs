@@ -53,7 +53,12 @@ fn readyz_names_kafka_while_the_broker_is_down_and_draining_while_shutting_down(
     let set = Arc::new(SuppressionSet::new());
     // No follower: the suppression check passes as `openclick serve --no-suppression-sync`.
     assert!(set.is_caught_up());
-    let pipeline = Pipeline::new(keyring.clone(), test_enricher(), set, vec![]);
+    let pipeline = Pipeline::new(
+        keyring.clone(),
+        test_enricher(),
+        set,
+        openclick_edge::ClientIpConfig::default(),
+    );
     let config = ServerConfig {
         flush_timeout: Duration::from_secs(60),
         ..ServerConfig::default()
