@@ -121,29 +121,80 @@ impl Checker {
     /// Tells the reader how many events to expect (`answered` per request index), waits for
     /// them and compares.
     pub fn finish(self, answered: &[u32], kinds: &[Kind]) -> Result<CheckResult> {
-        let expected: u64 = answered
-            .iter()
-            .zip(kinds)
-            .filter(|(_, k)| k.tracked())
-            .map(|(&n, _)| n as u64)
-            .sum();
-        self.control.expected.store(expected, Ordering::Relaxed);
+        let mut count = CheckResult::default();
+        compare(answered, kinds, &[], &mut count);
+        self.control
+            .expected
+            .store(count.expected, Ordering::Relaxed);
         self.control.finish.store(true, Ordering::Release);
         let c = self
             .thread
             .join()
             .map_err(|_| anyhow!("consumer thread panicked"))?;
         let mut r = c.result;
-        r.expected = expected;
-        for ((&got, &sent), kind) in c.received.iter().zip(answered).zip(kinds) {
-            if kind.tracked() {
-                r.lost += sent.saturating_sub(got) as u64;
-                r.duplicated += got.saturating_sub(sent) as u64;
-            } else {
-                r.unexpected += got as u64;
-            }
-        }
+        compare(answered, kinds, &c.received, &mut r);
         Ok(r)
+    }
+}
+
+impl CheckResult {
+    /// The verdict: nothing lost, nothing for a suppressed or invalid hit, no wrong type, and
+    /// (when asked) no duplicate.
+    pub fn passed(&self, fail_on_duplicates: bool) -> bool {
+        self.lost == 0
+            && self.unexpected == 0
+            && self.wrong_type == 0
+            && !(fail_on_duplicates && self.duplicated > 0)
+    }
+}
+
+/// Compares what was answered with what the topic held, per request index: a tracked index
+/// answered `n` times must appear `n` times (fewer: lost; more: duplicated); an untracked one
+/// (suppressed, invalid) never (each appearance: unexpected). Sets `expected` too.
+fn compare(answered: &[u32], kinds: &[Kind], received: &[u32], r: &mut CheckResult) {
+    r.expected = answered
+        .iter()
+        .zip(kinds)
+        .filter(|(_, k)| k.tracked())
+        .map(|(&n, _)| n as u64)
+        .sum();
+    for ((&got, &sent), kind) in received.iter().zip(answered).zip(kinds) {
+        if kind.tracked() {
+            r.lost += sent.saturating_sub(got) as u64;
+            r.duplicated += got.saturating_sub(sent) as u64;
+        } else {
+            r.unexpected += got as u64;
+        }
+    }
+}
+
+/// Counts one record read from the topic: an event of this run (`message_id` is
+/// `{prefix}{index}` with a known index) counts against its request index, and is checked for
+/// its type; anything else (another run's event, another producer's) is ignored.
+fn tally(
+    ev: &EngagementEvent,
+    prefix: &str,
+    kinds: &[Kind],
+    received: &mut [u32],
+    r: &mut CheckResult,
+) {
+    let Some(i) = ev
+        .message_id
+        .strip_prefix(prefix)
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&i| i < kinds.len())
+    else {
+        return;
+    };
+    received[i] += 1;
+    r.received += 1;
+    let ty = if kinds[i].is_click() {
+        EventType::Click
+    } else {
+        EventType::Open
+    };
+    if ev.r#type != ty as i32 {
+        r.wrong_type += 1;
     }
 }
 
@@ -195,27 +246,156 @@ fn consume(
             r.undecodable += 1;
             continue;
         };
-        let Some(i) = ev
-            .message_id
-            .strip_prefix(&prefix)
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|&i| i < kinds.len())
-        else {
-            continue; // another run's or another producer's event
-        };
-        received[i] += 1;
-        r.received += 1;
-        let ty = if kinds[i].is_click() {
-            EventType::Click
-        } else {
-            EventType::Open
-        };
-        if ev.r#type != ty as i32 {
-            r.wrong_type += 1;
-        }
+        tally(&ev, &prefix, &kinds, &mut received, &mut r);
     }
     Collected {
         received,
         result: r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = "lt-r1-";
+
+    fn ev(i: usize, ty: EventType) -> EngagementEvent {
+        EngagementEvent {
+            message_id: format!("{RUN}{i}"),
+            r#type: ty as i32,
+            ..Default::default()
+        }
+    }
+
+    /// Feeds `events` through `tally` and `compare`, as the checker does.
+    fn check(answered: &[u32], kinds: &[Kind], events: &[EngagementEvent]) -> CheckResult {
+        let mut received = vec![0u32; kinds.len()];
+        let mut r = CheckResult::default();
+        for e in events {
+            tally(e, RUN, kinds, &mut received, &mut r);
+        }
+        compare(answered, kinds, &received, &mut r);
+        r
+    }
+
+    const KINDS: [Kind; 4] = [
+        Kind::OpenTracked,
+        Kind::ClickTracked,
+        Kind::OpenSuppressed,
+        Kind::ClickInvalid,
+    ];
+
+    #[test]
+    fn everything_answered_once_and_found_once_passes() {
+        let r = check(
+            &[1, 1, 1, 1],
+            &KINDS,
+            &[ev(0, EventType::Open), ev(1, EventType::Click)],
+        );
+        assert_eq!((r.expected, r.received), (2, 2));
+        assert_eq!(
+            (r.lost, r.duplicated, r.unexpected, r.wrong_type),
+            (0, 0, 0, 0)
+        );
+        assert!(r.passed(true));
+    }
+
+    #[test]
+    fn a_missing_event_is_lost_and_fails() {
+        // Index 0 answered 3 times (a keep-alive client retried), found twice.
+        let r = check(
+            &[3, 1, 0, 0],
+            &KINDS,
+            &[
+                ev(0, EventType::Open),
+                ev(0, EventType::Open),
+                ev(1, EventType::Click),
+            ],
+        );
+        assert_eq!((r.expected, r.received, r.lost), (4, 3, 1));
+        assert!(!r.passed(false));
+    }
+
+    #[test]
+    fn an_extra_copy_is_duplicated_and_fails_only_when_asked() {
+        let r = check(
+            &[1, 1, 0, 0],
+            &KINDS,
+            &[
+                ev(0, EventType::Open),
+                ev(0, EventType::Open),
+                ev(1, EventType::Click),
+            ],
+        );
+        assert_eq!((r.lost, r.duplicated), (0, 1));
+        assert!(
+            r.passed(false),
+            "at least once: duplicates are allowed by default"
+        );
+        assert!(!r.passed(true));
+    }
+
+    #[test]
+    fn a_lost_event_is_not_hidden_by_a_duplicate_of_another() {
+        // Same total count as expected, but index 0 twice and index 1 never.
+        let r = check(
+            &[1, 1, 0, 0],
+            &KINDS,
+            &[ev(0, EventType::Open), ev(0, EventType::Open)],
+        );
+        assert_eq!(r.received, r.expected);
+        assert_eq!((r.lost, r.duplicated), (1, 1));
+        assert!(!r.passed(false));
+    }
+
+    #[test]
+    fn events_for_suppressed_or_invalid_hits_are_unexpected_and_fail() {
+        let r = check(
+            &[1, 1, 5, 5],
+            &KINDS,
+            &[
+                ev(0, EventType::Open),
+                ev(1, EventType::Click),
+                ev(2, EventType::Open),
+                ev(3, EventType::Click),
+            ],
+        );
+        assert_eq!(r.expected, 2, "suppressed and invalid hits expect nothing");
+        assert_eq!((r.lost, r.unexpected), (0, 2));
+        assert!(!r.passed(false));
+    }
+
+    #[test]
+    fn a_wrong_type_fails() {
+        let r = check(
+            &[1, 1, 0, 0],
+            &KINDS,
+            &[ev(0, EventType::Click), ev(1, EventType::Click)],
+        );
+        assert_eq!((r.lost, r.wrong_type), (0, 1));
+        assert!(!r.passed(false));
+    }
+
+    #[test]
+    fn other_runs_and_out_of_range_indexes_are_ignored() {
+        let other = EngagementEvent {
+            message_id: "lt-r2-0".into(),
+            r#type: EventType::Open as i32,
+            ..Default::default()
+        };
+        let r = check(
+            &[1, 1, 0, 0],
+            &KINDS,
+            &[
+                other,
+                ev(99, EventType::Open),
+                ev(0, EventType::Open),
+                ev(1, EventType::Click),
+            ],
+        );
+        assert_eq!(r.received, 2);
+        assert_eq!((r.lost, r.unexpected, r.wrong_type), (0, 0, 0));
+        assert!(r.passed(true));
     }
 }

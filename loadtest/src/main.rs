@@ -651,11 +651,7 @@ fn run(a: RunArgs) -> Result<i32> {
         summary["lost"] = r.lost.into();
         summary["duplicated"] = r.duplicated.into();
         summary["unexpected"] = r.unexpected.into();
-        let bad = r.lost > 0
-            || r.unexpected > 0
-            || r.wrong_type > 0
-            || (a.fail_on_duplicates && r.duplicated > 0);
-        if bad {
+        if !r.passed(a.fail_on_duplicates) {
             println!("END-TO-END CHECK FAILED");
             code = 1;
         } else {

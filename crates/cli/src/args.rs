@@ -390,10 +390,28 @@ pub struct EnrichCmdArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// Drops the `env` of every argument, recursively, so the test process's `OPENCLICK_*`
+    /// variables cannot change what is parsed.
+    fn without_env(cmd: clap::Command) -> clap::Command {
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        let mut cmd = cmd.mut_args(|a| a.env(None));
+        for n in names {
+            cmd = cmd.mut_subcommand(n, without_env);
+        }
+        cmd
+    }
 
     #[test]
     fn parses_serve_defaults_without_environment() {
-        let cli = Cli::try_parse_from(["openclick", "serve"]).unwrap();
+        let m = without_env(Cli::command())
+            .try_get_matches_from(["openclick", "serve"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
         let Command::Serve(a) = cli.command else {
             panic!("not serve")
         };

@@ -10,176 +10,66 @@
 //! down at SIGTERM (the flush deadline passes, the producer queue is purged into the spool,
 //! the process exits; a second `serve` on the same data directory replays the spool).
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::{log_fields, serve_command, sign_open, try_http};
 use openclick_events::v1::EngagementEvent;
 use openclick_events::Message as _;
 use openclick_kafka::reader::{Start, TopicReader};
 use openclick_kafka::{ClientSettings, EmbeddedBroker};
 
-const BIN: &str = env!("CARGO_BIN_EXE_openclick");
-/// 32 bytes 0..=31, base64url.
-const KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const SUPPRESSED: &str = "c-suppressed";
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn sign(contact: &str, base: SocketAddr) -> String {
-    let out = Command::new(BIN)
-        .args(["sign", "open", "--tenant", "acme", "--campaign", "spring"])
-        .args(["--message", "m-1", "--contact", contact, "--keys", KEYS])
-        .args(["--base-url", &format!("http://{base}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let url = String::from_utf8(out.stdout).unwrap();
-    let url = url.trim();
-    let path = &url[url.find("://").unwrap() + 3..];
-    path[path.find('/').unwrap()..].to_string()
-}
-
-/// A running `openclick serve` with its stderr collected.
-struct Server {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    listen: SocketAddr,
-    admin: SocketAddr,
-}
+/// A running `openclick serve` on the test's broker (listeners on port 0, read back from the
+/// log), with the suppressed contact in its snapshot file.
+struct Server(common::Server);
 
 impl Server {
     fn start(brokers: &str, topic: &str, data: &Path, flush_secs: u64) -> Server {
-        let listen = free_addr();
-        let admin = free_addr();
         let suppression = data.join("suppressed.csv");
         std::fs::write(&suppression, format!("acme,{SUPPRESSED}\n")).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["--log", "info", "--log-json", "serve"])
-            .args(["--listen", &listen.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
-            .args(["--kafka-brokers", brokers, "--topic", topic])
-            .args(["--keys", KEYS, "--data-dir", data.to_str().unwrap()])
-            .args(["--min-delay-ms", "0", "--drain-timeout-secs", "5"])
+        let mut cmd = serve_command(data);
+        cmd.args(["--kafka-brokers", brokers, "--topic", topic])
             .args(["--flush-timeout-secs", &flush_secs.to_string()])
             .args(["--suppression-file", suppression.to_str().unwrap()])
             // The test's broker has no suppressions topic to follow; /readyz would wait for it.
             .arg("--no-suppression-sync")
             // The load replays a few tokens many times: this test is about delivery, so the
             // per-token rate limit (tested in crates/edge) is off.
-            .args(["--rate-limit-burst", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                l.lock().unwrap().push(line);
-            }
-        });
-        let s = Server {
-            child,
-            lines,
-            reader: Some(reader),
-            listen,
-            admin,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(r) = try_http(s.admin, "/readyz") {
-                if r.0 == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server not ready: {:?}",
-                s.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
+            .args(["--rate-limit-burst", "0"]);
+        Server(common::Server::spawn(cmd))
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.0.listen
+    }
+
+    fn admin(&self) -> SocketAddr {
+        self.0.admin
     }
 
     fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        self.0.sigterm();
     }
 
     /// Waits for exit; returns the fields of the `kafka sink flushed` line.
-    fn wait(mut self) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("serve did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.reader.take().unwrap().join().unwrap();
-        let lines = self.lines.lock().unwrap();
-        assert!(status.success(), "exit {status:?}: {lines:#?}");
-        let fields = lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v.get("fields").cloned())
-            .rfind(|f| f["message"] == "kafka sink flushed")
+    fn wait(self) -> serde_json::Value {
+        let lines = self.0.wait();
+        let fields = log_fields(&lines, "kafka sink flushed")
+            .pop()
             .unwrap_or_else(|| panic!("no final sink line: {lines:#?}"));
         let lost_lines: Vec<_> = lines.iter().filter(|l| l.contains("EVENT LOST")).collect();
         assert!(lost_lines.is_empty(), "{lost_lines:#?}");
         fields
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 GET on a fresh connection: status and body, or None if the connection failed.
-fn try_http(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&raw[..split])
-        .ok()?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((status, raw[split + 4..].to_vec()))
 }
 
 /// Load: `threads` clients hitting signed pixels until stopped or the server goes away.
@@ -210,7 +100,7 @@ impl Load {
                         } else {
                             &paths[i % paths.len()]
                         };
-                        match try_http(addr, path) {
+                        match try_http(addr, "GET", path, &[]) {
                             Some((200, body)) if body.starts_with(b"GIF89a") => {
                                 failures = 0;
                                 if sup { &oks } else { &ok }.fetch_add(1, Ordering::Relaxed);
@@ -284,11 +174,9 @@ fn sigterm_under_load_with_a_healthy_broker_loses_nothing() {
     let broker = EmbeddedBroker::start(1, &[(topic, 3)]).unwrap();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(broker.bootstrap_servers(), topic, data.path(), 15);
-    let paths: Vec<String> = (0..5)
-        .map(|i| sign(&format!("c-{i}"), server.listen))
-        .collect();
-    let suppressed = sign(SUPPRESSED, server.listen);
-    let load = Load::start(server.listen, paths, suppressed, 4);
+    let paths: Vec<String> = (0..5).map(|i| sign_open(&format!("c-{i}"))).collect();
+    let suppressed = sign_open(SUPPRESSED);
+    let load = Load::start(server.listen(), paths, suppressed, 4);
     std::thread::sleep(Duration::from_secs(3));
     server.sigterm();
     let f = server.wait();
@@ -318,11 +206,9 @@ fn sigterm_under_load_with_the_broker_down_spools_and_the_next_start_replays() {
     let broker = EmbeddedBroker::start(1, &[(topic, 3)]).unwrap();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(broker.bootstrap_servers(), topic, data.path(), 2);
-    let paths: Vec<String> = (0..5)
-        .map(|i| sign(&format!("c-{i}"), server.listen))
-        .collect();
-    let suppressed = sign(SUPPRESSED, server.listen);
-    let load = Load::start(server.listen, paths, suppressed, 4);
+    let paths: Vec<String> = (0..5).map(|i| sign_open(&format!("c-{i}"))).collect();
+    let suppressed = sign_open(SUPPRESSED);
+    let load = Load::start(server.listen(), paths, suppressed, 4);
     std::thread::sleep(Duration::from_secs(1));
     broker.all_brokers_down().unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -342,7 +228,7 @@ fn sigterm_under_load_with_the_broker_down_spools_and_the_next_start_replays() {
     let server = Server::start(broker.bootstrap_servers(), topic, data.path(), 15);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let metrics = try_http(server.admin, "/metrics")
+        let metrics = try_http(server.admin(), "GET", "/metrics", &[])
             .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let replayed = metrics

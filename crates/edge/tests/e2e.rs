@@ -12,7 +12,7 @@ use common::{assigned_consumer, http, test_enricher, test_sink, Served};
 use openclick_edge::{
     EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig, PIXEL_GIF,
 };
-use openclick_events::v1::{Channel, DeviceCategory, EngagementEvent, EventType};
+use openclick_events::v1::{BotReason, Channel, DeviceCategory, EngagementEvent, EventType};
 use openclick_events::Message as _;
 use openclick_http::ConnConfig;
 use openclick_kafka::EmbeddedBroker;
@@ -567,4 +567,69 @@ fn every_open_path_gets_the_pixel() {
     }
     assert_eq!(http(h.served.addr, "GET", "/c/", &[], b"").status, 404);
     assert!(h.stop_and_consume(0).is_empty());
+}
+
+/// README: `GET|HEAD /c/{token}`: a valid token redirects; HEAD gets the `302` with no body and
+/// its event is flagged (HEAD is a bot signal). A token only works on its own route: a click
+/// token on `/o/` gets the pixel and no event, an open token on `/c/` a `404`.
+#[test]
+fn head_on_a_click_redirects_without_a_body_and_a_token_works_only_on_its_route() {
+    let h = Harness::start();
+    let click = h.token(TokenKind::Click, "head-click");
+    let r = http(
+        h.served.addr,
+        "HEAD",
+        &format!("/c/{click}"),
+        &[("User-Agent", CHROME_WIN)],
+        b"",
+    );
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/sale?utm_source=mail")
+    );
+    assert!(r.body.is_empty(), "HEAD has no body: {:?}", r.text());
+
+    // A click token on the open route: the pixel, counted invalid, no event.
+    let r = http(
+        h.served.addr,
+        "GET",
+        &format!("/o/{click}.gif"),
+        &[("User-Agent", CHROME_WIN)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, PIXEL_GIF);
+    assert!(r.header("location").is_none());
+    // An open token on the click route: 404, no redirect, no event.
+    let open = h.token(TokenKind::Open, "head-click");
+    let r = http(h.served.addr, "HEAD", &format!("/c/{open}"), &[], b"");
+    assert_eq!(r.status, 404);
+    assert!(r.header("location").is_none());
+
+    let m = http(h.served.admin, "GET", "/metrics", &[], b"").text();
+    for series in [
+        r#"openclick_hits_total{route="click",outcome="tracked"} 1"#,
+        r#"openclick_hits_total{route="open",outcome="invalid_token"} 1"#,
+        r#"openclick_hits_total{route="click",outcome="invalid_token"} 1"#,
+        r#"openclick_hits_total{route="open",outcome="tracked"} 0"#,
+    ] {
+        assert!(m.contains(series), "no {series}: {m}");
+    }
+
+    let events = h.stop_and_consume(1);
+    assert_eq!(
+        events.len(),
+        1,
+        "only the HEAD click is an event: {events:#?}"
+    );
+    let e = &events[0];
+    assert_eq!(e.r#type(), EventType::Click);
+    assert_eq!(e.contact_id, "head-click");
+    let s = e.signals.as_ref().unwrap();
+    assert!(s.suspected_bot, "HEAD is a bot signal: {s:?}");
+    assert!(
+        s.bot_reasons.contains(&(BotReason::HeadRequest as i32)),
+        "{s:?}"
+    );
 }

@@ -295,8 +295,8 @@ fn queue_full_and_shutdown_spill_into_the_spool_and_a_restart_replays_them() {
     let spool_dir = dir.path().join("spool");
     // No broker at all, a tiny producer queue, and no direct spooling: records fill the
     // producer queue (queue_full spills), the rest wait there until shutdown purges them.
-    let dead = format!("127.0.0.1:{}", dead_port());
-    let mut cfg = config(&dead, topic, Some(&spool_dir));
+    let dead = dead_addr();
+    let mut cfg = config(&dead.addr, topic, Some(&spool_dir));
     cfg.queue_max_messages = 100;
     cfg.spool_after_ms = 600_000;
     cfg.message_timeout_ms = 300_000;
@@ -341,8 +341,8 @@ fn queue_full_and_shutdown_spill_into_the_spool_and_a_restart_replays_them() {
 fn broker_down_past_threshold_spools_directly_and_a_torn_tail_is_skipped_on_restart() {
     let topic = "torn";
     let dir = tempfile::tempdir().unwrap();
-    let dead = format!("127.0.0.1:{}", dead_port());
-    let mut cfg = config(&dead, topic, Some(dir.path()));
+    let dead = dead_addr();
+    let mut cfg = config(&dead.addr, topic, Some(dir.path()));
     cfg.spool_after_ms = 0;
     let mut ids = Vec::new();
     {

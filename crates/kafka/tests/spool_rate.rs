@@ -11,15 +11,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dead_port, realistic};
+use common::{dead_addr, realistic};
 use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
 use openclick_sink::spool::{FsyncPolicy, SpoolConfig};
 use openclick_sink::{Sink, SinkError};
 
 fn rate(policy: FsyncPolicy, events: u64) -> (f64, f64, u64) {
     let dir = tempfile::tempdir().unwrap();
+    let dead = dead_addr();
     let sink = KafkaSink::new(&KafkaConfig {
-        client: ClientSettings::new(format!("127.0.0.1:{}", dead_port())),
+        client: ClientSettings::new(&dead.addr),
         topic: "rate".into(),
         spool_after_ms: 0,
         spool: Some(SpoolConfig {

@@ -119,6 +119,14 @@ impl Served {
         }
     }
 
+    /// Starts the shutdown (what SIGTERM does: draining, then the listener drains and the sink
+    /// flushes) without waiting for it; [`Served::stop`] waits.
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Shuts the edge down (drain, then sink flush), then the admin plane, and waits.
     pub fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {

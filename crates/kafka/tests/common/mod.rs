@@ -198,8 +198,29 @@ pub fn figures(
     lost
 }
 
-/// A loopback port nothing listens on (bound then released).
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback address where connections are refused, for as long as it lives: its port is
+/// bound (so no other socket can take it, not even as the local port of an outgoing
+/// connection) but never listened on.
+pub struct DeadAddr {
+    _socket: socket2::Socket,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+/// A [`DeadAddr`] on a port the kernel picks.
+pub fn dead_addr() -> DeadAddr {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let addr = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .unwrap()
+        .to_string();
+    DeadAddr {
+        _socket: socket,
+        addr,
+    }
 }

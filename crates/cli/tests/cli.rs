@@ -1,0 +1,512 @@
+//! The `openclick` binary, black box: what each subcommand prints and how it exits, checked
+//! against an independent truth.
+//!
+//! - `sign open|click`: the printed URL's token verifies under a keyring built from the same
+//!   `--keys` (and not under another key), and carries exactly the claims given on the command
+//!   line; the click destination is the `--url`.
+//! - `enrich --ua`: Gmail's documented image-proxy user agent is classified as the Gmail proxy.
+//! - `check-config`: exit 0 with a good configuration; non-zero with a bad `--keys` or a bad
+//!   `--kafka-property`.
+//! - `OPENCLICK_*` variables (set on the child only): `check-config` reports the values they
+//!   carry, and a `serve` configured by environment alone answers tokens signed by `sign`
+//!   configured the same way.
+//! - `tail --count N` against a running `serve`: exactly N events, the ones the test caused.
+//! - `suppress add|import|check` against a running `serve --admin-token`: CSV with a quoted
+//!   comma, NDJSON, and the edge's own view of each entry.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{openclick, run, serve_command, sign_click, sign_open, try_http, Server, KEYS};
+use openclick_token::{Channel, Keyring, TokenKind};
+
+const GMAIL_PROXY_UA: &str =
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The token of a signed URL (`/o/TOKEN.gif` or `/c/TOKEN`).
+fn token_of(url: &str) -> &str {
+    let path = &url[url.find("://").unwrap() + 3..];
+    let path = &path[path.find('/').unwrap()..];
+    if let Some(t) = path.strip_prefix("/o/") {
+        t.strip_suffix(".gif").unwrap()
+    } else {
+        path.strip_prefix("/c/").unwrap()
+    }
+}
+
+#[test]
+fn sign_prints_urls_whose_tokens_verify_under_the_same_keys_with_the_given_claims() {
+    let keyring = Keyring::from_spec(KEYS).unwrap();
+    // Another key with the same id: a token that verifies under it was not signed by KEYS.
+    let other = Keyring::from_spec("k1:AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+
+    let out = run(&[
+        "sign",
+        "open",
+        "--tenant",
+        "acme",
+        "--campaign",
+        "spring",
+        "--message",
+        "m-7",
+        "--contact",
+        "c-42",
+        "--channel",
+        "sms",
+        "--sent-at-ms",
+        "1700000000123",
+        "--keys",
+        KEYS,
+        "--base-url",
+        "https://t.example.com/",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let url = stdout(&out).trim().to_string();
+    assert!(url.starts_with("https://t.example.com/o/"), "{url}");
+    assert!(url.ends_with(".gif"), "{url}");
+    let v = keyring.verify(token_of(&url)).unwrap();
+    assert_eq!(v.key_id, "k1");
+    let c = v.claims;
+    assert_eq!(c.kind, TokenKind::Open);
+    assert_eq!(
+        (
+            c.tenant_id.as_str(),
+            c.campaign_id.as_str(),
+            c.message_id.as_str(),
+            c.contact_id.as_str()
+        ),
+        ("acme", "spring", "m-7", "c-42")
+    );
+    assert_eq!(c.channel, Channel::Sms);
+    assert_eq!(c.issued_at_ms, 1_700_000_000_123);
+    assert!(
+        other.verify(token_of(&url)).is_err(),
+        "verified under a foreign key"
+    );
+
+    let dest = "https://shop.example.com/sale?a=1&b=two%20words";
+    let out = run(&[
+        "sign",
+        "click",
+        "--tenant",
+        "acme",
+        "--campaign",
+        "spring",
+        "--message",
+        "m-7",
+        "--contact",
+        "c-42",
+        "--link-id",
+        "hero",
+        "--url",
+        dest,
+        "--keys",
+        KEYS,
+        "--base-url",
+        "https://t.example.com",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let url = stdout(&out).trim().to_string();
+    assert!(url.starts_with("https://t.example.com/c/"), "{url}");
+    let c = keyring.verify(token_of(&url)).unwrap().claims;
+    assert_eq!(c.kind, TokenKind::Click);
+    assert_eq!((c.link_id.as_str(), c.url.as_str()), ("hero", dest));
+    assert_eq!(c.channel, Channel::Email, "the default channel");
+    assert!(other.verify(token_of(&url)).is_err());
+
+    // A destination that is not an absolute http(s) URL is refused.
+    let out = run(&[
+        "sign",
+        "click",
+        "--tenant",
+        "acme",
+        "--campaign",
+        "s",
+        "--message",
+        "m",
+        "--contact",
+        "c",
+        "--link-id",
+        "l",
+        "--url",
+        "javascript:alert(1)",
+        "--keys",
+        KEYS,
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn enrich_classifies_the_gmail_image_proxy() {
+    let out = run(&["enrich", "--ua", GMAIL_PROXY_UA]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    // Google documents this user agent as its image proxy (Gmail fetches images for the
+    // recipient): the open is proxied, by Gmail, and not a bot's.
+    assert_eq!(v["signals"]["imageProxy"], "IMAGE_PROXY_GMAIL", "{v}");
+    assert_eq!(v["client"]["emailClient"], "Gmail", "{v}");
+    assert_eq!(v["client"]["userAgent"], GMAIL_PROXY_UA, "{v}");
+    assert_ne!(v["signals"]["suspectedBot"], true, "{v}");
+    // One JSON line per stdin line too.
+    let mut child = openclick()
+        .args(["enrich"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{GMAIL_PROXY_UA}\ncurl/8.0\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["signals"]["imageProxy"], "IMAGE_PROXY_GMAIL");
+    assert_eq!(lines[1]["signals"]["suspectedBot"], true, "curl is a bot");
+}
+
+#[test]
+fn check_config_accepts_a_good_configuration_and_refuses_bad_keys_and_properties() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let ok = run(&["check-config", "--keys", KEYS, "--data-dir", d]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(stdout(&ok).contains("configuration ok"), "{ok:?}");
+    assert!(stdout(&ok).contains("signing k1"), "{ok:?}");
+    // A valid property with real brokers named passes too.
+    let ok = run(&[
+        "check-config",
+        "--keys",
+        KEYS,
+        "--data-dir",
+        d,
+        "--kafka-brokers",
+        "127.0.0.1:9",
+        "--kafka-property",
+        "socket.keepalive.enable=true",
+    ]);
+    assert!(ok.status.success(), "{ok:?}");
+
+    for bad_keys in [
+        "nope",
+        "k1:",
+        "k1:short",
+        ":AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+    ] {
+        let out = run(&["check-config", "--keys", bad_keys, "--data-dir", d]);
+        assert!(
+            !out.status.success(),
+            "--keys {bad_keys:?} accepted: {out:?}"
+        );
+        assert!(!stdout(&out).contains("configuration ok"));
+    }
+    for bad_prop in ["linger.ms", "=1", "not a key=1"] {
+        let out = run(&[
+            "check-config",
+            "--keys",
+            KEYS,
+            "--data-dir",
+            d,
+            "--kafka-property",
+            bad_prop,
+        ]);
+        assert!(
+            !out.status.success(),
+            "--kafka-property {bad_prop:?}: {out:?}"
+        );
+    }
+    // A missing suppression file is a configuration error.
+    let out = run(&[
+        "check-config",
+        "--keys",
+        KEYS,
+        "--data-dir",
+        d,
+        "--suppression-file",
+        data.path().join("missing.csv").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn openclick_environment_variables_configure_every_subcommand() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    // check-config reports what the variables say.
+    let out = openclick()
+        .arg("check-config")
+        .env("OPENCLICK_LISTEN", "127.0.0.1:4321")
+        .env("OPENCLICK_ADMIN_LISTEN", "127.0.0.1:4322")
+        .env(
+            "OPENCLICK_KEYS",
+            "k9:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+        )
+        .env("OPENCLICK_DATA_DIR", d)
+        .env("OPENCLICK_TOPIC", "env-topic")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for want in [
+        "listen:           127.0.0.1:4321",
+        "admin listen:     127.0.0.1:4322",
+        "topic:            env-topic",
+        "signing k9",
+    ] {
+        assert!(text.contains(want), "no {want:?} in {text}");
+    }
+    let out = openclick()
+        .arg("check-config")
+        .env("OPENCLICK_KEYS", "garbage")
+        .env("OPENCLICK_DATA_DIR", d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "OPENCLICK_KEYS=garbage accepted");
+    let out = openclick()
+        .arg("check-config")
+        .env("OPENCLICK_KEYS", KEYS)
+        .env("OPENCLICK_DATA_DIR", d)
+        .env("OPENCLICK_KAFKA_PROPERTIES", "linger.ms")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "bad OPENCLICK_KAFKA_PROPERTIES accepted"
+    );
+
+    // serve configured by the environment alone; sign by the environment alone. A click token
+    // only redirects if both used the same keys (the default would be a development keyring
+    // generated per data directory).
+    let mut cmd = openclick();
+    cmd.arg("serve")
+        .env("OPENCLICK_LOG_JSON", "true")
+        .env("OPENCLICK_LISTEN", "127.0.0.1:0")
+        .env("OPENCLICK_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("OPENCLICK_KEYS", KEYS)
+        .env("OPENCLICK_DATA_DIR", data.path().join("serve"))
+        .env("OPENCLICK_MIN_DELAY_MS", "0");
+    let server = Server::spawn(cmd);
+    let out = openclick()
+        .args(["sign", "click", "--tenant", "acme", "--campaign", "s"])
+        .args(["--message", "m", "--contact", "env-c", "--link-id", "l"])
+        .args(["--url", "https://dest.example.com/x"])
+        .env("OPENCLICK_KEYS", KEYS)
+        .env("OPENCLICK_BASE_URL", format!("http://{}", server.listen))
+        .env("OPENCLICK_DATA_DIR", data.path().join("sign"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let url = stdout(&out).trim().to_string();
+    assert!(
+        url.starts_with(&format!("http://{}/c/", server.listen)),
+        "{url}"
+    );
+    let (status, headers, _) =
+        common::try_http_full(server.listen, "GET", &common::path_of(&url), &[]).unwrap();
+    assert_eq!(status, 302);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "location" && v == "https://dest.example.com/x"));
+    // And a token from another key is refused: the edge really verifies with OPENCLICK_KEYS.
+    let other = openclick()
+        .args(["sign", "click", "--tenant", "acme", "--campaign", "s"])
+        .args(["--message", "m", "--contact", "env-c", "--link-id", "l"])
+        .args(["--url", "https://dest.example.com/x"])
+        .env("OPENCLICK_DATA_DIR", data.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{other:?}");
+    let path = common::path_of(stdout(&other).trim());
+    assert_eq!(
+        try_http(server.listen, "GET", &path, &[]).unwrap().0,
+        404,
+        "a development-key token redirected"
+    );
+    server.sigterm();
+    server.wait();
+}
+
+#[test]
+fn tail_count_prints_exactly_n_events_from_a_running_serve() {
+    let data = tempfile::tempdir().unwrap();
+    // The embedded broker, as `serve` starts it without --kafka-brokers.
+    let server = Server::spawn(serve_command(data.path()));
+    let bootstrap = server.info()["kafka_bootstrap_servers"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let contacts = ["tail-a", "tail-b", "tail-c", "tail-d"];
+    for c in &contacts[..3] {
+        let (status, _) = try_http(server.listen, "GET", &sign_open(c), &[]).unwrap();
+        assert_eq!(status, 200);
+    }
+    let (status, _) = try_http(
+        server.listen,
+        "GET",
+        &sign_click(contacts[3], "https://dest.example.com/"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 302);
+
+    let tail = |count: &str| {
+        let out = run(&[
+            "tail",
+            "--brokers",
+            &bootstrap,
+            "--from-beginning",
+            "--count",
+            count,
+            "--idle-timeout-secs",
+            "30",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let all = tail("4");
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let got: HashSet<&str> = all
+        .iter()
+        .map(|e| e["contactId"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, contacts.iter().copied().collect());
+    for e in &all {
+        let want = if e["contactId"] == "tail-d" {
+            "EVENT_TYPE_CLICK"
+        } else {
+            "EVENT_TYPE_OPEN"
+        };
+        assert_eq!(e["type"], want, "{e}");
+        assert_eq!(e["tenantId"], "acme");
+    }
+    // --count stops early even though more events are there.
+    assert_eq!(tail("2").len(), 2);
+    server.sigterm();
+    server.wait();
+}
+
+#[test]
+fn suppress_add_and_import_csv_and_ndjson_reach_the_edge() {
+    const TOKEN: &str = "cli-admin-token";
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(data.path());
+    cmd.args(["--admin-token", TOKEN]);
+    let server = Server::spawn(cmd);
+    let admin = server.admin_url();
+    let suppress = |args: &[&str]| {
+        openclick()
+            .args(["suppress", "--admin-url", &admin])
+            .args(args)
+            .env("OPENCLICK_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    // `check` asks the edge; exit status 0 suppressed, 1 not. Wait for propagation through
+    // the suppression topic (the write answers once the broker has it).
+    let check_until = |tenant: &str, contact: &str, want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = suppress(&["check", tenant, contact]);
+            let code = out.status.code();
+            assert!(matches!(code, Some(0) | Some(1)), "{out:?}");
+            if (code == Some(0)) == want {
+                return stdout(&out);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tenant}/{contact}: want suppressed={want}: {out:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    check_until("acme", "add-1", false);
+
+    let out = suppress(&["add", "acme", "add-1", "--reason", "complaint"]);
+    assert!(out.status.success(), "{out:?}");
+    let body = check_until("acme", "add-1", true);
+    assert!(body.contains("complaint"), "{body}");
+
+    // Without the token, nothing is written.
+    let out = openclick()
+        .args(["suppress", "--admin-url", &admin, "add", "acme", "no-token"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+
+    // CSV: a header, a comment, a quoted field holding a comma, a default reason.
+    let csv = data.path().join("opt-outs.csv");
+    std::fs::write(
+        &csv,
+        "tenant,contact,reason\n# comment\nacme,\"doe, jane\",bounce\nacme,csv-2\n",
+    )
+    .unwrap();
+    let out = suppress(&["import", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("\"published\":2"), "{out:?}");
+    assert!(check_until("acme", "doe, jane", true).contains("bounce"));
+    assert!(check_until("acme", "csv-2", true).contains("opt_out"));
+    // The quoted comma was not a field separator.
+    check_until("acme", "\"doe", false);
+    check_until("acme", "doe", false);
+
+    // NDJSON: an add, and a removal of the first CSV entry, in batches of one.
+    let nd = data.path().join("changes.ndjson");
+    std::fs::write(
+        &nd,
+        concat!(
+            r#"{"tenant":"acme","contact":"nd-1","reason":"restrict"}"#,
+            "\n",
+            r#"{"tenant":"acme","contact":"csv-2","action":"remove"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = suppress(&["import", nd.to_str().unwrap(), "--batch-size", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("\"published\":2"), "{out:?}");
+    assert!(check_until("acme", "nd-1", true).contains("restrict"));
+    check_until("acme", "csv-2", false);
+
+    // A bad line is refused with its number before anything is sent.
+    let bad = data.path().join("bad.csv");
+    std::fs::write(&bad, "acme,ok-1\nac/me,bad\n").unwrap();
+    let out = suppress(&["import", bad.to_str().unwrap()]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    check_until("acme", "ok-1", false);
+
+    // The edge acts on it: a suppressed contact's pixel is served but counted suppressed.
+    let (status, _) = try_http(server.listen, "GET", &sign_open("doe, jane"), &[]).unwrap();
+    assert_eq!(status, 200);
+    let (_, metrics) = try_http(server.admin, "GET", "/metrics", &[]).unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains(r#"openclick_hits_total{route="open",outcome="suppressed"} 1"#),
+        "{metrics}"
+    );
+    server.sigterm();
+    server.wait();
+}
