@@ -113,7 +113,7 @@ pub fn classify_code(code: RDKafkaErrorCode) -> ErrorClass {
 
 /// Errors that say the idempotent producer's own state (producer id, epoch, sequence numbers)
 /// is no longer accepted by the cluster: the record is fine, the producer instance is not. The
-/// sink replaces its producer (a fresh id) and retries the records (see [`KafkaSink`]). Seen
+/// sink replaces its producer (a fresh id) and retries the records (see [`crate::KafkaSink`]). Seen
 /// when a broker loses its producer state (restart with memory storage) or fences an epoch
 /// after timeouts.
 pub fn is_producer_state_error(code: RDKafkaErrorCode) -> bool {

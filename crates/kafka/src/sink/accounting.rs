@@ -114,10 +114,10 @@ pub(crate) fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// Everything [`KafkaSink`] counts, for metrics, logs and tests.
+/// Everything [`crate::KafkaSink`] counts, for metrics, logs and tests.
 #[derive(Clone, Debug, Default)]
 pub struct KafkaSinkStats {
-    /// The [`Sink`] accounting (events accepted by this process).
+    /// The [`openclick_sink::Sink`] accounting (events accepted by this process).
     pub sink: SinkStats,
     /// Records handed to librdkafka (live and replayed).
     pub produced: u64,

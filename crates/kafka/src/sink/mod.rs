@@ -1,10 +1,10 @@
 //! The Kafka sink: protobuf events to a topic through librdkafka, with a durable spool behind it.
 //!
 //! Split the way a sink should be:
-//! - [`config`]: [`KafkaConfig`], what the operator chooses, and the producer configuration;
+//! - `config`: [`KafkaConfig`], what the operator chooses, and the producer configuration;
 //! - this module: [`KafkaSink`], the service: record building ([`openclick_sink::record_key_into`]
 //!   and protobuf encoding into a reused per-thread buffer) and the [`Sink`] implementation;
-//! - [`accounting`]: counters, failure reasons and spool causes, metrics;
+//! - `accounting`: counters, failure reasons and spool causes, metrics;
 //! - `shared`: health as the sink sees it, the hand-over to the spool (internal);
 //! - `delivery`: librdkafka's delivery reports and error callbacks (internal);
 //! - `producer`: the replaceable producer (internal);
@@ -46,7 +46,7 @@
 //! A thread, `openclick-kafka-replay`, watches the broker's health and, while it is up,
 //! re-publishes spooled records in write order (oldest segment first, nacked records first),
 //! at most [`KafkaConfig::replay_max_in_flight`] at a time. Each replayed record carries its
-//! spool [`RecordId`] (through the producer's delivery opaque: a slot number in a small table)
+//! spool [`RecordId`](openclick_sink::spool::RecordId) (through the producer's delivery opaque: a slot number in a small table)
 //! and is acked in the spool only when its delivery report says delivered; a retryable failure
 //! nacks it (it is replayed again, in order, after a back-off), a fatal one acks it away and
 //! counts it in `replay_failed`. A segment file is deleted only once every record in it is
@@ -75,8 +75,8 @@
 //! `queue.buffering.max.messages` ([`KafkaConfig::queue_max_messages`], default 200 000) and
 //! `queue.buffering.max.kbytes` ([`KafkaConfig::queue_max_kbytes`], default 128 MiB);
 //! a full queue spills into the spool, whose in-memory channel is bounded too
-//! ([`SpoolConfig::queue_capacity`], 8192 records) and whose disk use is bounded by
-//! [`SpoolConfig::max_bytes`] (drop-newest when full: counted, logged, reported to the caller
+//! ([`SpoolConfig::queue_capacity`](openclick_sink::spool::SpoolConfig::queue_capacity), 8192 records) and whose disk use is bounded by
+//! [`SpoolConfig::max_bytes`](openclick_sink::spool::SpoolConfig::max_bytes) (drop-newest when full: counted, logged, reported to the caller
 //! as [`SinkError::SpoolFull`]). `Spool::append` on the hot path only frames the record and
 //! `try_send`s it. The replay table holds at most `replay_max_in_flight` ids. Worst case, a
 //! process holds about `queue_max_kbytes` + 8192 spool frames + one replay batch in memory.

@@ -11,14 +11,14 @@ use super::{
 /// Smallest accepted `segment_bytes`.
 const MIN_SEGMENT_BYTES: u64 = 1024;
 
-/// When the writer thread fsyncs. See the [module docs](self).
+/// When the writer thread fsyncs. See the [module docs](super).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// After every write batch, before it becomes readable.
     Always,
     /// At most every this many milliseconds while there is unsynced data, and on segment roll.
     EveryMs(u64),
-    /// Only on [`Spool::flush`] and shutdown.
+    /// Only on [`Spool::flush`](super::Spool::flush) and shutdown.
     Never,
 }
 
