@@ -42,6 +42,34 @@ pub struct EmailClientRule {
     pub version_after: &'static [&'static str],
     /// Why the rule exists / where the token comes from.
     pub note: &'static str,
+    /// `Some(reason)`: no real user agent matching this rule was found in the public test data
+    /// the fixture cites (`tests/fixtures/user_agents.yaml`); the token is kept on the vendor's
+    /// word or by analogy, and the fixture test checks that no fixture row matches it (a row
+    /// that does must drop the flag).
+    pub unverified: Option<&'static str>,
+    /// The rule is the documented Apple Mail heuristic (a bare WebKit user agent) rather than a
+    /// product token: any app with a stock web view looks the same. Fixture rows it matches are
+    /// marked `heuristic: true` and asserted separately.
+    pub heuristic: bool,
+}
+
+impl EmailClientRule {
+    /// Marks the rule as having no real user agent in the cited test data (see
+    /// [`EmailClientRule::unverified`]).
+    pub const fn unverified(self, reason: &'static str) -> Self {
+        EmailClientRule {
+            unverified: Some(reason),
+            ..self
+        }
+    }
+
+    /// Marks the rule as the Apple Mail bare-WebKit heuristic.
+    pub const fn heuristic(self) -> Self {
+        EmailClientRule {
+            heuristic: true,
+            ..self
+        }
+    }
 }
 
 use Cond::*;
@@ -57,6 +85,8 @@ const fn rule(
         when,
         version_after,
         note,
+        unverified: None,
+        heuristic: false,
     }
 }
 
@@ -79,15 +109,17 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
     rule(
         "Gmail",
         &[Has("Android-Gmail/")],
-        &["Android-Gmail/"],
-        "Gmail for Android (native fetch)",
+        &[],
+        "Gmail for Android (native fetch); the number after the token is a build code, not a \
+         version (matomo reports none)",
     ),
     rule(
         "Gmail",
         &[Has("GmailiOS/")],
         &["GmailiOS/"],
         "Gmail for iOS (native fetch)",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Yahoo Mail",
         &[Has("Yahoo%20Mail/")],
@@ -103,19 +135,19 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
     rule(
         "Yahoo Mail",
         &[Has("YahooMobileMail/")],
-        &["Android Mail; "],
+        &["YahooMobileMail/"],
         "Yahoo Mail Android (old)",
     ),
     rule(
         "Yahoo Mail",
-        &[Has("YahooMobile/")],
-        &[],
-        "Yahoo Mail Android (old)",
+        &[Has("YahooMobile/"), Has("(mail; ")],
+        &["YahooMobile/"],
+        "Yahoo Mail Android (old); `YahooMobile/1.0 (im; ...)` is Yahoo Messenger, not Mail",
     ),
     rule(
         "Yahoo Mail",
         &[StartsWith("YahooMail/")],
-        &["; "],
+        &["YahooMail/"],
         "Yahoo Mail iOS (old)",
     ),
     rule(
@@ -124,14 +156,16 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &["Superhuman/"],
         "Superhuman desktop (Electron)",
     ),
-    rule("HEY", &[Has(" HEY/")], &[" HEY/"], "HEY desktop (Electron)"),
+    rule("HEY", &[Has(" HEY/")], &[" HEY/"], "HEY desktop (Electron)")
+    .unverified("no real user agent found; token guessed from the app name"),
     rule(
         "Spark",
         &[Has("SparkDesktop/")],
         &["SparkDesktop/"],
         "Spark by Readdle, desktop (Electron)",
     ),
-    rule("Spark", &[Has("Readdle")], &[], "Spark by Readdle, mobile"),
+    rule("Spark", &[Has("Readdle")], &[], "Spark by Readdle, mobile")
+    .unverified("no real user agent found; Spark mobile token assumed"),
     rule(
         "Airmail",
         &[StartsWith("Airmail")],
@@ -149,13 +183,15 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("CanaryMail")],
         &["CanaryMail/"],
         "Canary Mail",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Edison Mail",
         &[Has("EdisonMail")],
         &["EdisonMail/"],
         "Edison Mail",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "BlueMail",
         &[Has("BlueMail")],
@@ -222,7 +258,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("NAVER(inapp; mail")],
         &[],
         "NAVER Mail in-app web view",
-    ),
+    )
+    .unverified("no real user agent found; the NAVER in-app row there is the NAVER app (`NAVER(inapp; search; ...)`), not Mail"),
     rule(
         "Proton Mail",
         &[Has("ProtonMail")],
@@ -234,13 +271,15 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("ch.protonmail")],
         &[],
         "Proton Mail Android package name",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Fastmail",
         &[Has("Fastmail")],
         &["Fastmail/"],
         "Fastmail apps",
-    ),
+    )
+    .unverified("no real user agent found; token guessed from the brand"),
     rule(
         "Zoho Mail",
         &[Has("ZohoMail")],
@@ -258,7 +297,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("K9Mail")],
         &["K9Mail/"],
         "K-9 Mail (Android)",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "FairEmail",
         &[Has("FairEmail")],
@@ -271,38 +311,45 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &["SamsungEmail/"],
         "Samsung Email (Android)",
     ),
-    rule("AOL Mail", &[Has("AolMail")], &["AolMail/"], "AOL Mail app"),
-    rule("AOL Mail", &[Has("AOLMail")], &["AOLMail/"], "AOL Mail app"),
+    rule("AOL Mail", &[Has("AolMail")], &["AolMail/"], "AOL Mail app")
+    .unverified("no real user agent found; token guessed from the brand"),
+    rule("AOL Mail", &[Has("AOLMail")], &["AOLMail/"], "AOL Mail app")
+    .unverified("no real user agent found; token guessed from the brand"),
     rule(
         "GMX",
         &[Has("GMX Mail")],
         &["GMX Mail/"],
         "GMX Mail app (1&1)",
-    ),
+    )
+    .unverified("no real user agent found; token guessed from the brand"),
     rule(
         "GMX",
         &[Has("GMXMail")],
         &["GMXMail/"],
         "GMX Mail app (1&1)",
-    ),
+    )
+    .unverified("no real user agent found; token guessed from the brand"),
     rule(
         "WEB.DE",
         &[Has("WEB.DE Mail")],
         &["WEB.DE Mail/"],
         "WEB.DE Mail app (1&1)",
-    ),
+    )
+    .unverified("no real user agent found; the WEB.DE row there is a Firefox toolbar (`(WEB.DE/1.5)`)"),
     rule(
         "WEB.DE",
         &[Has("WEBDEMail")],
         &["WEBDEMail/"],
         "WEB.DE Mail app (1&1)",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Mail.ru",
         &[Has("ru.mail.mailapp")],
         &["ru.mail.mailapp/"],
         "Mail.ru Mail app",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Mail.ru",
         &[Has("ru.mail.my/")],
@@ -314,19 +361,29 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("MailRuMail")],
         &["MailRuMail/"],
         "Mail.ru Mail app",
+    )
+    .unverified("no real user agent found"),
+    rule(
+        "MailApp",
+        &[Has("mailapp/")],
+        &["mailapp/"],
+        "`mailapp/<version>` after an iOS web-view agent; matomo names it MailApp (after the \
+         Mail.ru rules, whose `ru.mail.mailapp/` also contains the token)",
     ),
     rule(
         "Yandex Mail",
         &[Has("ru.yandex.mail")],
         &["ru.yandex.mail/"],
         "Yandex Mail app",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Yandex Mail",
         &[Has("YandexMail")],
         &["YandexMail/"],
         "Yandex Mail app",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Lotus Notes",
         &[Has("Lotus-Notes")],
@@ -338,7 +395,95 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("Lotus Notes")],
         &["Lotus Notes/", "Lotus Notes "],
         "IBM/HCL Lotus Notes",
+    )
+    .unverified("no real user agent found (only `Lotus-Notes/`)"),
+    // --- Other mail clients (desktop, terminal, webmail, mobile), each from a real user agent
+    // in faisalman/ua-parser-js test/data/ua/extension/email.json or matomo-org/device-detector
+    // Tests/Parser/Client/fixtures/pim.yml (see tests/fixtures/user_agents.yaml).
+    rule("Alpine", &[StartsWith("Alpine/")], &["Alpine/"], "Alpine (terminal)"),
+    rule(
+        "AOSP Email",
+        &[StartsWith("Android/"), EndsWith("-email")],
+        &[],
+        "Android Open Source Project Email app (`Android/9-email`: the number is Android's)",
     ),
+    rule("AquaMail", &[Has("AquaMail/")], &["AquaMail/"], "Aqua Mail (Android)"),
+    rule("Balsa", &[StartsWith("Balsa/")], &["Balsa/"], "Balsa (GNOME)"),
+    rule("Barca", &[StartsWith("Barca/")], &["Barca/"], "Barca (Windows)"),
+    rule("Barca", &[StartsWith("BarcaPro/")], &["BarcaPro/"], "Barca Pro (Windows)"),
+    rule(
+        "Claws Mail",
+        &[Has("Claws Mail/")],
+        &["Claws Mail/"],
+        "Claws Mail",
+    ),
+    rule("Daum Mail", &[Has("DaumMail/")], &["DaumMail/"], "Daum Mail app (Kakao)"),
+    rule("Eudora", &[Has("Eudora/")], &["Eudora/"], "Eudora (Mozilla-based 3.x)"),
+    rule("Evolution", &[StartsWith("Evolution/")], &["Evolution/"], "GNOME Evolution"),
+    rule("Geary", &[StartsWith("Geary/")], &["Geary/"], "Geary (GNOME)"),
+    rule("Gnus", &[StartsWith("Gnus/")], &["Gnus/"], "Gnus (Emacs)"),
+    rule(
+        "Horde IMP",
+        &[Has("Horde::IMP/")],
+        &["Horde::IMP/"],
+        "Horde IMP webmail",
+    ),
+    rule(
+        "IncrediMail",
+        &[Has("IncrediMail/")],
+        &["IncrediMail/"],
+        "IncrediMail",
+    ),
+    rule("KMail", &[Has("KMail/")], &["KMail/"], "KDE KMail"),
+    rule("KMail", &[Has("kmail2/")], &["kmail2/"], "KDE KMail 2 (QtWebKit)"),
+    rule("Kontact", &[Has("kontact/")], &["kontact/"], "KDE Kontact suite (KMail inside)"),
+    rule("MailBar", &[StartsWith("MailBar/")], &["MailBar/"], "MailBar (macOS)"),
+    rule("MailMate", &[StartsWith("MailMate/")], &["MailMate/"], "MailMate (macOS)"),
+    rule("Mutt", &[StartsWith("Mutt/")], &["Mutt/"], "Mutt (terminal)"),
+    rule("Newton", &[StartsWith("Newton/")], &["Newton/"], "Newton Mail"),
+    rule("Nine", &[StartsWith("Nine/")], &["Nine/"], "Nine (Android, Exchange)"),
+    rule("Nylas Mail", &[Has("NylasMail/")], &["NylasMail/"], "Nylas Mail"),
+    rule(
+        "Pegasus Mail",
+        &[Has("Pegasus Mail/")],
+        &["Pegasus Mail/"],
+        "Pegasus Mail",
+    ),
+    rule("PocoMail", &[StartsWith("PocoMail ")], &["PocoMail "], "PocoMail"),
+    rule("Polymail", &[Has("Polymail/")], &["Polymail/"], "Polymail (Electron)"),
+    rule("R2Mail2", &[StartsWith("R2Mail2/")], &["R2Mail2/"], "R2Mail2 (Android)"),
+    rule("RainLoop", &[StartsWith("RainLoop/")], &["RainLoop/"], "RainLoop webmail"),
+    rule(
+        "Roundcube",
+        &[StartsWith("Roundcube Webmail/")],
+        &["Roundcube Webmail/"],
+        "Roundcube webmail",
+    ),
+    rule("Sparrow", &[Has("Sparrow/")], &["Sparrow/"], "Sparrow (macOS)"),
+    rule("Spicebird", &[Has("Spicebird/")], &["Spicebird/"], "Spicebird (Mozilla-based)"),
+    rule(
+        "SquirrelMail",
+        &[StartsWith("SquirrelMail/")],
+        &["SquirrelMail/"],
+        "SquirrelMail webmail",
+    ),
+    rule("Sylpheed", &[StartsWith("Sylpheed/")], &["Sylpheed/"], "Sylpheed"),
+    rule("Trojitá", &[StartsWith("Trojita/")], &["Trojita/"], "Trojitá (Qt)"),
+    rule("Turnpike", &[StartsWith("Turnpike/")], &["Turnpike/"], "Turnpike"),
+    rule(
+        "Tutanota",
+        &[Has("tutanota-desktop/")],
+        &["tutanota-desktop/"],
+        "Tutanota (now Tuta) desktop (Electron)",
+    ),
+    rule(
+        "Wanderlust",
+        &[StartsWith("Wanderlust/")],
+        &["Wanderlust/"],
+        "Wanderlust (Emacs)",
+    ),
+    rule("Zimbra", &[StartsWith("Zimbra/")], &["Zimbra/"], "Zimbra"),
+    rule("Zimbra", &[Has(" zdesktop/")], &[" zdesktop/"], "Zimbra Desktop (Mozilla Prism)"),
     // --- Thunderbird and its rebrands ---------------------------------------------------------
     rule(
         "Thunderbird",
@@ -351,7 +496,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("Betterbird/")],
         &["Betterbird/"],
         "Betterbird, a Thunderbird fork",
-    ),
+    )
+    .unverified("no real user agent found"),
     rule(
         "Thunderbird",
         &[Has("Icedove/")],
@@ -363,7 +509,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("Shredder/")],
         &["Shredder/"],
         "Thunderbird nightly brand",
-    ),
+    )
+    .unverified("no real user agent found"),
     // --- Microsoft ----------------------------------------------------------------------------
     rule(
         "Outlook",
@@ -376,7 +523,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         &[Has("Outlook-Android/")],
         &["Outlook-Android/"],
         "Outlook for Android",
-    ),
+    )
+    .unverified("no real user agent found; `Outlook-Android/2.0` appears only in scripts that call Microsoft APIs, not as a fetch by the app"),
     rule(
         "Outlook",
         &[Has("MacOutlook/")],
@@ -448,7 +596,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         ],
         &[],
         "iOS Mail: bare WKWebView UA, nothing after Mobile/<build>, no Safari/ token",
-    ),
+    )
+    .heuristic(),
     rule(
         "Apple Mail",
         &[
@@ -459,7 +608,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         ],
         &[],
         "iPadOS Mail: bare WKWebView UA, nothing after Mobile/<build>, no Safari/ token",
-    ),
+    )
+    .heuristic(),
     rule(
         "Apple Mail",
         &[
@@ -469,7 +619,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         ],
         &[],
         "macOS Mail: bare WebKit UA ending in (KHTML, like Gecko), no Version/ or Safari/",
-    ),
+    )
+    .heuristic(),
 ];
 
 /// What an image-proxy user-agent token stands for.
