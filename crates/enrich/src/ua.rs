@@ -450,6 +450,213 @@ fn device_category(ua: &str, scan: &Scan, woothee_category: &str, bot: bool) -> 
     D::Unknown
 }
 
+/// Canonical operating-system names written to `Client.os` (never woothee's own spellings such as
+/// `Mac OSX`, `iPhone` or `Windows UNKNOWN Ver`).
+pub mod os {
+    /// Apple iPhone and iPod touch; iPad before iPadOS 13.
+    pub const IOS: &str = "iOS";
+    /// Apple iPad from version 13.
+    pub const IPADOS: &str = "iPadOS";
+    /// Apple macOS (Mac OS X, OS X).
+    pub const MACOS: &str = "macOS";
+    /// Microsoft Windows; the version is the marketing name (`10`, `8.1`, `7`, `XP`).
+    pub const WINDOWS: &str = "Windows";
+    /// Windows Phone / Windows Mobile.
+    pub const WINDOWS_PHONE: &str = "Windows Phone";
+    /// Google Android.
+    pub const ANDROID: &str = "Android";
+    /// Google ChromeOS.
+    pub const CHROMEOS: &str = "ChromeOS";
+    /// Any GNU/Linux distribution (Android and ChromeOS excluded).
+    pub const LINUX: &str = "Linux";
+    /// FreeBSD.
+    pub const FREEBSD: &str = "FreeBSD";
+    /// OpenBSD.
+    pub const OPENBSD: &str = "OpenBSD";
+    /// NetBSD.
+    pub const NETBSD: &str = "NetBSD";
+    /// A BSD woothee could not name.
+    pub const BSD: &str = "BSD";
+    /// BlackBerry OS and BlackBerry 10.
+    pub const BLACKBERRY: &str = "BlackBerry";
+    /// Symbian.
+    pub const SYMBIAN: &str = "Symbian";
+    /// Firefox OS.
+    pub const FIREFOX_OS: &str = "Firefox OS";
+    /// Classic Mac OS (before Mac OS X).
+    pub const MAC_OS_CLASSIC: &str = "Mac OS";
+}
+
+/// Marketing name of a Windows NT kernel version (`6.1` -> `7`); `None` when unknown.
+fn windows_nt_name(nt: &str) -> Option<&'static str> {
+    Some(match nt {
+        "10.0" | "6.4" => "10", // Windows 11 still sends 10.0
+        "6.3" => "8.1",
+        "6.2" => "8",
+        "6.1" => "7",
+        "6.0" => "Vista",
+        "5.1" | "5.2" => "XP",
+        "5.0" | "5.01" => "2000",
+        "4.0" => "NT 4.0",
+        _ => return None,
+    })
+}
+
+/// Reads a dotted version (`17_4_1` or `10.15.7`; underscores become dots) right at the start of
+/// `s`: digits, `.` and `_`, at most 16 bytes, trailing separators dropped.
+fn dotted_version(s: &str) -> String {
+    let end = s
+        .bytes()
+        .take(16)
+        .take_while(|b| b.is_ascii_digit() || *b == b'.' || *b == b'_')
+        .count();
+    s[..end].trim_end_matches(['.', '_']).replace('_', ".")
+}
+
+/// The dotted version right after the first occurrence of `token`, if `ua` contains it.
+fn version_after_token(ua: &str, token: &str) -> Option<String> {
+    ua.find(token)
+        .map(|i| dotted_version(&ua[i + token.len()..]))
+}
+
+/// Canonical OS name and version from what the user agent states; woothee's answer (mapped to
+/// the canonical names) only when no token below is present. Called on a cache miss only.
+///
+/// The version is the one the agent writes: `Windows NT 6.1` is Windows `7` (NT versions mapped
+/// by [`windows_nt_name`]; an unknown one is kept as `NT x.y`), `iPhone OS 17_4` is iOS `17.4`,
+/// `Mac OS X 10_15_7` is macOS `10.15.7` (Safari has frozen that string since macOS 11, so it
+/// is what the agent says, not necessarily the truth). Darwin kernel versions of CFNetwork agents
+/// are not mapped to OS versions: the version is left empty.
+fn os_of(
+    ua: &str,
+    scan: &Scan,
+    w_os: &str,
+    w_os_version: &str,
+    device: DeviceCategory,
+) -> (&'static str, String) {
+    let has = |t: Dt| scan.has(t);
+    if has(Dt::WindowsPhone) {
+        let v = version_after_token(ua, "Windows Phone OS ")
+            .or_else(|| version_after_token(ua, "Windows Phone "))
+            .unwrap_or_default();
+        return (os::WINDOWS_PHONE, v);
+    }
+    // Apple mobile before macOS: their agents say "like Mac OS X".
+    if has(Dt::IPad) || has(Dt::ProdIpad) {
+        let v = version_after_token(ua, "CPU OS ")
+            .or_else(|| version_after_token(ua, "iPhone OS "))
+            .unwrap_or_default();
+        let major: u32 = v.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        // iPadOS exists from 13; an iPad agent without a version is a current one.
+        let name = if major == 0 || major >= 13 {
+            os::IPADOS
+        } else {
+            os::IOS
+        };
+        return (name, v);
+    }
+    if has(Dt::IPhone) || has(Dt::IPod) || has(Dt::ProdIphone) || has(Dt::IosParen) {
+        let v = version_after_token(ua, "iPhone OS ")
+            .or_else(|| version_after_token(ua, "CPU OS "))
+            .or_else(|| version_after_token(ua, "iOS "))
+            .unwrap_or_default();
+        return (os::IOS, v);
+    }
+    if has(Dt::Android) {
+        let v = version_after_token(ua, "Android ")
+            .or_else(|| version_after_token(ua, "Android/"))
+            .unwrap_or_default();
+        return (os::ANDROID, v);
+    }
+    if ua.contains("CrOS") {
+        return (os::CHROMEOS, String::new());
+    }
+    if has(Dt::MacOsX) || has(Dt::Macintosh) || ua.contains("(Macintosh;") {
+        let v = version_after_token(ua, "Mac OS X Version ")
+            .or_else(|| version_after_token(ua, "Mac OS X/"))
+            .or_else(|| version_after_token(ua, "Mac OS X "))
+            .unwrap_or_default();
+        return (os::MACOS, v);
+    }
+    if let Some(v) = version_after_token(ua, "; OS X ") {
+        return (os::MACOS, v);
+    }
+    if has(Dt::Darwin) || has(Dt::AppleEws) {
+        // CFNetwork agents: a desktop is a Mac (see `device_category`), anything else iOS.
+        let name = if device == DeviceCategory::Desktop {
+            os::MACOS
+        } else {
+            os::IOS
+        };
+        return (name, String::new());
+    }
+    if has(Dt::WindowsNt) {
+        let nt = version_after_token(ua, "Windows NT ").unwrap_or_default();
+        let v = match windows_nt_name(&nt) {
+            Some(v) => v.to_owned(),
+            None if nt.is_empty() => String::new(),
+            None => format!("NT {nt}"),
+        };
+        return (os::WINDOWS, v);
+    }
+    if has(Dt::WindowsSlash) {
+        // `Windows/10.0.17134` (a version) or `Windows/2009072715` (a build date: no version).
+        let v = version_after_token(ua, "Windows/").unwrap_or_default();
+        let major_minor: String = v.split('.').take(2).collect::<Vec<_>>().join(".");
+        let v = windows_nt_name(&major_minor).unwrap_or("").to_owned();
+        return (os::WINDOWS, v);
+    }
+    if has(Dt::WindowsNtDash) {
+        return (os::WINDOWS, String::new());
+    }
+    for (token, name) in [
+        ("FreeBSD", os::FREEBSD),
+        ("OpenBSD", os::OPENBSD),
+        ("NetBSD", os::NETBSD),
+    ] {
+        if let Some(i) = ua.find(token) {
+            let rest = &ua[i + token.len()..];
+            let v = rest
+                .strip_prefix(['/', ' '])
+                .map(dotted_version)
+                .unwrap_or_default();
+            return (name, v);
+        }
+    }
+    if ua.contains("Linux") || ua.contains("linux") || has(Dt::X11) {
+        return (os::LINUX, String::new());
+    }
+    woothee_os(w_os, w_os_version)
+}
+
+/// woothee's OS names mapped to the canonical ones; names that are not an OS (Japanese carriers,
+/// `HTTP Library`, ...) map to nothing.
+fn woothee_os(name: &str, version: &str) -> (&'static str, String) {
+    if let Some(v) = name.strip_prefix("Windows ") {
+        return match v {
+            "Phone OS" => (os::WINDOWS_PHONE, version.to_owned()),
+            "UNKNOWN Ver" => (os::WINDOWS, String::new()),
+            "CE" => (os::WINDOWS, "CE".to_owned()),
+            _ => (os::WINDOWS, v.to_owned()),
+        };
+    }
+    let canonical = match name {
+        "Mac OSX" => os::MACOS,
+        "Mac OS Classic" => os::MAC_OS_CLASSIC,
+        "iPhone" | "iPod" | "iOS" => os::IOS,
+        "iPad" => os::IPADOS,
+        "Android" => os::ANDROID,
+        "Linux" => os::LINUX,
+        "ChromeOS" => os::CHROMEOS,
+        "BSD" => os::BSD,
+        "BlackBerry" | "BlackBerry 10" => os::BLACKBERRY,
+        "SymbianOS" => os::SYMBIAN,
+        "Firefox OS" => os::FIREFOX_OS,
+        _ => return ("", String::new()),
+    };
+    (canonical, version.to_owned())
+}
+
 /// Classifies one user agent (no cache).
 pub fn classify(raw: &str) -> UaInfo {
     let e = &*ENGINE;
@@ -474,22 +681,17 @@ pub fn classify(raw: &str) -> UaInfo {
     } else {
         woothee::parser::Parser::new().parse(ua)
     };
-    let (mut browser, mut browser_version, mut os, mut os_version, category) = match &w {
+    let (mut browser, mut browser_version, w_os, w_os_version, category) = match &w {
         Some(w) => (
             known(w.name).to_owned(),
             known(w.version).to_owned(),
-            known(w.os).to_owned(),
-            known(&w.os_version).to_owned(),
+            known(w.os),
+            known(&w.os_version),
             w.category,
         ),
-        None => (
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            "",
-        ),
+        None => (String::new(), String::new(), "", "", ""),
     };
+    let (mut os, mut os_version) = (String::new(), String::new());
     // woothee's crawler category counts as a known bot, unless a more precise reason exists or
     // the agent is an image proxy (a proxy fetches for a person).
     if category == "crawler" && bot_reasons == 0 && proxy == ImageProxy::None {
@@ -506,10 +708,10 @@ pub fn classify(raw: &str) -> UaInfo {
             }
         }
     }
-    if device == DeviceCategory::Desktop && os == "iOS" {
-        // woothee reads any CFNetwork/Darwin agent as iOS; on a desktop it is macOS.
-        os = "Mac OSX".to_owned();
-        os_version.clear();
+    if w.is_some() {
+        let (name, version) = os_of(ua, &scan, w_os, w_os_version, device);
+        os = name.to_owned();
+        os_version = version;
     }
     if proxy != ImageProxy::None || bare_mozilla {
         // A proxy's user agent describes the proxy (Gmail's claims Firefox 11 on Windows XP), not
