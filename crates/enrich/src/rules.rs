@@ -350,12 +350,8 @@ pub static EMAIL_CLIENT_RULES: &[EmailClientRule] = &[
         "Mail.ru Mail app",
     )
     .unverified("no real user agent found"),
-    rule(
-        "Mail.ru",
-        &[Has("ru.mail.my/")],
-        &["ru.mail.my/"],
-        "myMail by Mail.ru Group",
-    ),
+    // No `ru.mail.my/` rule: the one real agent with it is Mail.ru's "My World" social-network
+    // app (matomo-org/device-detector mobile_app.yml), not a mail client.
     rule(
         "Mail.ru",
         &[Has("MailRuMail")],
