@@ -754,7 +754,8 @@ pub static BOT_RULES: &[BotRule] = &[
     bot("Slackbot", R::LinkPreview),
     bot("Slack-ImgProxy", R::LinkPreview),
     bot("facebookexternalhit", R::LinkPreview),
-    bot("Facebot", R::LinkPreview),
+    bot("Facebot", R::LinkPreview)
+        .unverified("no real user agent found; the one match in the test data is ArtfaceBot"),
     bot("Twitterbot", R::LinkPreview),
     bot("WhatsApp", R::LinkPreview),
     bot("Discordbot", R::LinkPreview),

@@ -708,7 +708,9 @@ pub fn classify(raw: &str) -> UaInfo {
             }
         }
     }
-    if w.is_some() {
+    if proxy == ImageProxy::None && !bare_mozilla {
+        // Also when woothee recognised nothing: native agents (`Outlook-iOS/...`,
+        // `Claws Mail/3.17.5 (x86_64-pc-linux-gnu)`) still state their OS.
         let (name, version) = os_of(ua, &scan, w_os, w_os_version, device);
         os = name.to_owned();
         os_version = version;
