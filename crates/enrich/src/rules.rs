@@ -742,11 +742,8 @@ pub static BOT_RULES: &[BotRule] = &[
     bot("Netcraft", R::SecurityScanner),
     bot("Google-Safety", R::SecurityScanner),
     bot("Microsoft Office Existence Discovery", R::SecurityScanner),
-    bot(
-        "Microsoft Office Protocol Discovery",
-        R::SecurityScanner,
-    )
-    .unverified("no real user agent found"),
+    bot("Microsoft Office Protocol Discovery", R::SecurityScanner)
+        .unverified("no real user agent found"),
     bot("BitDefender", R::SecurityScanner).unverified(VENDOR_NAME),
     bot("Kaspersky", R::SecurityScanner),
     bot("SpamAssassin", R::SecurityScanner).unverified(VENDOR_NAME),

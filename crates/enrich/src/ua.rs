@@ -546,7 +546,11 @@ fn os_of(
         let v = version_after_token(ua, "CPU OS ")
             .or_else(|| version_after_token(ua, "iPhone OS "))
             .unwrap_or_default();
-        let major: u32 = v.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let major: u32 = v
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
         // iPadOS exists from 13; an iPad agent without a version is a current one.
         let name = if major == 0 || major >= 13 {
             os::IPADOS

@@ -340,17 +340,16 @@ fn user_agent_fixtures() {
     let real = f.rows.iter().filter(|r| r.real()).count();
     let gaps = f.rows.iter().filter(|r| !r.known_gap.is_empty()).count();
     let heuristic = f.rows.iter().filter(|r| r.heuristic).count();
-    let interpretations = f
-        .rows
-        .iter()
-        .filter(|r| r.interpretation.is_some())
-        .count();
+    let interpretations = f.rows.iter().filter(|r| r.interpretation.is_some()).count();
     let unverified = EMAIL_CLIENT_RULES
         .iter()
         .filter(|r| r.unverified.is_some())
         .count()
         + BOT_RULES.iter().filter(|r| r.unverified.is_some()).count()
-        + PROXY_RULES.iter().filter(|r| r.unverified.is_some()).count();
+        + PROXY_RULES
+            .iter()
+            .filter(|r| r.unverified.is_some())
+            .count();
     println!(
         "user_agents.yaml: {} rows, {real} with a real source, {} synthetic, {gaps} with known \
          gaps, {heuristic} heuristic, {interpretations} interpretations; rules: {} email-client, \
@@ -441,7 +440,11 @@ fn every_bot_and_proxy_token_has_a_real_user_agent_or_is_unverified() {
     }
     for rule in PROXY_RULES {
         let proxy = lower_name(rule.proxy.as_str_name(), "IMAGE_PROXY_");
-        let rows: Vec<&Row> = f.rows.iter().filter(|r| r.ua.contains(rule.token)).collect();
+        let rows: Vec<&Row> = f
+            .rows
+            .iter()
+            .filter(|r| r.ua.contains(rule.token))
+            .collect();
         let evidence = rows
             .iter()
             .filter(|r| r.real() && !r.known_gap.contains_key("proxy") && r.proxy == proxy)
