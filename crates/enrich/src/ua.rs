@@ -304,7 +304,35 @@ pub static CLIENT_DEVICE: &[(&str, DeviceCategory)] = &[
     ("Windows Mail", DeviceCategory::Desktop),
     ("Foxmail", DeviceCategory::Desktop),
     ("Mailspring", DeviceCategory::Desktop),
+    // Desktop-only clients from the second rule group (terminal, GNOME/KDE, Windows, macOS).
+    ("Alpine", DeviceCategory::Desktop),
+    ("Balsa", DeviceCategory::Desktop),
+    ("Barca", DeviceCategory::Desktop),
+    ("Claws Mail", DeviceCategory::Desktop),
+    ("Eudora", DeviceCategory::Desktop),
+    ("Evolution", DeviceCategory::Desktop),
+    ("Geary", DeviceCategory::Desktop),
+    ("Gnus", DeviceCategory::Desktop),
+    ("IncrediMail", DeviceCategory::Desktop),
+    ("KMail", DeviceCategory::Desktop),
+    ("Kontact", DeviceCategory::Desktop),
+    ("MailBar", DeviceCategory::Desktop),
+    ("MailMate", DeviceCategory::Desktop),
+    ("Mutt", DeviceCategory::Desktop),
+    ("Nylas Mail", DeviceCategory::Desktop),
+    ("Pegasus Mail", DeviceCategory::Desktop),
+    ("PocoMail", DeviceCategory::Desktop),
+    ("Spicebird", DeviceCategory::Desktop),
+    ("Sylpheed", DeviceCategory::Desktop),
+    ("Trojitá", DeviceCategory::Desktop),
+    ("Turnpike", DeviceCategory::Desktop),
+    ("Wanderlust", DeviceCategory::Desktop),
     ("K-9 Mail", DeviceCategory::Mobile),
+    ("AOSP Email", DeviceCategory::Mobile),
+    ("AquaMail", DeviceCategory::Mobile),
+    ("Daum Mail", DeviceCategory::Mobile),
+    ("Nine", DeviceCategory::Mobile),
+    ("R2Mail2", DeviceCategory::Mobile),
     ("FairEmail", DeviceCategory::Mobile),
     ("Samsung Email", DeviceCategory::Mobile),
 ];
@@ -575,14 +603,14 @@ fn os_of(
     if ua.contains("CrOS") {
         return (os::CHROMEOS, String::new());
     }
-    if has(Dt::MacOsX) || has(Dt::Macintosh) || ua.contains("(Macintosh;") {
+    if has(Dt::MacOsX) || has(Dt::Macintosh) || ua.contains("; OS X ") {
+        // `Mac OS X 10_15_7`, `Mac OS X 10.9.2`, `Mac OS X Version 10.11.1`, `Mac OS X/10.11.6`,
+        // `(Macintosh; OS X 14.2.1)`.
         let v = version_after_token(ua, "Mac OS X Version ")
             .or_else(|| version_after_token(ua, "Mac OS X/"))
             .or_else(|| version_after_token(ua, "Mac OS X "))
+            .or_else(|| version_after_token(ua, "; OS X "))
             .unwrap_or_default();
-        return (os::MACOS, v);
-    }
-    if let Some(v) = version_after_token(ua, "; OS X ") {
         return (os::MACOS, v);
     }
     if has(Dt::Darwin) || has(Dt::AppleEws) {
