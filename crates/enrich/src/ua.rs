@@ -1,6 +1,8 @@
-//! User-agent classification: woothee for browser/OS, the rule tables for email clients, image
-//! proxies and bots, and the device category. The result depends on the user agent alone, so it
-//! is cached by the raw string.
+//! User-agent classification: woothee for the browser, the rule tables for email clients, image
+//! proxies and bots, the device category, and the OS with its version read from the agent's own
+//! tokens under the canonical names of [`os`] (woothee's OS answer only as a mapped fallback).
+//! The result depends on the user agent alone, so it is cached by the raw string: the OS work
+//! runs on a cache miss only, and a hit clones the same strings as before.
 //!
 //! Cost of a cache miss: every token of the rule tables and of the device category is found by
 //! **one** overlapping Aho-Corasick pass (a DFA, matched ASCII case-insensitively; tokens that
