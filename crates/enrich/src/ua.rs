@@ -515,6 +515,26 @@ pub mod os {
     pub const FIREFOX_OS: &str = "Firefox OS";
     /// Classic Mac OS (before Mac OS X).
     pub const MAC_OS_CLASSIC: &str = "Mac OS";
+
+    /// Every name above: `Client.os` is one of these or empty.
+    pub const ALL: &[&str] = &[
+        IOS,
+        IPADOS,
+        MACOS,
+        WINDOWS,
+        WINDOWS_PHONE,
+        ANDROID,
+        CHROMEOS,
+        LINUX,
+        FREEBSD,
+        OPENBSD,
+        NETBSD,
+        BSD,
+        BLACKBERRY,
+        SYMBIAN,
+        FIREFOX_OS,
+        MAC_OS_CLASSIC,
+    ];
 }
 
 /// Marketing name of a Windows NT kernel version (`6.1` -> `7`); `None` when unknown.
@@ -911,6 +931,55 @@ mod tests {
         assert_eq!((g.client.browser.as_str(), g.client.os.as_str()), ("", ""));
         assert_eq!(g.client.device_category, DeviceCategory::Unknown as i32);
         assert_eq!(g.client.email_client, "Gmail");
+    }
+
+    #[test]
+    fn os_names_are_canonical_with_the_stated_version() {
+        let os = |ua: &str| {
+            let c = classify(ua).client;
+            (c.os, c.os_version)
+        };
+        let want = |name: &str, v: &str| (name.to_owned(), v.to_owned());
+        let cases = [
+            // Windows NT versions map to marketing names; an unknown one keeps `NT x.y`.
+            ("Mozilla/5.0 (Windows NT 6.1; WOW64; rv:40.0) Gecko/20100101 Firefox/40.1", want("Windows", "7")),
+            ("Mozilla/5.0 (Windows NT 6.3; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0 Safari/537.36", want("Windows", "8.1")),
+            ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko/20100101 Firefox/11.0", want("Windows", "XP")),
+            ("Mozilla/5.0 (Windows NT 6.9; Win64; x64) Gecko/20100101 Firefox/99.0", want("Windows", "NT 6.9")),
+            // `Windows/` followed by a build date is no version.
+            ("Postbox 1.0b14 (Windows/2009072715)", want("Windows", "")),
+            // iPhone OS / CPU OS with underscores; iPad before 13 is iOS, from 13 iPadOS.
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", want("iOS", "17.4")),
+            ("Mozilla/5.0 (iPad; CPU OS 16_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.1 Mobile/15E148 Safari/604.1", want("iPadOS", "16.1")),
+            ("Mozilla/5.0 (iPad; CPU OS 12_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1 Mobile/15E148 Safari/604.1", want("iOS", "12.2")),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15", want("macOS", "10.15.7")),
+            ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", want("ChromeOS", "")),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", want("Android", "14")),
+            ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", want("Linux", "")),
+            ("Mozilla/5.0 (X11; FreeBSD amd64; rv:120.0) Gecko/20100101 Firefox/120.0", want("FreeBSD", "")),
+            // CFNetwork: a desktop Mac (x86_64) or iOS; the Darwin version is not mapped.
+            ("Mail/3273 CFNetwork/811.5.4 Darwin/16.6.0 (x86_64)", want("macOS", "")),
+            ("Yahoo%20Mail/49268 CFNetwork/1121.2.2 Darwin/19.3.0", want("iOS", "")),
+        ];
+        for (ua, expected) in cases {
+            assert_eq!(os(ua), expected, "{ua}");
+        }
+    }
+
+    #[test]
+    fn woothee_os_names_map_to_canonical_ones() {
+        for (w, v, want) in [
+            ("Windows UNKNOWN Ver", "", ("Windows", "")),
+            ("Windows 10", "NT 10.0", ("Windows", "10")),
+            ("Mac OSX", "10.15.7", ("macOS", "10.15.7")),
+            ("iPhone", "17.3", ("iOS", "17.3")),
+            ("iPad", "17.3", ("iPadOS", "17.3")),
+            ("docomo", "", ("", "")),
+        ] {
+            let (name, version) = woothee_os(w, v);
+            assert_eq!((name, version.as_str()), want, "{w}");
+            assert!(name.is_empty() || os::ALL.contains(&name));
+        }
     }
 
     #[test]

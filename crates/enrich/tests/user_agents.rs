@@ -313,6 +313,10 @@ fn user_agent_fixtures() {
                 _ => {}
             }
         }
+        if !r.client.os.is_empty() && !openclick_enrich::ua::os::ALL.contains(&r.client.os.as_str())
+        {
+            diffs.push(format!("os {:?} is not a canonical name", r.client.os));
+        }
         if r.signals.suspected_bot == bot.is_empty() {
             diffs.push("suspected_bot disagrees with bot_reasons".into());
         }
