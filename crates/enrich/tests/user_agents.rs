@@ -241,6 +241,13 @@ fn user_agent_fixtures() {
         ..Default::default()
     })
     .unwrap();
+    assert!(f.rows.len() >= 250, "only {} fixture rows", f.rows.len());
+    for (repo, commit) in &f.sources {
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "source {repo}: {commit:?} is not a commit id"
+        );
+    }
     let mut failures = Vec::new();
     let mut seen = BTreeSet::new();
     for row in &f.rows {
