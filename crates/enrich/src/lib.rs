@@ -9,9 +9,13 @@
 //!
 //! [`Enricher::enrich`] runs these steps in order:
 //!
-//! 1. **User agent** (cached): [woothee] gives browser, version, OS, OS version and a category;
-//!    the device category is derived from it and from tokens woothee ignores (`iPad` → tablet,
-//!    Android without `Mobile` in a web view → tablet, Outlook's `prod.iphone` → mobile, ...).
+//! 1. **User agent** (cached): [woothee] gives browser, version and a category; the device
+//!    category is derived from it and from tokens woothee ignores (`iPad` → tablet, Android
+//!    without `Mobile` in a web view → tablet, Outlook's `prod.iphone` → mobile, ...). The OS is
+//!    read from what the agent states and written under the canonical names of [`ua::os`]
+//!    (`iOS`, `iPadOS`, `macOS`, `Windows`, `Android`, `Linux`, `ChromeOS`, ...) with its version
+//!    (`Windows NT 6.1` → `Windows` `7`, `iPhone OS 17_4` → `iOS` `17.4`); woothee's own
+//!    spellings (`Mac OSX`, `iPhone`, `Windows UNKNOWN Ver`) never reach an event.
 //! 2. **Email client**: the ordered rule table [`rules::EMAIL_CLIENT_RULES`] (data, not scattered
 //!    `if`s). Each row has conditions (`Has`, `Lacks`, `StartsWith`, `EndsWith`,
 //!    `LastWordStartsWith` on tokens) and version anchors; the **first** matching row wins, so
@@ -19,6 +23,8 @@
 //!    heuristic). A browser with no mail-client token is not an email client: `email_client`
 //!    stays empty rather than guessed. Look-alike PIM apps (Notion, Evernote, chat wrappers such
 //!    as Franz/Rambox, CalDAV sync such as DAVdroid) have no row and so are not email clients.
+//!    Each rule either has a real user agent in `tests/fixtures/user_agents.yaml` or is marked
+//!    `unverified` (a token taken on the vendor's word); the fixture test enforces it.
 //! 3. **Image proxies and machine opens**: proxy tokens ([`rules::PROXY_RULES`]: Gmail's
 //!    `GoogleImageProxy` via ggpht.com, `YahooMailProxy`, ...). **Apple Mail Privacy
 //!    Protection** is recognised from the address: a request from one of

@@ -1,6 +1,8 @@
-//! User-agent classification: woothee for browser/OS, the rule tables for email clients, image
-//! proxies and bots, and the device category. The result depends on the user agent alone, so it
-//! is cached by the raw string.
+//! User-agent classification: woothee for the browser, the rule tables for email clients, image
+//! proxies and bots, the device category, and the OS with its version read from the agent's own
+//! tokens under the canonical names of [`os`] (woothee's OS answer only as a mapped fallback).
+//! The result depends on the user agent alone, so it is cached by the raw string: the OS work
+//! runs on a cache miss only, and a hit clones the same strings as before.
 //!
 //! Cost of a cache miss: every token of the rule tables and of the device category is found by
 //! **one** overlapping Aho-Corasick pass (a DFA, matched ASCII case-insensitively; tokens that
@@ -304,7 +306,35 @@ pub static CLIENT_DEVICE: &[(&str, DeviceCategory)] = &[
     ("Windows Mail", DeviceCategory::Desktop),
     ("Foxmail", DeviceCategory::Desktop),
     ("Mailspring", DeviceCategory::Desktop),
+    // Desktop-only clients from the second rule group (terminal, GNOME/KDE, Windows, macOS).
+    ("Alpine", DeviceCategory::Desktop),
+    ("Balsa", DeviceCategory::Desktop),
+    ("Barca", DeviceCategory::Desktop),
+    ("Claws Mail", DeviceCategory::Desktop),
+    ("Eudora", DeviceCategory::Desktop),
+    ("Evolution", DeviceCategory::Desktop),
+    ("Geary", DeviceCategory::Desktop),
+    ("Gnus", DeviceCategory::Desktop),
+    ("IncrediMail", DeviceCategory::Desktop),
+    ("KMail", DeviceCategory::Desktop),
+    ("Kontact", DeviceCategory::Desktop),
+    ("MailBar", DeviceCategory::Desktop),
+    ("MailMate", DeviceCategory::Desktop),
+    ("Mutt", DeviceCategory::Desktop),
+    ("Nylas Mail", DeviceCategory::Desktop),
+    ("Pegasus Mail", DeviceCategory::Desktop),
+    ("PocoMail", DeviceCategory::Desktop),
+    ("Spicebird", DeviceCategory::Desktop),
+    ("Sylpheed", DeviceCategory::Desktop),
+    ("Trojitá", DeviceCategory::Desktop),
+    ("Turnpike", DeviceCategory::Desktop),
+    ("Wanderlust", DeviceCategory::Desktop),
     ("K-9 Mail", DeviceCategory::Mobile),
+    ("AOSP Email", DeviceCategory::Mobile),
+    ("AquaMail", DeviceCategory::Mobile),
+    ("Daum Mail", DeviceCategory::Mobile),
+    ("Nine", DeviceCategory::Mobile),
+    ("R2Mail2", DeviceCategory::Mobile),
     ("FairEmail", DeviceCategory::Mobile),
     ("Samsung Email", DeviceCategory::Mobile),
 ];
@@ -450,6 +480,237 @@ fn device_category(ua: &str, scan: &Scan, woothee_category: &str, bot: bool) -> 
     D::Unknown
 }
 
+/// Canonical operating-system names written to `Client.os` (never woothee's own spellings such as
+/// `Mac OSX`, `iPhone` or `Windows UNKNOWN Ver`).
+pub mod os {
+    /// Apple iPhone and iPod touch; iPad before iPadOS 13.
+    pub const IOS: &str = "iOS";
+    /// Apple iPad from version 13.
+    pub const IPADOS: &str = "iPadOS";
+    /// Apple macOS (Mac OS X, OS X).
+    pub const MACOS: &str = "macOS";
+    /// Microsoft Windows; the version is the marketing name (`10`, `8.1`, `7`, `XP`).
+    pub const WINDOWS: &str = "Windows";
+    /// Windows Phone / Windows Mobile.
+    pub const WINDOWS_PHONE: &str = "Windows Phone";
+    /// Google Android.
+    pub const ANDROID: &str = "Android";
+    /// Google ChromeOS.
+    pub const CHROMEOS: &str = "ChromeOS";
+    /// Any GNU/Linux distribution (Android and ChromeOS excluded).
+    pub const LINUX: &str = "Linux";
+    /// FreeBSD.
+    pub const FREEBSD: &str = "FreeBSD";
+    /// OpenBSD.
+    pub const OPENBSD: &str = "OpenBSD";
+    /// NetBSD.
+    pub const NETBSD: &str = "NetBSD";
+    /// A BSD woothee could not name.
+    pub const BSD: &str = "BSD";
+    /// BlackBerry OS and BlackBerry 10.
+    pub const BLACKBERRY: &str = "BlackBerry";
+    /// Symbian.
+    pub const SYMBIAN: &str = "Symbian";
+    /// Firefox OS.
+    pub const FIREFOX_OS: &str = "Firefox OS";
+    /// Classic Mac OS (before Mac OS X).
+    pub const MAC_OS_CLASSIC: &str = "Mac OS";
+
+    /// Every name above: `Client.os` is one of these or empty.
+    pub const ALL: &[&str] = &[
+        IOS,
+        IPADOS,
+        MACOS,
+        WINDOWS,
+        WINDOWS_PHONE,
+        ANDROID,
+        CHROMEOS,
+        LINUX,
+        FREEBSD,
+        OPENBSD,
+        NETBSD,
+        BSD,
+        BLACKBERRY,
+        SYMBIAN,
+        FIREFOX_OS,
+        MAC_OS_CLASSIC,
+    ];
+}
+
+/// Marketing name of a Windows NT kernel version (`6.1` -> `7`); `None` when unknown.
+fn windows_nt_name(nt: &str) -> Option<&'static str> {
+    Some(match nt {
+        "10.0" | "6.4" => "10", // Windows 11 still sends 10.0
+        "6.3" => "8.1",
+        "6.2" => "8",
+        "6.1" => "7",
+        "6.0" => "Vista",
+        "5.1" | "5.2" => "XP",
+        "5.0" | "5.01" => "2000",
+        "4.0" => "NT 4.0",
+        _ => return None,
+    })
+}
+
+/// Reads a dotted version (`17_4_1` or `10.15.7`; underscores become dots) right at the start of
+/// `s`: digits, `.` and `_`, at most 16 bytes, trailing separators dropped.
+fn dotted_version(s: &str) -> String {
+    let end = s
+        .bytes()
+        .take(16)
+        .take_while(|b| b.is_ascii_digit() || *b == b'.' || *b == b'_')
+        .count();
+    s[..end].trim_end_matches(['.', '_']).replace('_', ".")
+}
+
+/// The dotted version right after the first occurrence of `token`, if `ua` contains it.
+fn version_after_token(ua: &str, token: &str) -> Option<String> {
+    ua.find(token)
+        .map(|i| dotted_version(&ua[i + token.len()..]))
+}
+
+/// Canonical OS name and version from what the user agent states; woothee's answer (mapped to
+/// the canonical names) only when no token below is present. Called on a cache miss only.
+///
+/// The version is the one the agent writes: `Windows NT 6.1` is Windows `7` (NT versions mapped
+/// by [`windows_nt_name`]; an unknown one is kept as `NT x.y`), `iPhone OS 17_4` is iOS `17.4`,
+/// `Mac OS X 10_15_7` is macOS `10.15.7` (Safari has frozen that string since macOS 11, so it
+/// is what the agent says, not necessarily the truth). Darwin kernel versions of CFNetwork agents
+/// are not mapped to OS versions: the version is left empty.
+fn os_of(
+    ua: &str,
+    scan: &Scan,
+    w_os: &str,
+    w_os_version: &str,
+    device: DeviceCategory,
+) -> (&'static str, String) {
+    let has = |t: Dt| scan.has(t);
+    if has(Dt::WindowsPhone) {
+        let v = version_after_token(ua, "Windows Phone OS ")
+            .or_else(|| version_after_token(ua, "Windows Phone "))
+            .unwrap_or_default();
+        return (os::WINDOWS_PHONE, v);
+    }
+    // Apple mobile before macOS: their agents say "like Mac OS X".
+    if has(Dt::IPad) || has(Dt::ProdIpad) {
+        let v = version_after_token(ua, "CPU OS ")
+            .or_else(|| version_after_token(ua, "iPhone OS "))
+            .unwrap_or_default();
+        let major: u32 = v
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        // iPadOS exists from 13; an iPad agent without a version is a current one.
+        let name = if major == 0 || major >= 13 {
+            os::IPADOS
+        } else {
+            os::IOS
+        };
+        return (name, v);
+    }
+    if has(Dt::IPhone) || has(Dt::IPod) || has(Dt::ProdIphone) || has(Dt::IosParen) {
+        let v = version_after_token(ua, "iPhone OS ")
+            .or_else(|| version_after_token(ua, "CPU OS "))
+            .or_else(|| version_after_token(ua, "iOS "))
+            .unwrap_or_default();
+        return (os::IOS, v);
+    }
+    if has(Dt::Android) {
+        let v = version_after_token(ua, "Android ")
+            .or_else(|| version_after_token(ua, "Android/"))
+            .unwrap_or_default();
+        return (os::ANDROID, v);
+    }
+    if ua.contains("CrOS") {
+        return (os::CHROMEOS, String::new());
+    }
+    if has(Dt::MacOsX) || has(Dt::Macintosh) || ua.contains("; OS X ") {
+        // `Mac OS X 10_15_7`, `Mac OS X 10.9.2`, `Mac OS X Version 10.11.1`, `Mac OS X/10.11.6`,
+        // `(Macintosh; OS X 14.2.1)`.
+        let v = version_after_token(ua, "Mac OS X Version ")
+            .or_else(|| version_after_token(ua, "Mac OS X/"))
+            .or_else(|| version_after_token(ua, "Mac OS X "))
+            .or_else(|| version_after_token(ua, "; OS X "))
+            .unwrap_or_default();
+        return (os::MACOS, v);
+    }
+    if has(Dt::Darwin) || has(Dt::AppleEws) {
+        // CFNetwork agents: a desktop is a Mac (see `device_category`), anything else iOS.
+        let name = if device == DeviceCategory::Desktop {
+            os::MACOS
+        } else {
+            os::IOS
+        };
+        return (name, String::new());
+    }
+    if has(Dt::WindowsNt) {
+        let nt = version_after_token(ua, "Windows NT ").unwrap_or_default();
+        let v = match windows_nt_name(&nt) {
+            Some(v) => v.to_owned(),
+            None if nt.is_empty() => String::new(),
+            None => format!("NT {nt}"),
+        };
+        return (os::WINDOWS, v);
+    }
+    if has(Dt::WindowsSlash) {
+        // `Windows/10.0.17134` (a version) or `Windows/2009072715` (a build date: no version).
+        let v = version_after_token(ua, "Windows/").unwrap_or_default();
+        let major_minor: String = v.split('.').take(2).collect::<Vec<_>>().join(".");
+        let v = windows_nt_name(&major_minor).unwrap_or("").to_owned();
+        return (os::WINDOWS, v);
+    }
+    if has(Dt::WindowsNtDash) {
+        return (os::WINDOWS, String::new());
+    }
+    for (token, name) in [
+        ("FreeBSD", os::FREEBSD),
+        ("OpenBSD", os::OPENBSD),
+        ("NetBSD", os::NETBSD),
+    ] {
+        if let Some(i) = ua.find(token) {
+            let rest = &ua[i + token.len()..];
+            let v = rest
+                .strip_prefix(['/', ' '])
+                .map(dotted_version)
+                .unwrap_or_default();
+            return (name, v);
+        }
+    }
+    if ua.contains("Linux") || ua.contains("linux") || has(Dt::X11) {
+        return (os::LINUX, String::new());
+    }
+    woothee_os(w_os, w_os_version)
+}
+
+/// woothee's OS names mapped to the canonical ones; names that are not an OS (Japanese carriers,
+/// `HTTP Library`, ...) map to nothing.
+fn woothee_os(name: &str, version: &str) -> (&'static str, String) {
+    if let Some(v) = name.strip_prefix("Windows ") {
+        return match v {
+            "Phone OS" => (os::WINDOWS_PHONE, version.to_owned()),
+            "UNKNOWN Ver" => (os::WINDOWS, String::new()),
+            "CE" => (os::WINDOWS, "CE".to_owned()),
+            _ => (os::WINDOWS, v.to_owned()),
+        };
+    }
+    let canonical = match name {
+        "Mac OSX" => os::MACOS,
+        "Mac OS Classic" => os::MAC_OS_CLASSIC,
+        "iPhone" | "iPod" | "iOS" => os::IOS,
+        "iPad" => os::IPADOS,
+        "Android" => os::ANDROID,
+        "Linux" => os::LINUX,
+        "ChromeOS" => os::CHROMEOS,
+        "BSD" => os::BSD,
+        "BlackBerry" | "BlackBerry 10" => os::BLACKBERRY,
+        "SymbianOS" => os::SYMBIAN,
+        "Firefox OS" => os::FIREFOX_OS,
+        _ => return ("", String::new()),
+    };
+    (canonical, version.to_owned())
+}
+
 /// Classifies one user agent (no cache).
 pub fn classify(raw: &str) -> UaInfo {
     let e = &*ENGINE;
@@ -474,22 +735,17 @@ pub fn classify(raw: &str) -> UaInfo {
     } else {
         woothee::parser::Parser::new().parse(ua)
     };
-    let (mut browser, mut browser_version, mut os, mut os_version, category) = match &w {
+    let (mut browser, mut browser_version, w_os, w_os_version, category) = match &w {
         Some(w) => (
             known(w.name).to_owned(),
             known(w.version).to_owned(),
-            known(w.os).to_owned(),
-            known(&w.os_version).to_owned(),
+            known(w.os),
+            known(&w.os_version),
             w.category,
         ),
-        None => (
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            "",
-        ),
+        None => (String::new(), String::new(), "", "", ""),
     };
+    let (mut os, mut os_version) = (String::new(), String::new());
     // woothee's crawler category counts as a known bot, unless a more precise reason exists or
     // the agent is an image proxy (a proxy fetches for a person).
     if category == "crawler" && bot_reasons == 0 && proxy == ImageProxy::None {
@@ -506,10 +762,12 @@ pub fn classify(raw: &str) -> UaInfo {
             }
         }
     }
-    if device == DeviceCategory::Desktop && os == "iOS" {
-        // woothee reads any CFNetwork/Darwin agent as iOS; on a desktop it is macOS.
-        os = "Mac OSX".to_owned();
-        os_version.clear();
+    if proxy == ImageProxy::None && !bare_mozilla {
+        // Also when woothee recognised nothing: native agents (`Outlook-iOS/...`,
+        // `Claws Mail/3.17.5 (x86_64-pc-linux-gnu)`) still state their OS.
+        let (name, version) = os_of(ua, &scan, w_os, w_os_version, device);
+        os = name.to_owned();
+        os_version = version;
     }
     if proxy != ImageProxy::None || bare_mozilla {
         // A proxy's user agent describes the proxy (Gmail's claims Firefox 11 on Windows XP), not
@@ -673,6 +931,55 @@ mod tests {
         assert_eq!((g.client.browser.as_str(), g.client.os.as_str()), ("", ""));
         assert_eq!(g.client.device_category, DeviceCategory::Unknown as i32);
         assert_eq!(g.client.email_client, "Gmail");
+    }
+
+    #[test]
+    fn os_names_are_canonical_with_the_stated_version() {
+        let os = |ua: &str| {
+            let c = classify(ua).client;
+            (c.os, c.os_version)
+        };
+        let want = |name: &str, v: &str| (name.to_owned(), v.to_owned());
+        let cases = [
+            // Windows NT versions map to marketing names; an unknown one keeps `NT x.y`.
+            ("Mozilla/5.0 (Windows NT 6.1; WOW64; rv:40.0) Gecko/20100101 Firefox/40.1", want("Windows", "7")),
+            ("Mozilla/5.0 (Windows NT 6.3; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0 Safari/537.36", want("Windows", "8.1")),
+            ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko/20100101 Firefox/11.0", want("Windows", "XP")),
+            ("Mozilla/5.0 (Windows NT 6.9; Win64; x64) Gecko/20100101 Firefox/99.0", want("Windows", "NT 6.9")),
+            // `Windows/` followed by a build date is no version.
+            ("Postbox 1.0b14 (Windows/2009072715)", want("Windows", "")),
+            // iPhone OS / CPU OS with underscores; iPad before 13 is iOS, from 13 iPadOS.
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", want("iOS", "17.4")),
+            ("Mozilla/5.0 (iPad; CPU OS 16_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.1 Mobile/15E148 Safari/604.1", want("iPadOS", "16.1")),
+            ("Mozilla/5.0 (iPad; CPU OS 12_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1 Mobile/15E148 Safari/604.1", want("iOS", "12.2")),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15", want("macOS", "10.15.7")),
+            ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", want("ChromeOS", "")),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36", want("Android", "14")),
+            ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", want("Linux", "")),
+            ("Mozilla/5.0 (X11; FreeBSD amd64; rv:120.0) Gecko/20100101 Firefox/120.0", want("FreeBSD", "")),
+            // CFNetwork: a desktop Mac (x86_64) or iOS; the Darwin version is not mapped.
+            ("Mail/3273 CFNetwork/811.5.4 Darwin/16.6.0 (x86_64)", want("macOS", "")),
+            ("Yahoo%20Mail/49268 CFNetwork/1121.2.2 Darwin/19.3.0", want("iOS", "")),
+        ];
+        for (ua, expected) in cases {
+            assert_eq!(os(ua), expected, "{ua}");
+        }
+    }
+
+    #[test]
+    fn woothee_os_names_map_to_canonical_ones() {
+        for (w, v, want) in [
+            ("Windows UNKNOWN Ver", "", ("Windows", "")),
+            ("Windows 10", "NT 10.0", ("Windows", "10")),
+            ("Mac OSX", "10.15.7", ("macOS", "10.15.7")),
+            ("iPhone", "17.3", ("iOS", "17.3")),
+            ("iPad", "17.3", ("iPadOS", "17.3")),
+            ("docomo", "", ("", "")),
+        ] {
+            let (name, version) = woothee_os(w, v);
+            assert_eq!((name, version.as_str()), want, "{w}");
+            assert!(name.is_empty() || os::ALL.contains(&name));
+        }
     }
 
     #[test]
