@@ -192,7 +192,8 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     let oc = o.client.as_ref().unwrap();
     assert_eq!(oc.user_agent, SAFARI_MAC);
     assert_eq!(oc.browser, "Safari");
-    assert_eq!(oc.os, "Mac OSX");
+    // Canonical OS names, with the version the user agent states (Mac OS X 10_15_7).
+    assert_eq!((oc.os.as_str(), oc.os_version.as_str()), ("macOS", "10.15.7"));
     assert_eq!(oc.device_category(), DeviceCategory::Desktop);
     assert_eq!(c.link_id, "hero");
     assert_eq!(
@@ -202,7 +203,8 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     let cc = c.client.as_ref().unwrap();
     assert_eq!(cc.browser, "Chrome");
     assert_eq!(cc.browser_version, "120.0.0.0");
-    assert_eq!(cc.os, "Windows 10");
+    // Windows NT 10.0 is Windows 10 (or 11: the user agent does not tell them apart).
+    assert_eq!((cc.os.as_str(), cc.os_version.as_str()), ("Windows", "10"));
     assert_eq!(cc.device_category(), DeviceCategory::Desktop);
     assert_eq!(cc.email_client, "");
     let cs = c.signals.as_ref().unwrap();
