@@ -193,7 +193,10 @@ fn open_and_click_arrive_on_kafka_with_every_field() {
     assert_eq!(oc.user_agent, SAFARI_MAC);
     assert_eq!(oc.browser, "Safari");
     // Canonical OS names, with the version the user agent states (Mac OS X 10_15_7).
-    assert_eq!((oc.os.as_str(), oc.os_version.as_str()), ("macOS", "10.15.7"));
+    assert_eq!(
+        (oc.os.as_str(), oc.os_version.as_str()),
+        ("macOS", "10.15.7")
+    );
     assert_eq!(oc.device_category(), DeviceCategory::Desktop);
     assert_eq!(c.link_id, "hero");
     assert_eq!(
