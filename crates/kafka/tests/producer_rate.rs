@@ -3,7 +3,7 @@
 //! loopback), for linger and compression candidates. Each candidate publishes the same 100k
 //! realistic events as fast as the queue takes them, then flushes.
 //!
-//! Ignored by default (a measurement): `cargo test --release -p openclick-sink --test
+//! Ignored by default (a measurement): `cargo test --release -p openclick-kafka --test
 //! producer_rate -- --ignored --nocapture --test-threads 1`.
 
 mod common;

@@ -4,7 +4,7 @@
 //! policy (every 200 ms). A refused append (`SpoolFull`: the writer's channel is full) is
 //! retried after a yield, so the figure is what the writer sustains.
 //!
-//! Ignored by default (a measurement, not a check): `cargo test --release -p openclick-sink
+//! Ignored by default (a measurement, not a check): `cargo test --release -p openclick-kafka
 //! --test spool_rate -- --ignored --nocapture`.
 
 mod common;
