@@ -159,22 +159,13 @@ fn events_spooled_directly_while_the_broker_is_down_replay_in_publish_order_per_
     assert_in_order(broker.bootstrap_servers(), topic, CONTACTS, N);
 }
 
-/// KNOWN BUG (found by this test, not fixed: no minimal fix): when the outage begins, the
-/// events already in the producer queue wait there for `message_timeout_ms` and only then go
-/// to the spool, while events published after `spool_after_ms` are spooled directly, i.e.
-/// earlier. The spool replays in write order, so a contact's events published in the first
-/// `spool_after_ms` of an outage reach the partition after its later ones (seen: seq 476..931
-/// after 938..3080 for one key). The same holds for `queue_full` spills while older events are
-/// still queued. Run it with `--ignored` to see it fail.
-///
-/// Tried and dropped: purging the producer (queue and in flight) into the spool once the
-/// outage passes `spool_after_ms`, and spooling directly only once no live event is left in
-/// the producer. The test still failed: the purge's delivery reports do not come in publish
-/// order within a partition (one key: seq 595..1029, then 343..588, then 1036..), so the
-/// order has to come from the sink (e.g. a sequence kept with each spooled record), which is
-/// no minimal change.
+/// Events already in the producer's queue when an outage begins, and events published after
+/// `spool_after_ms`, reach their partition in publish order per key after the outage. (Found
+/// broken by this test: queued events used to wait `message_timeout_ms` and reach the spool
+/// after later, directly spooled ones. The sink now hands the producer's queue over to the
+/// spool sorted by publish sequence before it spools anything directly: see
+/// `Replayer::hand_over`.)
 #[test]
-#[ignore = "known bug: events queued when an outage begins are spooled after later, directly spooled ones, so replay reorders them per key"]
 fn events_spooled_during_an_outage_reach_their_partition_in_publish_order_per_key() {
     const CONTACTS: u64 = 7;
     let topic = "replay-order";

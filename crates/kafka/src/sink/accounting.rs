@@ -59,8 +59,15 @@ pub(crate) enum Cause {
     Purged = 3,
 }
 
-/// The delivery opaque of a live record; replayed records carry a slot number >= 1.
-pub(crate) const LIVE: usize = 0;
+/// The delivery opaque of a live record has this bit set, the rest is its publish sequence
+/// number; replayed records carry a slot number >= 1 without it.
+pub(crate) const LIVE: usize = 1 << (usize::BITS - 1);
+
+/// Whether a delivery opaque is a live record's.
+#[inline]
+pub(crate) fn is_live(opaque: usize) -> bool {
+    opaque & LIVE != 0
+}
 /// `down_since_ms` when the broker is up.
 pub(crate) const NEVER: u64 = u64::MAX;
 /// How long the delivery-report thread waits for room in the spool's channel.

@@ -10,8 +10,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
-use super::accounting::{bump, reason_index, record_class, Cause, LIVE, SPOOL_REFUSED, SPOOL_WAIT};
-use super::shared::Shared;
+use super::accounting::{
+    bump, is_live, reason_index, record_class, Cause, LIVE, SPOOL_REFUSED, SPOOL_WAIT,
+};
+use super::shared::{Pending, Shared};
 use crate::error::{is_producer_state_error, ErrorClass};
 
 /// Delivery reports and client errors, turned into counters, health, spool writes and logs.
@@ -55,7 +57,7 @@ impl ProducerContext for DeliveryContext {
             Ok(_) => {
                 sh.mark_up();
                 sh.stalls_since_delivery.store(0, Ordering::Relaxed);
-                if slot == LIVE {
+                if is_live(slot) {
                     bump(&sh.counters.delivered);
                 } else {
                     sh.replay_settled(slot, Ok(()));
@@ -69,7 +71,7 @@ impl ProducerContext for DeliveryContext {
                 if is_producer_state_error(code) {
                     sh.reset_requested.store(true, Ordering::Relaxed);
                 }
-                if slot != LIVE {
+                if !is_live(slot) {
                     sh.replay_settled(slot, Err(code));
                     return;
                 }
@@ -82,6 +84,20 @@ impl ProducerContext for DeliveryContext {
                     };
                     let key = msg.key().unwrap_or_default();
                     let payload = msg.payload().unwrap_or_default();
+                    // During the outage hand-over, purged records wait to be spooled in publish
+                    // order with everything published meanwhile (see `Replayer::hand_over`).
+                    let held = matches!(cause, Cause::Purged).then(|| Pending {
+                        seq: slot & !LIVE,
+                        key: key.to_vec(),
+                        payload: payload.to_vec(),
+                        cause,
+                        code,
+                    });
+                    if let Some(p) = held {
+                        if sh.hold_for_handover(p).is_none() {
+                            return;
+                        }
+                    }
                     if sh
                         .spool_record(key, payload, cause, Some(SPOOL_WAIT))
                         .is_err()

@@ -19,8 +19,10 @@
 //!    reorder it within a partition.
 //! 2. **the durable spool** ([`openclick_sink::spool`], `DATA_DIR/spool` in `openclick serve`), when
 //!    - the producer queue is full at `publish` (cause `queue_full`);
-//!    - the broker has been unreachable for [`KafkaConfig::spool_after_ms`]: `publish` then
-//!      skips the producer altogether (cause `broker_down`);
+//!    - the broker has been unreachable for [`KafkaConfig::spool_after_ms`]: the replay thread
+//!      first hands the producer's queue over to the spool (purged, cause `purged`, together
+//!      with what is published meanwhile, sorted by publish sequence), then `publish` skips the
+//!      producer altogether (cause `broker_down`);
 //!    - a delivery failed with a retryable error after `message.timeout.ms` of retries
 //!      (cause `delivery_failed`): the delivery report carries the record's key and payload,
 //!      which the delivery-report thread appends to the spool;
@@ -56,10 +58,12 @@
 //! request at shutdown, a restart before the spool segment was deleted). Events carry an
 //! `event_id` for consumers to deduplicate.
 //!
-//! Ordering: the spool replays in write order, and librdkafka keeps order per partition. Live
-//! events published while the backlog drains go straight to the producer, so an event spooled
-//! during an outage can reach Kafka after a later event of the same contact; every event
-//! carries its own timestamps.
+//! Ordering: the spool replays in write order, the hand-over writes what the producer held
+//! before anything published later, and librdkafka keeps order per partition, so a contact's
+//! events spooled during an outage reach Kafka in publish order. Live events published while
+//! the backlog drains go straight to the producer, so they can overtake it; and a record that
+//! times out while the broker is up (no hand-over) is spooled after later ones. Every event
+//! carries its own timestamps and id.
 //!
 //! # Health
 //!
@@ -122,6 +126,7 @@ pub use config::KafkaConfig;
 use accounting::{bump, get, reason_label, record_class, Cause, Counters, LIVE};
 use producer::ProducerSlot;
 use replay::Replayer;
+use shared::Pending;
 use shared::Shared;
 
 use crate::error::ErrorClass;
@@ -215,6 +220,9 @@ impl KafkaSink {
             fail_log: LogLimiter::new(Duration::from_secs(1)),
             error_log: LogLimiter::new(Duration::from_secs(5)),
             replay_log: LogLimiter::new(Duration::from_secs(10)),
+            live_seq: AtomicUsize::new(0),
+            handed_over: AtomicBool::new(false),
+            handover: Mutex::new(None),
         });
         let slot = Arc::new(ProducerSlot::new(config.client_config(), shared.clone())?);
         let headers = OwnedHeaders::new().insert(Header {
@@ -350,18 +358,36 @@ impl Sink for KafkaSink {
                 .map_err(|e| SinkError::Config(format!("encode: {e}")))?;
             // Count before handing over: the delivery report may arrive before `send` returns.
             sh.counters.accepted.fetch_add(1, Ordering::Relaxed);
-            if sh.bypass() {
+            let seq = sh.live_seq.fetch_add(1, Ordering::Relaxed) & !LIVE;
+            // Under the producer's read lock: the hand-over flips `handed_over` under the write
+            // lock, so a record is either in the producer before the purge or spooled after.
+            let producer = self.slot.current.read();
+            // Spool directly once the hand-over is done, or when it is due and no accepted
+            // event but this one is unsettled (nothing would have to reach the spool first).
+            if sh.bypass() || (sh.handover_due() && self.stats().in_flight() <= 1) {
+                drop(producer);
+                let p = Pending {
+                    seq,
+                    key: key.clone(),
+                    payload: payload.clone(),
+                    cause: Cause::BrokerDown,
+                    code: RDKafkaErrorCode::AllBrokersDown,
+                };
+                let Some(p) = sh.hold_for_handover(p) else {
+                    return Ok(());
+                };
                 return sh
-                    .spool_record(key, payload, Cause::BrokerDown, None)
+                    .spool_record(&p.key, &p.payload, Cause::BrokerDown, None)
                     .inspect_err(|_| {
                         sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
                     });
             }
-            let record = BaseRecord::with_opaque_to(&self.topic, LIVE)
+            let record = BaseRecord::with_opaque_to(&self.topic, LIVE | seq)
                 .key(key.as_slice())
                 .payload(payload.as_slice())
                 .headers(self.headers.clone());
-            let sent = self.slot.current.read().send(record).map_err(|(e, _)| e);
+            let sent = producer.send(record).map_err(|(e, _)| e);
+            drop(producer);
             match sent {
                 Ok(()) => {
                     bump(&sh.counters.produced);

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
 
 use super::accounting::{
-    bump, record_class, LIVE, PROBE_EVERY_MS, REPLAY_BACKOFF_MS, REPLAY_BATCH,
+    bump, record_class, LIVE, PROBE_EVERY_MS, REPLAY_BACKOFF_MS, REPLAY_BATCH, SPOOL_REFUSED,
+    SPOOL_WAIT,
 };
 use super::producer::ProducerSlot;
 use super::shared::Shared;
@@ -40,6 +41,9 @@ impl Replayer {
             }
             let now = sh.now_ms();
             self.watch_health(now, &mut last_probe);
+            if sh.handover_due() && !sh.paused.load(Ordering::Relaxed) {
+                self.hand_over();
+            }
             let sent = if sh.up.load(Ordering::Relaxed)
                 && !sh.paused.load(Ordering::Relaxed)
                 && now >= sh.replay_backoff_until_ms.load(Ordering::Relaxed)
@@ -52,6 +56,56 @@ impl Replayer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// The broker has been unreachable for `spool_after_ms`: from now on events go straight to
+    /// the spool. What the producer still holds must reach the spool first, and everything in
+    /// publish order, or replay would put a contact's later events before its earlier ones.
+    /// So: hold new publishes, purge the producer (its records come back through their
+    /// delivery reports and are held too), then spool everything held sorted by publish
+    /// sequence, round after round until nothing new arrives, and only then let `publish` spool
+    /// directly.
+    fn hand_over(&self) {
+        let sh = &*self.shared;
+        *sh.handover.lock() = Some(Vec::new());
+        {
+            // No `publish` is between its bypass check and its `send` while this is held.
+            let _exclusive = self.slot.current.write();
+            sh.handed_over.store(true, Ordering::Release);
+        }
+        let producer = self.slot.get();
+        let queued = producer.in_flight_count().max(0);
+        if queued > 0 {
+            producer.purge(PurgeConfig::default().queue().inflight());
+            // Delivery reports of the purge arrive on the producer's polling thread.
+            let _ = producer.flush(Duration::from_secs(5));
+        }
+        drop(producer);
+        let mut spooled = 0usize;
+        loop {
+            let mut held = {
+                let mut h = sh.handover.lock();
+                let batch = h.as_mut().map(std::mem::take).unwrap_or_default();
+                if batch.is_empty() {
+                    *h = None;
+                    break;
+                }
+                batch
+            };
+            // Stable: equal sequences cannot happen, but keep arrival order if they did.
+            held.sort_by_key(|p| p.seq);
+            for p in held {
+                if sh
+                    .spool_record(&p.key, &p.payload, p.cause, Some(SPOOL_WAIT))
+                    .is_err()
+                {
+                    sh.fail(SPOOL_REFUSED, p.code);
+                }
+                spooled += 1;
+            }
+        }
+        tracing::info!(target: "openclick::sink", purged = queued, spooled,
+            "kafka unreachable: producer queue handed over to the spool in publish order");
     }
 
     fn watch_health(&self, now: u64, last_probe: &mut Option<u64>) {

@@ -46,6 +46,24 @@ pub(crate) struct Shared {
     pub(crate) fail_log: LogLimiter,
     pub(crate) error_log: LogLimiter,
     pub(crate) replay_log: LogLimiter,
+    /// Publish sequence of live records (their delivery opaque, with the [`LIVE`] bit).
+    pub(crate) live_seq: AtomicUsize,
+    /// The outage's hand-over is done: `publish` may spool directly. Set by the replay thread
+    /// once the producer's queue has gone to the spool in publish order; cleared when the
+    /// broker is back.
+    pub(crate) handed_over: AtomicBool,
+    /// During the hand-over: live records on their way to the spool (purged from the producer,
+    /// or published meanwhile), spooled by the replay thread in publish order.
+    pub(crate) handover: Mutex<Option<Vec<Pending>>>,
+}
+
+/// A live record held for the hand-over, with its publish sequence number.
+pub(crate) struct Pending {
+    pub(crate) seq: usize,
+    pub(crate) key: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) cause: Cause,
+    pub(crate) code: RDKafkaErrorCode,
 }
 
 impl Shared {
@@ -62,6 +80,7 @@ impl Shared {
         let now = self.now_ms();
         self.last_ok_ms.store(now, Ordering::Relaxed);
         if !self.up.swap(true, Ordering::AcqRel) {
+            self.handed_over.store(false, Ordering::Release);
             let since = self.down_since_ms.swap(NEVER, Ordering::AcqRel);
             tracing::info!(
                 target: "openclick::sink",
@@ -91,11 +110,32 @@ impl Shared {
 
     /// Whether `publish` should skip the producer and spool directly.
     pub(crate) fn bypass(&self) -> bool {
-        if self.spool.is_none() || self.up.load(Ordering::Relaxed) {
+        self.spool.is_some()
+            && !self.up.load(Ordering::Relaxed)
+            && self.handed_over.load(Ordering::Acquire)
+    }
+
+    /// Whether the broker has been unreachable long enough for the hand-over to the spool.
+    pub(crate) fn handover_due(&self) -> bool {
+        if self.spool.is_none()
+            || self.up.load(Ordering::Relaxed)
+            || self.handed_over.load(Ordering::Acquire)
+        {
             return false;
         }
         let since = self.down_since_ms.load(Ordering::Relaxed);
         since != NEVER && self.now_ms().saturating_sub(since) >= self.spool_after_ms
+    }
+
+    /// Holds a live record for the running hand-over; gives it back if none is running.
+    pub(crate) fn hold_for_handover(&self, p: Pending) -> Option<Pending> {
+        match self.handover.lock().as_mut() {
+            Some(held) => {
+                held.push(p);
+                None
+            }
+            None => Some(p),
+        }
     }
 
     pub(crate) fn is_recovered(&self, id: RecordId) -> bool {
