@@ -43,14 +43,21 @@ fn get(addr: SocketAddr, path: &str, limit: Duration) -> Option<(u16, String)> {
         .nth(1)?
         .parse()
         .ok()?;
-    Some((status, String::from_utf8_lossy(&raw[split + 4..]).into_owned()))
+    Some((
+        status,
+        String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+    ))
 }
 
 /// The value of the first sample of `series` (name and labels, exactly as exported).
 fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 #[test]
@@ -143,7 +150,10 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
         "{metrics}"
     );
     assert_eq!(
-        sample(&metrics, r#"openclick_accept_errors_total{listener="public"}"#),
+        sample(
+            &metrics,
+            r#"openclick_accept_errors_total{listener="public"}"#
+        ),
         Some(0.0),
         "the cap should keep the process below its file limit: {metrics}"
     );
@@ -152,7 +162,11 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
         let t = Instant::now();
         let r = get(admin, path, Duration::from_secs(2));
         assert_eq!(r.map(|r| r.0), Some(200), "{path}");
-        assert!(t.elapsed() < Duration::from_secs(2), "{path}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{path}: {:?}",
+            t.elapsed()
+        );
     }
     // The public listener is full: a pixel request is accepted and closed, unanswered.
     assert_eq!(get(listen, "/o/x.gif", Duration::from_secs(2)), None);
