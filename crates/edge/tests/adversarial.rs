@@ -331,6 +331,70 @@ fn http1_smuggling_corpus_is_refused_or_framed_once() {
             closes: true,
             hits: 2,
         },
+        Case {
+            // A signed length: hyper parses digits only (no `+`), 400.
+            name: "Content-Length: +N",
+            bytes: format!(
+                "{}{hidden}",
+                head(&format!("Content-Length: +{}\r\n", hidden.len()))
+            )
+            .into_bytes(),
+            statuses: &[400],
+            closes: true,
+            hits: 0,
+        },
+        Case {
+            // A list of equal lengths in one field: HTTP/1 takes one number, 400.
+            name: "Content-Length: N, N",
+            bytes: format!(
+                "{}{hidden}",
+                head(&format!("Content-Length: {0}, {0}\r\n", hidden.len()))
+            )
+            .into_bytes(),
+            statuses: &[400],
+            closes: true,
+            hits: 0,
+        },
+        Case {
+            // HTTP/1.0 has no Transfer-Encoding (RFC 9112 6.1): hyper refuses it, 400.
+            name: "HTTP/1.0 with Transfer-Encoding: chunked",
+            bytes: format!(
+                "GET /o/{open}.gif HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 {chunked_end}{hidden}"
+            )
+            .into_bytes(),
+            statuses: &[400],
+            closes: true,
+            hits: 0,
+        },
+        Case {
+            // A chunk size that overflows 64 bits: the head is fine, so the request is
+            // answered (the service does not read the body); draining the body then fails on
+            // the size and the connection is closed, nothing after it parsed.
+            name: "chunk size overflow",
+            bytes: format!(
+                "{}fffffffffffffffff1\r\n{hidden}\r\n{chunked_end}",
+                head("Transfer-Encoding: chunked\r\n")
+            )
+            .into_bytes(),
+            statuses: &[200],
+            closes: true,
+            hits: 1,
+        },
+        Case {
+            // A bare LF ending a chunk-size line: hyper's chunked decoder wants CRLF there
+            // (unlike the head), so, as above, one answer, then a close.
+            name: "bare LF after a chunk size",
+            bytes: format!(
+                "{}{:x}\n{hidden}\r\n{chunked_end}",
+                head("Transfer-Encoding: chunked\r\n"),
+                hidden.len()
+            )
+            .into_bytes(),
+            statuses: &[200],
+            closes: true,
+            hits: 1,
+        },
     ];
     let mut failures = Vec::new();
     for case in &cases {
@@ -431,6 +495,8 @@ struct Seen {
     settings_acks: usize,
     ping_acks: usize,
     rst_streams: usize,
+    /// RST_STREAM frames by error code.
+    rst_codes: std::collections::BTreeMap<u32, usize>,
     /// The first GOAWAY: error code and debug data.
     goaway: Option<(u32, String)>,
     goaway_after: Option<Duration>,
@@ -496,7 +562,11 @@ impl RawH2 {
                         HEADERS => s.headers += 1,
                         SETTINGS if flags & ACK != 0 => s.settings_acks += 1,
                         PING if flags & ACK != 0 => s.ping_acks += 1,
-                        RST_STREAM => s.rst_streams += 1,
+                        RST_STREAM if payload.len() >= 4 => {
+                            s.rst_streams += 1;
+                            let code = u32::from_be_bytes(payload[..4].try_into().unwrap());
+                            *s.rst_codes.entry(code).or_default() += 1;
+                        }
                         GOAWAY if s.goaway.is_none() && payload.len() >= 8 => {
                             let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
                             let debug = String::from_utf8_lossy(&payload[8..]).into_owned();
@@ -665,6 +735,77 @@ fn h2_empty_data_flood_gets_enhance_your_calm() {
     // (ENHANCE_YOUR_CALM, "too_many_data_frames").
     assert_goaway(&seen, ENHANCE_YOUR_CALM, "empty DATA flood");
     eprintln!("empty DATA flood: {batches} batches of 1000 written; {seen:?}");
+    edge.assert_responsive();
+}
+
+#[test]
+fn h2_hpack_bomb_gets_enhance_your_calm() {
+    let edge = h2_edge();
+    let mut c = RawH2::connect(edge.served.addr, Duration::from_secs(15));
+    // One 4 KB header entered into the dynamic table, then referenced by a one-byte index
+    // thousands of times: a 16 KB block that decodes to tens of megabytes.
+    let mut block = get_block("/o/x.gif");
+    block.push(0x40); // literal with incremental indexing, new name
+    hpack_int(&mut block, 0x00, 7, 5);
+    block.extend_from_slice(b"x-big");
+    hpack_int(&mut block, 0x00, 7, 4000);
+    block.extend(std::iter::repeat_n(b'a', 4000));
+    block.extend(std::iter::repeat_n(0x80 | 62, 12_000)); // indexed: dynamic entry 62
+    let mut f = Vec::new();
+    frame(&mut f, HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    c.write(&f);
+    let seen = c.finish(Duration::from_secs(10));
+    eprintln!("HPACK bomb: {seen:?}");
+    // h2 stops decoding past an abuse bound above SETTINGS_MAX_HEADER_LIST_SIZE (16 KB here)
+    // and answers GOAWAY(ENHANCE_YOUR_CALM, "header_list_way_too_large").
+    assert_goaway(&seen, ENHANCE_YOUR_CALM, "HPACK bomb");
+    assert_eq!(seen.headers, 0, "the bomb was answered: {seen:?}");
+    edge.assert_responsive();
+}
+
+/// Opens `n` streams whose request bodies never end, in one write; returns what was seen.
+fn open_streams(edge: &Edge, n: u32) -> Seen {
+    let mut c = RawH2::connect(edge.served.addr, Duration::from_secs(15));
+    let block = get_block("/o/x.gif");
+    let mut batch = Vec::new();
+    for i in 0..n {
+        frame(&mut batch, HEADERS, END_HEADERS, 2 * i + 1, &block);
+    }
+    c.write(&batch);
+    let seen = c.finish(Duration::from_secs(12));
+    eprintln!("{n} open streams: {seen:?}");
+    seen
+}
+
+const REFUSED_STREAM: u32 = 0x7;
+
+#[test]
+fn h2_streams_past_the_concurrency_limit_are_refused() {
+    let edge = h2_edge();
+    // More than the 256 concurrent streams the server allows (`max_concurrent_streams` in
+    // openclick-http): the first 256 are answered (and, their bodies still open, reset with
+    // NO_ERROR), the rest refused with RST_STREAM(REFUSED_STREAM); the connection lives on
+    // until the idle GOAWAY.
+    let seen = open_streams(&edge, 1000);
+    let refused = seen.rst_codes.get(&REFUSED_STREAM).copied().unwrap_or(0);
+    assert!(seen.headers >= 256, "{seen:?}");
+    assert!(refused > 0, "no stream refused: {seen:?}");
+    assert_eq!(seen.headers + refused, 1000, "{seen:?}");
+    assert_eq!(
+        seen.rst_codes.get(&NO_ERROR).copied(),
+        Some(seen.headers),
+        "{seen:?}"
+    );
+    assert_goaway(&seen, NO_ERROR, "1000 open streams (idle GOAWAY)");
+    // And the refusals are bounded too: h2 counts them with its locally reset streams
+    // (1,024 by default) and answers GOAWAY(ENHANCE_YOUR_CALM, "too_many_internal_resets")
+    // past that, before answering anything.
+    let seen = open_streams(&edge, 3000);
+    assert_goaway(&seen, ENHANCE_YOUR_CALM, "3000 open streams");
+    // (1,024 observed: every refusal counted was written before the GOAWAY.)
+    let refused = seen.rst_codes.get(&REFUSED_STREAM).copied().unwrap_or(0);
+    assert!((1..=1024).contains(&refused), "{seen:?}");
+    assert_eq!(seen.headers, 0, "{seen:?}");
     edge.assert_responsive();
 }
 
