@@ -799,13 +799,12 @@ fn h2_streams_past_the_concurrency_limit_are_refused() {
     assert_goaway(&seen, NO_ERROR, "1000 open streams (idle GOAWAY)");
     // And the refusals are bounded too: h2 counts them with its locally reset streams
     // (1,024 by default) and answers GOAWAY(ENHANCE_YOUR_CALM, "too_many_internal_resets")
-    // past that, before answering anything.
+    // past that (in the run observed, before answering any of the 256 it accepted).
     let seen = open_streams(&edge, 3000);
     assert_goaway(&seen, ENHANCE_YOUR_CALM, "3000 open streams");
     // (1,024 observed: every refusal counted was written before the GOAWAY.)
     let refused = seen.rst_codes.get(&REFUSED_STREAM).copied().unwrap_or(0);
     assert!((1..=1024).contains(&refused), "{seen:?}");
-    assert_eq!(seen.headers, 0, "{seen:?}");
     edge.assert_responsive();
 }
 
