@@ -626,14 +626,18 @@ impl RawH2 {
         false
     }
 
-    /// Waits for the server to close, then returns everything seen.
+    /// Waits for the server to close (at most `limit`), then returns everything seen. A close
+    /// counts only if the server made it: our own shutdown afterwards is not recorded.
     fn finish(mut self, limit: Duration) -> Seen {
         self.wait(limit, |s| s.closed_after.is_some());
+        let closed_by_server = self.seen.lock().unwrap().closed_after;
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         if let Some(r) = self.reader.take() {
             r.join().unwrap();
         }
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        seen.closed_after = closed_by_server;
+        seen
     }
 }
 
