@@ -62,10 +62,26 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answering() {
-    let data = tempfile::tempdir().unwrap();
     // `ulimit -n` in a shell sets both the soft and the hard limit, so `serve`'s raise to the
     // hard limit leaves it at 256; with 256 files the default connection cap is 64
     // (`max_connections` in serve.rs: the limit less 1024, at least 64).
+    flood_under_256_files(&[], 64);
+}
+
+#[test]
+fn a_connection_cap_above_the_open_file_limit_is_lowered_to_fit() {
+    // Asked for 1,000 connections with 256 files, the process would run out of files first:
+    // every accept, the admin listener's included, fails with EMFILE, and `/healthz` stops
+    // answering while the flood lasts. `serve` lowers the cap to the limit less the files it
+    // keeps for everything else (128).
+    flood_under_256_files(&["--max-connections", "1000"], 128);
+}
+
+/// Runs `serve` with 256 open files (and `args`), checks its cap is `cap`, opens 300 silent
+/// connections to the public listener, and checks the admin plane still answers, the surplus
+/// was refused by the cap (not by the kernel), and the pixel route answers once they go.
+fn flood_under_256_files(args: &[&str], cap: u64) {
+    let data = tempfile::tempdir().unwrap();
     let mut child = KillOnDrop(
         Command::new("sh")
             .args(["-c", r#"ulimit -n 256 && exec "$0" "$@""#, BIN])
@@ -75,6 +91,7 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
             .args(["--header-read-timeout-secs", "60", "--min-delay-ms", "0"])
             // The embedded broker has no suppressions to follow: readiness would wait for it.
             .arg("--no-suppression-sync")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -113,12 +130,7 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
         assert!(Instant::now() < deadline, "never ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let info = get(admin, "/info", Duration::from_secs(2)).unwrap();
-    let info: serde_json::Value = serde_json::from_str(&info.1).unwrap();
-    assert_eq!(info["open_files_limit"], 256, "{info}");
-    assert_eq!(info["max_connections"], 64, "{info}");
-
-    // 300 silent connections: the first 64 are held (60 s header deadline), every later one
+    // 300 silent connections: the first `cap` are held (60 s header deadline), every later one
     // is accepted and closed at once by the cap, so the process never runs out of files.
     let mut silent = Vec::new();
     for _ in 0..300 {
@@ -134,19 +146,23 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
                 r#"openclick_connections_refused_total{listener="public",reason="cap"}"#,
             )
         });
-        if refused.is_some_and(|r| r >= 236.0) || Instant::now() > deadline {
+        if refused.is_some_and(|r| r >= (300 - cap) as f64) || Instant::now() > deadline {
             break m.unwrap_or_default();
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    assert!(
+        !metrics.is_empty(),
+        "/metrics did not answer while the public listener was flooded"
+    );
     let refused = sample(
         &metrics,
         r#"openclick_connections_refused_total{listener="public",reason="cap"}"#,
     );
-    assert_eq!(refused, Some(236.0), "{metrics}");
+    assert_eq!(refused, Some((300 - cap) as f64), "{metrics}");
     assert_eq!(
         sample(&metrics, r#"openclick_connections_open{listener="public"}"#),
-        Some(64.0),
+        Some(cap as f64),
         "{metrics}"
     );
     assert_eq!(
@@ -157,6 +173,10 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
         Some(0.0),
         "the cap should keep the process below its file limit: {metrics}"
     );
+    // How close to its limit the process is (Linux): the held connections plus the rest.
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", child.0.id())) {
+        eprintln!("open files with {cap} connections held: {}", fds.count());
+    }
     // The admin plane answers within 2 s each while the public listener is full.
     for path in ["/healthz", "/readyz"] {
         let t = Instant::now();
@@ -181,4 +201,9 @@ fn silent_connections_under_a_low_open_file_limit_leave_the_admin_plane_answerin
         assert!(Instant::now() < deadline, "the pixel route never came back");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The limit and the cap in force, as `/info` reports them.
+    let info = get(admin, "/info", Duration::from_secs(2)).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info.1).unwrap();
+    assert_eq!(info["open_files_limit"], 256, "{info}");
+    assert_eq!(info["max_connections"], cap, "{info}");
 }
