@@ -187,7 +187,8 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_MAX_CONNECTION_AGE_SECS", default_value_t = 600)]
     pub max_connection_age_secs: u64,
     /// Most public connections open at once; past it new ones are closed at once and counted
-    /// (0: the open-file limit minus 1024, at least 64).
+    /// (0: the open-file limit minus 1024, at least 64). A value the open-file limit cannot
+    /// hold is lowered to the limit minus 128 (at least the default).
     #[arg(long, env = "OPENCLICK_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,
     /// Most public connections open at once from one peer address (0: no limit). Leave it off

@@ -28,6 +28,11 @@ use serde_json::{Map, Value};
 
 use crate::args::{EnrichArgs, KeyArgs, ServeArgs};
 
+/// Open files kept for everything but public connections (the admin plane and its
+/// connections, Kafka clients, the spool, GeoIP databases, logs) when an explicit
+/// `--max-connections` is checked against the open-file limit. An idle process holds about 30.
+const RESERVED_FILES: u64 = 128;
+
 /// Loads the keyring from `--keys`, or the development keyring in the data directory.
 pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
     if let Some(spec) = &args.keys {
@@ -235,10 +240,26 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             1024
         }
     };
+    let default_cap = usize::try_from(open_files.saturating_sub(1024))
+        .unwrap_or(usize::MAX)
+        .max(64);
+    // A cap the open-file limit cannot hold would let a connection flood exhaust the files
+    // first: every accept, the admin listener's too, then fails with EMFILE and health checks
+    // stop answering. An explicit cap is lowered to leave `RESERVED_FILES` for the rest.
+    let ceiling = usize::try_from(open_files.saturating_sub(RESERVED_FILES))
+        .unwrap_or(usize::MAX)
+        .max(default_cap);
     let max_connections = match args.max_connections {
-        0 => usize::try_from(open_files.saturating_sub(1024))
-            .unwrap_or(usize::MAX)
-            .max(64),
+        0 => default_cap,
+        n if n > ceiling => {
+            tracing::warn!(
+                requested = n,
+                open_files,
+                max_connections = ceiling,
+                "--max-connections is more than the open-file limit allows; lowered"
+            );
+            ceiling
+        }
         n => n,
     };
     let admin_listener = std::net::TcpListener::bind(args.admin_listen)

@@ -531,6 +531,13 @@ impl SuppressionSet {
         self.status.applied.load(Ordering::Relaxed)
     }
 
+    /// The time of the latest change applied (milliseconds since the Unix epoch, clamped by
+    /// [`clamp_at_ms`]; 0: none yet), from which `openclick_suppression_last_change_age_seconds`
+    /// is computed.
+    pub fn last_change_at_ms(&self) -> i64 {
+        self.status.last_change_at_ms.load(Ordering::Relaxed)
+    }
+
     /// Lookups counted by [`Self::check`].
     pub fn lookups(&self) -> u64 {
         self.counters
