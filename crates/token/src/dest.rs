@@ -12,8 +12,13 @@ use crate::{TokenError, MAX_URL_LEN};
 /// - no backslash anywhere (browsers treat `\` as `/` in http URLs);
 /// - scheme `http` or `https` (any letter case) followed by `://`: this rejects `javascript:`,
 ///   `data:`, `ftp:`, relative paths and scheme-relative `//host` URLs;
-/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~%-]` or a bracketed IPv6
-///   literal, an optional numeric port `1..=65535`.
+/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~-]` (no `%`: browsers
+///   percent-decode hosts) or a bracketed IPv6 literal that parses, an optional numeric port
+///   `1..=65535`;
+/// - a host whose last label is a number (digits, or `0x` and hex digits: the WHATWG URL
+///   Standard's "ends in a number") is a dotted-decimal IPv4 address `a.b.c.d` (each part
+///   `0..=255`, no leading zeros, no trailing dot), so that no browser reads another address
+///   (`http://0x7f.1`, `http://2130706433` and `http://127.1` all go to 127.0.0.1).
 pub fn validate_destination(url: &str) -> Result<(), TokenError> {
     use TokenError::InvalidDestination as Bad;
     if url.is_empty() {
@@ -50,10 +55,13 @@ pub fn validate_destination(url: &str) -> Result<(), TokenError> {
         let Some((literal, after)) = bracketed.split_once(']') else {
             return Err(Bad("unterminated IPv6 literal"));
         };
+        // Characters first (so the spec's rule reads the same in every implementation), then
+        // the address itself: `[1::2::3]` or `[1.2.3.4:]` would not parse in a browser.
         let ok = literal.contains(':')
             && literal
                 .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            && literal.parse::<std::net::Ipv6Addr>().is_ok();
         if !ok {
             return Err(Bad("bad IPv6 literal"));
         }
@@ -75,12 +83,21 @@ pub fn validate_destination(url: &str) -> Result<(), TokenError> {
         }
         if !host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
         {
+            // `%` included: browsers percent-decode hosts (`ex%61mple.com` is `example.com`).
             return Err(Bad("host contains characters not allowed in a host name"));
         }
         if !host.bytes().any(|b| b.is_ascii_alphanumeric()) {
             return Err(Bad("missing host"));
+        }
+        if ends_in_a_number(host) && host.parse::<std::net::Ipv4Addr>().is_err() {
+            // Browsers read such a host as an IPv4 address in any of its number forms
+            // (`0x7f.1`, `2130706433`, `127.1`, `010.0.0.1` are all 127.0.0.1 or 8.0.0.1), and
+            // reject it when it is out of range (`999.1.1.1`, `example.123`).
+            return Err(Bad(
+                "a host ending in a number must be a dotted-decimal IPv4 address",
+            ));
         }
         port
     };
@@ -94,4 +111,24 @@ pub fn validate_destination(url: &str) -> Result<(), TokenError> {
         }
     }
     Ok(())
+}
+
+/// The WHATWG URL Standard's "ends in a number checker": whether a browser parses this host as
+/// an IPv4 address (in any of its number forms). Its last label (one trailing empty label
+/// ignored) is all decimal digits, or `0x`/`0X` followed by hex digits.
+fn ends_in_a_number(host: &str) -> bool {
+    let mut labels = host.rsplit('.');
+    let mut last = labels.next().unwrap_or_default();
+    if last.is_empty() {
+        match labels.next() {
+            Some(l) => last = l,
+            None => return false,
+        }
+    }
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    last.strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
