@@ -4,6 +4,8 @@
 #   (b) nginx empty_gif with a buffered access log  (benches/nginx-empty-gif.conf)
 #   (c) openclick serve on its embedded broker
 #   (d) openclick serve on a separate tansu broker  (if `tansu` is installed; else "not run")
+#   (o) optional: another openclick binary (BASELINE_BIN=/path/to/openclick), on its embedded
+#       broker like (c), to compare two builds in the same alternating rounds
 # Throughput and latency: `wrk -t1 -c64 -d10s --latency` on one signed open-pixel URL (the same
 # request for every variant). Loss check: openclick-loadtest (realistic mix, closed loop at max,
 # then open loop at half that rate for p99), which reads the events topic and fails on loss.
@@ -13,7 +15,7 @@
 #
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNS=64 WRK_THREADS=1 WORKERS=1 (server worker
 # threads for a, b and c/d) LOADTEST_DURATION=10 OPENCLICK_ARGS="" (extra `serve` flags)
-# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192.
+# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192 BASELINE_BIN= SKIP_LOSS=0.
 # Loopback only. Needs root to apt-get install wrk/nginx when they are absent.
 set -euo pipefail
 
@@ -26,6 +28,8 @@ LOADTEST_DURATION=${LOADTEST_DURATION:-10}
 OPENCLICK_ARGS=${OPENCLICK_ARGS:-}
 OUT=${OUT:-/tmp/openclick-e2e}
 UPDATE=${UPDATE:-0}
+BASELINE_BIN=${BASELINE_BIN:-}
+SKIP_LOSS=${SKIP_LOSS:-0}
 # Fixed loopback ports: (a) 18081, (b) 18082, (c) 18083/19093, (d) 18084/19094, tansu below.
 TANSU_PORT=${TANSU_PORT:-19192}
 
@@ -87,11 +91,16 @@ start_nginx() {
     PIDS+=($!); NGINX_PID=$!
     wait_port 127.0.0.1:18082
 }
-# start_openclick PORT ADMIN_PORT [--kafka-brokers X]
+# start_openclick PORT ADMIN_PORT [--kafka-brokers X]   (OC_BIN: the binary, default this build)
+# wrk replays one URL: this build's per-token rate limit is set so high that it never limits
+# but still runs its full path (a baseline build from before the limiter gets no such flags).
+LIMIT_ARGS="--rate-limit-burst 1000000000 --rate-limit-per-minute 1000000"
 start_openclick() {
     local port=$1 admin=$2; shift 2
+    local limit_args=$LIMIT_ARGS
+    [ -n "${OC_BIN:-}" ] && limit_args=""
     # shellcheck disable=SC2086
-    "$BIN/openclick" serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+    "${OC_BIN:-$BIN/openclick}" serve $limit_args --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
         --keys "$KEYS" --suppression-file "$OUT/suppression.csv" --trusted-proxies 127.0.0.1/32 \
         --workers "$WORKERS" --data-dir "$OUT/data-$port" --log warn $OPENCLICK_ARGS "$@" \
         >>"$OUT/openclick-$port.log" 2>&1 &
@@ -148,6 +157,9 @@ if [ -n "$TANSU" ] && start_tansu; then
 else
     log "tansu not installed: variant (d) not run"
 fi
+if [ -n "$BASELINE_BIN" ]; then
+    VARIANTS="$VARIANTS o"
+fi
 
 read -r -a VARR <<<"$VARIANTS"
 for r in $(seq 1 "$ROUNDS"); do
@@ -160,6 +172,7 @@ for r in $(seq 1 "$ROUNDS"); do
             b) wrk_round b 18082 "$r" ;;
             c) start_openclick 18083 19093; wrk_round c 18083 "$r"; stop_pid "$OC_PID" ;;
             d) start_openclick 18084 19094 --kafka-brokers 127.0.0.1:$TANSU_PORT; wrk_round d 18084 "$r"; stop_pid "$OC_PID" ;;
+            o) OC_BIN=$BASELINE_BIN start_openclick 18085 19095; wrk_round o 18085 "$r"; stop_pid "$OC_PID" ;;
         esac
     done
 done
@@ -186,17 +199,20 @@ loss_check() { # VARIANT PORT ADMIN [serve args]
     return $rc
 }
 LOSS_RC=0
-loss_check c 18083 19093 || LOSS_RC=$?
-if [[ " $VARIANTS " == *" d "* ]]; then
-    loss_check d 18084 19094 --kafka-brokers 127.0.0.1:$TANSU_PORT || LOSS_RC=$?
+if [ "$SKIP_LOSS" != 1 ]; then
+    loss_check c 18083 19093 || LOSS_RC=$?
+    if [[ " $VARIANTS " == *" d "* ]]; then
+        loss_check d 18084 19094 --kafka-brokers 127.0.0.1:$TANSU_PORT || LOSS_RC=$?
+    fi
 fi
 
 # --- report --------------------------------------------------------------------------------------
-python3 - "$OUT" "$VARIANTS" "$ROUNDS" "$DURATION" "$CONNS" "$WRK_THREADS" "$WORKERS" "$OPENCLICK_ARGS" <<'PY' >"$OUT/report.md"
+python3 - "$OUT" "$VARIANTS" "$ROUNDS" "$DURATION" "$CONNS" "$WRK_THREADS" "$WORKERS" "$OPENCLICK_ARGS" "$BASELINE_BIN" <<'PY' >"$OUT/report.md"
 import json, statistics, sys, subprocess, platform, re
-out, variants, rounds, dur, conns, wt, workers, ocargs = sys.argv[1:]
+out, variants, rounds, dur, conns, wt, workers, ocargs, baseline = sys.argv[1:]
 names = {"a": "bare hyper (benches/bare-hyper)", "b": "nginx empty_gif + access log",
-         "c": "openclick, embedded broker", "d": "openclick, tansu broker"}
+         "c": "openclick, embedded broker", "d": "openclick, tansu broker",
+         "o": f"openclick baseline build ({baseline}), embedded broker"}
 rows = {}
 for line in open(f"{out}/rounds.txt"):
     v, rps, p50, p99, load, non2xx = line.split()
@@ -208,7 +224,9 @@ print(f"Machine: {subprocess.getoutput('nproc')} cores, {cpu}, kernel {platform.
       + (f", openclick {ocargs}" if ocargs else "") + ".\n")
 print("| variant | req/s per round | median req/s | median p50 | median p99 | load avg (1m) |")
 print("|---|---|---|---|---|---|")
-for v in "abcd":
+for v in "abcdo":
+    if v == "o" and v not in rows:
+        continue
     if v not in rows:
         print(f"| ({v}) {names[v]} | not run | | | | |")
         continue
@@ -219,7 +237,8 @@ for v in "abcd":
 print()
 def ratio(x, y):
     return f"**{med[x] / med[y]:.2f}**" if x in med and y in med else "not run"
-print(f"Ratios of medians: c/a = {ratio('c','a')}, c/b = {ratio('c','b')}, d/a = {ratio('d','a')}.\n")
+print(f"Ratios of medians: c/a = {ratio('c','a')}, c/b = {ratio('c','b')}, d/a = {ratio('d','a')}"
+      + (f"; baseline o/a = {ratio('o','a')}, c/o = {ratio('c','o')}" if "o" in med else "") + ".\n")
 for v in "cd":
     for kind in ("max", "half"):
         try:

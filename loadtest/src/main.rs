@@ -438,9 +438,10 @@ fn run(a: RunArgs) -> Result<i32> {
         "--suppressed-share + --invalid-share > 1"
     );
     let keyring = Keyring::from_spec(&a.keys).context("--keys")?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| {
-        format!("{:x}", openclick_common::now_ms())
-    });
+    let run_id = a
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{:x}", openclick_common::now_ms()));
     let pool_n = if a.requests > 0 {
         a.pool.min(a.requests as usize)
     } else {

@@ -5,7 +5,6 @@
 //! starts (signing is not part of what is measured) and cycled when a run sends more requests
 //! than the pool holds; the check then expects each index as often as it was answered.
 
-
 use openclick_token::{Channel, Claims, Keyring, TokenKind};
 
 /// What a request is and what it must cause.

@@ -101,7 +101,11 @@ fn benches(c: &mut Criterion) {
         kr.clone(),
         Arc::new(e),
         Arc::new(suppression(1000)),
-        vec!["127.0.0.1/32".parse().expect("net")],
+        openclick_edge::ClientIpConfig::new(
+            vec!["127.0.0.1/32".parse().expect("net")],
+            openclick_edge::ClientIpHeader::XForwardedFor,
+        )
+        .expect("client ip config"),
     );
     let h = headers(UAS[1]);
     let open_path = format!("/o/{open}.gif");

@@ -4,8 +4,8 @@
 //! - [`Admin`]: the plane's own state: `/info` facts, [`Readiness`] (named checks that
 //!   components register, plus the drain flag), [`Metrics`] (one Prometheus recorder and the
 //!   exporters components register), and the suppression API.
-//! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/info`, and `/v1/suppressions/...`
-//!   ([`suppress_api`]).
+//! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/info`, `/v1/suppressions/...`
+//!   ([`suppress_api`]) and `/v1/blocks/...` (the redirect kill switch, [`blocks_api`]).
 //! - [`server`]: [`server::run`], the admin accept loop, and [`server::spawn`], which runs it on
 //!   its own OS thread with its own single-threaded runtime: a flood on the public listener
 //!   (whose workers it does not share) cannot starve `/healthz`, `/readyz` or `/metrics`.
@@ -13,11 +13,15 @@
 //! Nothing here knows the edge, the sink or Kafka: components hand in closures (checks and
 //! exporters) and a [`openclick_suppress::SuppressionWriter`].
 
+pub mod blocks_api;
 pub mod routes;
 pub mod server;
 pub mod suppress_api;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use openclick_http::ConnStats;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
@@ -135,12 +139,14 @@ impl Metrics {
         self
     }
 
-    /// Runs every exporter inside this recorder and renders the Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// Runs every exporter (and `extra`) inside this recorder and renders the Prometheus text
+    /// exposition.
+    pub fn render(&self, extra: impl FnOnce()) -> String {
         metrics::with_local_recorder(&self.recorder, || {
             for export in &self.exporters {
                 export();
             }
+            extra();
         });
         self.handle.render()
     }
@@ -157,6 +163,8 @@ pub struct Admin {
     pub metrics: Metrics,
     /// `/v1/suppressions/...` (`None`: answered 404).
     pub suppressions: Option<SuppressApi>,
+    /// The admin listener's own connection counters.
+    pub connections: Arc<ConnStats>,
 }
 
 impl Admin {
@@ -172,6 +180,7 @@ impl Admin {
             readiness,
             metrics,
             suppressions,
+            connections: Arc::new(ConnStats::default()),
         }
     }
 }
@@ -180,7 +189,6 @@ impl Admin {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
 
     #[test]
     fn readiness_is_every_check_and_not_draining() {
@@ -204,7 +212,7 @@ mod tests {
         let m = Metrics::new().with_exporter(|| {
             metrics::counter!("openclick_test_total").absolute(7);
         });
-        let text = m.render();
+        let text = m.render(|| {});
         assert!(text.contains("openclick_test_total 7"), "{text}");
         assert!(text.contains("openclick_build_info{version="), "{text}");
     }

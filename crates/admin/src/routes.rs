@@ -17,11 +17,14 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         p if p.starts_with(crate::suppress_api::PREFIX) => {
             crate::suppress_api::handle(admin.suppressions.as_ref(), req).await
         }
+        p if p.starts_with(crate::blocks_api::PREFIX) => {
+            crate::blocks_api::handle(admin.suppressions.as_ref(), req).await
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => readyz(admin),
         "/metrics" => {
             let mut r = Response::new(http_body_util::Full::new(Bytes::from(
-                admin.metrics.render(),
+                admin.metrics.render(|| admin.connections.export("admin")),
             )));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

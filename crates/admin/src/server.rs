@@ -33,10 +33,12 @@ pub async fn run(
     conn: &ConnConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = openclick_http::serve(
+    let stats = admin.connections.clone();
+    let drain = openclick_http::serve(
         "admin",
         listener,
         conn,
+        stats,
         move |_peer| {
             let admin = admin.clone();
             service_fn(move |req: Request<Incoming>| {
@@ -47,7 +49,7 @@ pub async fn run(
         shutdown,
     )
     .await;
-    openclick_http::drain(graceful, Duration::from_secs(1)).await;
+    drain.drain(Duration::from_secs(1)).await;
 }
 
 /// The admin plane running on its own thread.

@@ -31,6 +31,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use openclick_common::now_ms;
 use openclick_http::Body;
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::parse::parse_json_line;
 use openclick_suppress::{Change, Reason, Scope, SuppressError, SuppressionSet, SuppressionWriter};
 use sha2::{Digest, Sha256};
@@ -44,11 +45,13 @@ pub const MAX_BATCH_BYTES: usize = 32 << 20;
 pub const MAX_BATCH_LINES: usize = 100_000;
 const MAX_SINGLE_BODY: usize = 4096;
 
-/// The API's state: the token, the set it reads, the writer it publishes through.
+/// The API's state: the token, the set and block list it reads, the writer it publishes
+/// through.
 pub struct SuppressApi {
     token_sha256: Option<[u8; 32]>,
     set: Arc<SuppressionSet>,
     writer: Option<Arc<dyn SuppressionWriter>>,
+    pub(crate) blocks: Arc<BlockList>,
 }
 
 impl std::fmt::Debug for SuppressApi {
@@ -71,10 +74,23 @@ impl SuppressApi {
             token_sha256: token.filter(|t| !t.is_empty()).map(sha256),
             set,
             writer,
+            blocks: Arc::new(BlockList::new()),
         }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
+    /// Serves the redirect block routes (`/v1/blocks/...`) over this list (the one the
+    /// pipeline checks and the follower fills).
+    pub fn with_blocks(mut self, blocks: Arc<BlockList>) -> Self {
+        self.blocks = blocks;
+        self
+    }
+
+    /// The writer, if any.
+    pub(crate) fn writer(&self) -> Option<&Arc<dyn SuppressionWriter>> {
+        self.writer.as_ref()
+    }
+
+    pub(crate) fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
         let Some(want) = &self.token_sha256 else {
             return Err(Box::new(json(
                 StatusCode::FORBIDDEN,
@@ -111,11 +127,11 @@ fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-fn json(status: StatusCode, body: String) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, body: String) -> Response<Body> {
     openclick_http::json(status, body)
 }
 
-fn error(status: StatusCode, msg: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, msg: &str) -> Response<Body> {
     json(status, serde_json::json!({ "error": msg }).to_string())
 }
 
@@ -307,7 +323,7 @@ fn scope_from_path(rest: &str, query: &str) -> Result<Scope, String> {
     })
 }
 
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())

@@ -125,9 +125,41 @@ pub struct ServeArgs {
     /// Do not follow the suppressions topic (snapshot file only; the admin API cannot write).
     #[arg(long, env = "OPENCLICK_NO_SUPPRESSION_SYNC")]
     pub no_suppression_sync: bool,
-    /// Networks of proxies whose X-Forwarded-For / Forwarded headers are believed.
+    /// Networks of the proxies (load balancers) whose client-address header is believed. Keep
+    /// them as narrow as the proxies' own addresses; `0.0.0.0/0` is refused.
     #[arg(long, env = "OPENCLICK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write the client address into:
+    /// x-forwarded-for | forwarded | any single-address header (x-real-ip, cf-connecting-ip...).
+    #[arg(
+        long,
+        env = "OPENCLICK_CLIENT_IP_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: openclick_edge::ClientIpHeader,
+    /// Hits one token may produce events for back to back (0: no rate limit). Hits past the
+    /// rate still get their pixel or redirect, but no event (counted as rate_limited).
+    #[arg(long, env = "OPENCLICK_RATE_LIMIT_BURST", default_value_t = 12)]
+    pub rate_limit_burst: u32,
+    /// Events per token per minute after the burst.
+    #[arg(long, env = "OPENCLICK_RATE_LIMIT_PER_MINUTE", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_minute: u32,
+    /// Most tokens the rate limiter tracks at once (about 40 bytes each); past it, hits of
+    /// new tokens are not limited (counted as untracked).
+    #[arg(
+        long,
+        env = "OPENCLICK_RATE_LIMIT_MAX_TOKENS",
+        default_value_t = 1_000_000
+    )]
+    pub rate_limit_max_tokens: usize,
+    /// Tokens issued longer ago than this many days are invalid (0: no maximum age). A click
+    /// past it gets a 404 instead of the redirect: set it only if old links may die.
+    #[arg(long, env = "OPENCLICK_MAX_TOKEN_AGE_DAYS", default_value_t = 0)]
+    pub max_token_age_days: u64,
+    /// Tokens issued more than this many seconds in the future are invalid (clock skew).
+    #[arg(long, env = "OPENCLICK_MAX_CLOCK_SKEW_SECS", default_value_t = 3600)]
+    pub max_clock_skew_secs: u64,
     /// Tokio worker threads (0: one per core).
     #[arg(long, env = "OPENCLICK_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -137,6 +169,31 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_BACKGROUND_NICE", default_value_t = 19,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub background_nice: i32,
+    /// Serve h2c (HTTP/2 by prior knowledge) on the public listener besides HTTP/1.1. Off by
+    /// default: browsers never use cleartext HTTP/2; turn it on for a load balancer that
+    /// speaks h2c to its upstreams.
+    #[arg(long, env = "OPENCLICK_HTTP2")]
+    pub http2: bool,
+    /// Seconds a client may take to send a request head (also the idle keep-alive bound, and
+    /// with --http2 the time to the first bytes).
+    #[arg(long, env = "OPENCLICK_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds without a request after which an HTTP/2 connection is told to go away.
+    #[arg(long, env = "OPENCLICK_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Seconds after which any connection is told to finish (0: no limit).
+    #[arg(long, env = "OPENCLICK_MAX_CONNECTION_AGE_SECS", default_value_t = 600)]
+    pub max_connection_age_secs: u64,
+    /// Most public connections open at once; past it new ones are closed at once and counted
+    /// (0: the open-file limit minus 1024, at least 64).
+    #[arg(long, env = "OPENCLICK_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Most public connections open at once from one peer address (0: no limit). Leave it off
+    /// behind a load balancer: every connection then comes from the balancer.
+    #[arg(long, env = "OPENCLICK_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
     /// Seconds to let in-flight requests finish at shutdown.
     #[arg(long, env = "OPENCLICK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,

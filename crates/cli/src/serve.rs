@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use openclick_admin::{Admin, Metrics, Readiness, SuppressApi};
-use openclick_edge::{EdgeState, Pipeline, ServerConfig};
+use openclick_edge::{
+    ClientIpConfig, EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig,
+};
 use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_http::ConnConfig;
 use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
 use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::{SuppressionSet, SuppressionWriter};
 use openclick_token::Keyring;
 use serde_json::{Map, Value};
@@ -78,9 +82,17 @@ struct Components {
     keyring: Keyring,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
+    client_ip: ClientIpConfig,
 }
 
 fn build_components(args: &ServeArgs) -> Result<Components> {
+    let client_ip =
+        ClientIpConfig::new(args.trusted_proxies.clone(), args.client_ip_header.clone())
+            .map_err(anyhow::Error::msg)
+            .context("--trusted-proxies")?;
+    for n in client_ip.wide_networks() {
+        tracing::warn!(network = %n, "a very wide trusted proxy network: every address in it can set its own client address");
+    }
     let keyring = load_keyring(&args.keys)?;
     let enricher = Arc::new(build_enricher(&args.enrich)?);
     let suppression = Arc::new(SuppressionSet::new());
@@ -93,6 +105,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
         keyring,
         enricher,
         suppression,
+        client_ip,
     })
 }
 
@@ -141,6 +154,7 @@ async fn start_sync(
     brokers: &str,
     embedded: bool,
     set: &Arc<SuppressionSet>,
+    blocks: &Arc<BlockList>,
 ) -> Result<(Option<Follower>, SuppressApi)> {
     let token = args.admin_token.as_deref().filter(|t| !t.is_empty());
     if token.is_none() {
@@ -150,7 +164,10 @@ async fn start_sync(
     }
     if args.no_suppression_sync {
         tracing::warn!("--no-suppression-sync: the suppression topic is not followed");
-        return Ok((None, SuppressApi::new(token, set.clone(), None)));
+        return Ok((
+            None,
+            SuppressApi::new(token, set.clone(), None).with_blocks(blocks.clone()),
+        ));
     }
     let config = SyncConfig {
         client: client_settings(args, brokers),
@@ -164,7 +181,8 @@ async fn start_sync(
             tracing::warn!(error = %e, "could not create the suppression topics (create them compacted by hand)");
         }
     }
-    let follower = Follower::start(&config, set.clone()).context("suppression topic follower")?;
+    let follower = Follower::start(&config, set.clone(), blocks.clone())
+        .context("suppression topic follower")?;
     let writer: Arc<dyn SuppressionWriter> =
         Arc::new(KafkaSuppressionWriter::new(&config).context("suppression topic writer")?);
     tracing::info!(
@@ -174,7 +192,7 @@ async fn start_sync(
     );
     Ok((
         Some(follower),
-        SuppressApi::new(token, set.clone(), Some(writer)),
+        SuppressApi::new(token, set.clone(), Some(writer)).with_blocks(blocks.clone()),
     ))
 }
 
@@ -210,6 +228,19 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .unwrap_or_default();
     let sink = Arc::new(KafkaSink::new(&kafka_config(&args, &brokers)).context("Kafka producer")?);
 
+    let open_files = match openclick_http::raise_open_files_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            1024
+        }
+    };
+    let max_connections = match args.max_connections {
+        0 => usize::try_from(open_files.saturating_sub(1024))
+            .unwrap_or(usize::MAX)
+            .max(64),
+        n => n,
+    };
     let admin_listener = std::net::TcpListener::bind(args.admin_listen)
         .with_context(|| format!("binding --admin-listen {}", args.admin_listen))?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -223,19 +254,63 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("binding --listen {}", args.listen))?;
         let listen = listener.local_addr()?.to_string();
         let admin_listen = admin_listener.local_addr()?.to_string();
+        let blocks = Arc::new(BlockList::new());
         let (follower, suppress_api) =
-            start_sync(&args, &brokers, embedded.is_some(), &c.suppression).await?;
+            start_sync(&args, &brokers, embedded.is_some(), &c.suppression, &blocks).await?;
+        let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
         let server = ServerConfig {
+            conn: ConnConfig {
+                header_read_timeout,
+                first_byte_timeout: header_read_timeout,
+                http2: args.http2,
+                idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+                max_connection_age: Duration::from_secs(args.max_connection_age_secs),
+                max_connections,
+                max_connections_per_ip: args.max_connections_per_ip,
+                ..ConnConfig::default()
+            },
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
-            ..ServerConfig::default()
+        };
+        // The admin listener: HTTP/1 only, its own small cap (it is for operators and
+        // orchestrators on a private address).
+        let admin_conn = ConnConfig {
+            header_read_timeout,
+            max_connections: 256,
+            ..ConnConfig::default()
+        };
+        let limiter = (args.rate_limit_burst > 0).then(|| {
+            Arc::new(ReplayLimiter::new(&LimitConfig {
+                burst: args.rate_limit_burst,
+                per_minute: args.rate_limit_per_minute,
+                max_entries: args.rate_limit_max_tokens,
+                ..LimitConfig::default()
+            }))
+        });
+        let _sweeper = match &limiter {
+            Some(l) => Some(
+                l.start_sweeper(LimitConfig::default().sweep_every)
+                    .context("starting the rate limiter's sweeper")?,
+            ),
+            None => None,
+        };
+        let limits = Limits {
+            replay: limiter.clone(),
+            max_token_age_ms: (args.max_token_age_days > 0).then(|| {
+                i64::try_from(args.max_token_age_days.saturating_mul(86_400_000))
+                    .unwrap_or(i64::MAX)
+            }),
+            max_future_skew_ms: i64::try_from(args.max_clock_skew_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         };
         let pipeline = Pipeline::new(
             c.keyring,
             c.enricher.clone(),
             c.suppression.clone(),
-            args.trusted_proxies.clone(),
-        );
+            c.client_ip,
+        )
+        .with_limits(limits)
+        .with_blocks(blocks.clone());
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
 
@@ -247,6 +322,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             info.insert(k.into(), v.into());
         }
         info.insert("kafka_embedded".into(), Value::Bool(embedded.is_some()));
+        info.insert("http2".into(), Value::Bool(args.http2));
+        info.insert("open_files_limit".into(), open_files.into());
+        info.insert("max_connections".into(), max_connections.into());
         let readiness = {
             let (sink, set) = (sink.clone(), c.suppression.clone());
             Readiness::new()
@@ -256,13 +334,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let metrics = {
             let (edge, sink, set) = (state.clone(), sink.clone(), c.suppression.clone());
             Metrics::new()
-                .with_exporter(move || edge.metrics.export())
+                .with_exporter(move || {
+                    edge.metrics.export();
+                    edge.connections.export("public");
+                })
                 .with_exporter(move || sink.export_metrics())
                 .with_exporter(move || set.export_metrics())
+                .with_exporter(move || {
+                    if let Some(l) = &limiter {
+                        l.export_metrics();
+                    }
+                    blocks.export_metrics();
+                })
         };
         let admin = Arc::new(Admin::new(info, readiness, metrics, Some(suppress_api)));
         let admin_handle =
-            openclick_admin::server::spawn(admin_listener, admin.clone(), server.conn.clone())
+            openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)
                 .context("starting the admin listener")?;
         crate::priority::lower_background_threads(args.background_nice);
         tracing::info!(

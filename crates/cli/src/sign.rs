@@ -16,6 +16,11 @@ pub fn sign(args: SignArgs) -> Result<()> {
             url,
         } => (common, TokenKind::Click, link_id, url),
     };
+    use openclick_common::ids::{check_id, IdKind};
+    // Refuse an id nobody could be opted out by (the edge would never track it either).
+    check_id(IdKind::Tenant, &common.tenant).context("--tenant")?;
+    check_id(IdKind::Contact, &common.contact).context("--contact")?;
+    check_id(IdKind::Campaign, &common.campaign).context("--campaign")?;
     let keyring = load_keyring(&common.keys)?;
     let channel: Channel = common
         .channel

@@ -77,6 +77,9 @@ impl Server {
             .args(["--suppression-file", suppression.to_str().unwrap()])
             // The test's broker has no suppressions topic to follow; /readyz would wait for it.
             .arg("--no-suppression-sync")
+            // The load replays a few tokens many times: this test is about delivery, so the
+            // per-token rate limit (tested in crates/edge) is off.
+            .args(["--rate-limit-burst", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

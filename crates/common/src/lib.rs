@@ -3,12 +3,15 @@
 //! - [`clock`]: wall-clock milliseconds since the Unix epoch (what events, suppression changes
 //!   and spool records carry) and a monotonic millisecond clock for deadlines and health
 //!   timers.
+//! - [`ids`]: the one rule for tenant, campaign and contact ids (so every id that can be
+//!   tracked can be opted out).
 //! - [`log_limit`]: at most one log line per interval per call site, counting what it held
 //!   back, so an outage or a flood cannot turn the log into a second flood.
 //!
 //! Nothing here allocates or blocks; everything is safe to call from the request hot path.
 
 pub mod clock;
+pub mod ids;
 pub mod log_limit;
 
 pub use clock::{now_ms, MonotonicClock};

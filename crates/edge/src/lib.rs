@@ -11,7 +11,9 @@
 //! Code map:
 //! - [`pipeline`]: request -> (reply, event) as a pure function: token check, suppression,
 //!   enrichment, event building. No sockets.
-//! - [`client_ip`]: the client address, believing forwarding headers only from trusted proxies.
+//! - [`client_ip`]: the client address, believing one forwarding header, only from trusted
+//!   proxies.
+//! - [`limits`]: per-token replay and flood control (state handed to the pipeline).
 //! - [`server`]: the public tracking server: [`server::run`] on the shared listener helper
 //!   (`openclick-http`) with graceful shutdown, response building.
 //! - [`metrics`]: counters on the hot path, exported at scrape time by the admin listener.
@@ -23,9 +25,12 @@
 //! of its dependencies depends on rdkafka (`cargo tree -p openclick-edge -e normal`).
 
 pub mod client_ip;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
 
-pub use pipeline::{HitClass, Outcome, Pipeline, Reply};
+pub use client_ip::{ClientIpConfig, ClientIpHeader};
+pub use limits::{LimitConfig, ReplayLimiter};
+pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply};
 pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
-use ipnet::IpNet;
 use openclick_enrich::{Enricher, Hit, HitKind};
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::SuppressionSet;
 use openclick_token::{Channel, Keyring, TokenKind};
 
-use crate::client_ip::client_ip;
+use crate::client_ip::{client_ip, ClientIpConfig};
+use crate::limits::{ReplayLimiter, Verdict};
 
 /// What to answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub enum Reply {
     Redirect(HeaderValue),
     /// 404: unknown path, or an invalid click token (never a redirect).
     NotFound,
+    /// 410: a valid click whose link is blocked (kill switch): a small page, never the
+    /// destination.
+    Gone,
     /// 405: a method other than GET or HEAD on a tracking route.
     MethodNotAllowed,
 }
@@ -46,6 +50,12 @@ pub enum HitClass {
     ClickSuppressed,
     /// Click with an invalid token: 404.
     ClickInvalid,
+    /// Open over its token's rate: pixel served, no event.
+    OpenRateLimited,
+    /// Click over its token's rate: redirected, no event.
+    ClickRateLimited,
+    /// Click on a blocked link: 410, no redirect, no event.
+    ClickBlocked,
     /// Unknown path.
     NotFound,
     /// Wrong method.
@@ -54,13 +64,16 @@ pub enum HitClass {
 
 impl HitClass {
     /// Every class, for exporting counters.
-    pub const ALL: [HitClass; 8] = [
+    pub const ALL: [HitClass; 11] = [
         HitClass::OpenTracked,
         HitClass::OpenSuppressed,
         HitClass::OpenInvalid,
         HitClass::ClickTracked,
         HitClass::ClickSuppressed,
         HitClass::ClickInvalid,
+        HitClass::OpenRateLimited,
+        HitClass::ClickRateLimited,
+        HitClass::ClickBlocked,
         HitClass::NotFound,
         HitClass::MethodNotAllowed,
     ];
@@ -74,6 +87,9 @@ impl HitClass {
             HitClass::ClickTracked => ("click", "tracked"),
             HitClass::ClickSuppressed => ("click", "suppressed"),
             HitClass::ClickInvalid => ("click", "invalid_token"),
+            HitClass::OpenRateLimited => ("open", "rate_limited"),
+            HitClass::ClickRateLimited => ("click", "rate_limited"),
+            HitClass::ClickBlocked => ("click", "blocked"),
             HitClass::NotFound => ("other", "not_found"),
             HitClass::MethodNotAllowed => ("other", "method_not_allowed"),
         }
@@ -111,20 +127,44 @@ pub struct Request<'a> {
     pub now_ms: i64,
 }
 
+/// Limits on which hits produce events: the per-token rate, and the token's age.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Per-token rate limiter (`None`: no limit).
+    pub replay: Option<Arc<ReplayLimiter>>,
+    /// Tokens issued longer ago than this are invalid (`None`: no maximum age).
+    pub max_token_age_ms: Option<i64>,
+    /// Tokens issued further in the future than this are invalid (clock skew allowance).
+    pub max_future_skew_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            replay: None,
+            max_token_age_ms: None,
+            max_future_skew_ms: 3_600_000,
+        }
+    }
+}
+
 /// Everything the request -> event function needs. Shared by all connections.
 #[derive(Clone)]
 pub struct Pipeline {
     keyring: Keyring,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
-    trusted_proxies: Arc<[IpNet]>,
+    client_ip: Arc<ClientIpConfig>,
+    limits: Limits,
+    blocks: Option<Arc<BlockList>>,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("signing_key", &self.keyring.signing_key_id())
-            .field("trusted_proxies", &self.trusted_proxies)
+            .field("client_ip", &self.client_ip)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -133,19 +173,39 @@ impl std::fmt::Debug for Pipeline {
 const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Pipeline {
-    /// Assembles a pipeline.
+    /// Assembles a pipeline: forwarding headers believed per `client_ip`, no rate limit, no
+    /// maximum token age (see [`Pipeline::with_limits`]).
     pub fn new(
         keyring: Keyring,
         enricher: Arc<Enricher>,
         suppression: Arc<SuppressionSet>,
-        trusted_proxies: Vec<IpNet>,
+        client_ip: ClientIpConfig,
     ) -> Pipeline {
         Pipeline {
             keyring,
             enricher,
             suppression,
-            trusted_proxies: trusted_proxies.into(),
+            client_ip: Arc::new(client_ip),
+            limits: Limits::default(),
+            blocks: None,
         }
+    }
+
+    /// With a redirect block list (the kill switch), checked before every redirect.
+    pub fn with_blocks(mut self, blocks: Arc<BlockList>) -> Pipeline {
+        self.blocks = Some(blocks);
+        self
+    }
+
+    /// With these limits.
+    pub fn with_limits(mut self, limits: Limits) -> Pipeline {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The suppression set this pipeline checks.
@@ -177,18 +237,20 @@ impl Pipeline {
                 class: HitClass::MethodNotAllowed,
             };
         }
-        let (ok_reply_for, invalid, suppressed, tracked) = match kind {
+        let (ok_reply_for, invalid, suppressed, tracked, limited) = match kind {
             TokenKind::Open => (
                 None,
                 (Reply::Pixel, HitClass::OpenInvalid),
                 HitClass::OpenSuppressed,
                 HitClass::OpenTracked,
+                HitClass::OpenRateLimited,
             ),
             TokenKind::Click => (
                 Some(()),
                 (Reply::NotFound, HitClass::ClickInvalid),
                 HitClass::ClickSuppressed,
                 HitClass::ClickTracked,
+                HitClass::ClickRateLimited,
             ),
         };
         let invalid = || Outcome {
@@ -201,6 +263,41 @@ impl Pipeline {
             _ => return invalid(),
         };
         let claims = verified.claims;
+        // An id nobody could be opted out by is never tracked (openclick_common::ids).
+        if !openclick_common::ids::opt_out_able(
+            &claims.tenant_id,
+            &claims.campaign_id,
+            &claims.contact_id,
+        ) {
+            return invalid();
+        }
+        let lim = &self.limits;
+        if claims.issued_at_ms > req.now_ms.saturating_add(lim.max_future_skew_ms)
+            || lim
+                .max_token_age_ms
+                .is_some_and(|age| req.now_ms.saturating_sub(claims.issued_at_ms) > age)
+        {
+            return invalid();
+        }
+        if ok_reply_for.is_some() {
+            if let Some(blocks) = &self.blocks {
+                if blocks
+                    .check(
+                        &claims.tenant_id,
+                        &claims.campaign_id,
+                        &claims.link_id,
+                        &claims.url,
+                    )
+                    .is_some()
+                {
+                    return Outcome {
+                        reply: Reply::Gone,
+                        event: None,
+                        class: HitClass::ClickBlocked,
+                    };
+                }
+            }
+        }
         let reply = match ok_reply_for {
             None => Reply::Pixel,
             Some(()) => match HeaderValue::from_str(&claims.url) {
@@ -219,11 +316,32 @@ impl Pipeline {
                 class: suppressed,
             };
         }
+        if let Some(limiter) = &lim.replay {
+            let kind_tag = match kind {
+                TokenKind::Open => "o",
+                TokenKind::Click => "c",
+            };
+            let key = limiter.key(&[
+                &claims.tenant_id,
+                &claims.campaign_id,
+                &claims.message_id,
+                &claims.contact_id,
+                &claims.link_id,
+                kind_tag,
+            ]);
+            if limiter.check(key, req.now_ms) == Verdict::Limit {
+                return Outcome {
+                    reply,
+                    event: None,
+                    class: limited,
+                };
+            }
+        }
 
         let headers = req.headers;
         // Pre-parsed names: a `&str` name is parsed and validated on every lookup.
         let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        let ip = client_ip(req.peer, headers, &self.trusted_proxies);
+        let ip = client_ip(req.peer, headers, &self.client_ip);
         let hit = Hit {
             kind: match kind {
                 TokenKind::Open => HitKind::Open,
@@ -323,23 +441,121 @@ pub fn pb_channel(c: Channel) -> PbChannel {
 }
 
 /// Splits a tracking path into its kind and token: `/o/{token}.gif`, `/o/{token}`, `/c/{token}`.
+///
+/// Everything under `/o/` is an open (an email must never show a broken image, so even `/o/`
+/// or `/o/.gif` gets the pixel, as an invalid token); a click path must hold one non-empty
+/// segment.
 pub fn route(path: &str) -> Option<(TokenKind, &str)> {
-    let (kind, rest) = if let Some(rest) = path.strip_prefix("/o/") {
-        (TokenKind::Open, rest.strip_suffix(".gif").unwrap_or(rest))
-    } else if let Some(rest) = path.strip_prefix("/c/") {
-        (TokenKind::Click, rest)
-    } else {
-        return None;
-    };
+    if let Some(rest) = path.strip_prefix("/o/") {
+        return Some((TokenKind::Open, rest.strip_suffix(".gif").unwrap_or(rest)));
+    }
+    let rest = path.strip_prefix("/c/")?;
     if rest.is_empty() || rest.contains('/') {
         return None;
     }
-    Some((kind, rest))
+    Some((TokenKind::Click, rest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openclick_enrich::EnrichConfig;
+    use openclick_token::{Claims, Key};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn pipeline(limits: Limits) -> (Pipeline, Keyring) {
+        let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
+        let enricher = Enricher::new(EnrichConfig {
+            reload_poll: None,
+            min_delay_ms: 0,
+            ..EnrichConfig::default()
+        })
+        .unwrap();
+        let p = Pipeline::new(
+            keyring.clone(),
+            Arc::new(enricher),
+            Arc::new(SuppressionSet::new()),
+            ClientIpConfig::default(),
+        )
+        .with_limits(limits);
+        (p, keyring)
+    }
+
+    fn open(keyring: &Keyring, contact: &str, issued_at_ms: i64) -> String {
+        let t = keyring
+            .sign(&Claims {
+                kind: TokenKind::Open,
+                tenant_id: "acme".into(),
+                campaign_id: "spring".into(),
+                message_id: "m1".into(),
+                contact_id: contact.into(),
+                channel: Channel::Email,
+                issued_at_ms,
+                link_id: String::new(),
+                url: String::new(),
+            })
+            .unwrap();
+        format!("/o/{t}.gif")
+    }
+
+    fn class(p: &Pipeline, path: &str) -> HitClass {
+        let headers = HeaderMap::new();
+        let o = p.process(&Request {
+            method: &Method::GET,
+            path,
+            headers: &headers,
+            peer: "192.0.2.1".parse().unwrap(),
+            now_ms: NOW,
+        });
+        assert_eq!(o.reply, Reply::Pixel);
+        assert_eq!(o.event.is_some(), o.class == HitClass::OpenTracked);
+        o.class
+    }
+
+    #[test]
+    fn token_age_and_future_skew() {
+        let day = 86_400_000;
+        let (p, k) = pipeline(Limits {
+            max_token_age_ms: Some(30 * day),
+            max_future_skew_ms: 60_000,
+            ..Limits::default()
+        });
+        assert_eq!(
+            class(&p, &open(&k, "c", NOW - 29 * day)),
+            HitClass::OpenTracked
+        );
+        assert_eq!(
+            class(&p, &open(&k, "c", NOW - 31 * day)),
+            HitClass::OpenInvalid
+        );
+        assert_eq!(
+            class(&p, &open(&k, "c", NOW + 59_000)),
+            HitClass::OpenTracked
+        );
+        assert_eq!(
+            class(&p, &open(&k, "c", NOW + 61_000)),
+            HitClass::OpenInvalid
+        );
+        // Without a maximum age, any past token counts.
+        let (p, k) = pipeline(Limits::default());
+        assert_eq!(class(&p, &open(&k, "c", 0)), HitClass::OpenTracked);
+    }
+
+    #[test]
+    fn ids_nobody_could_opt_out_by_are_never_tracked() {
+        let (p, k) = pipeline(Limits::default());
+        // Validly signed (the token format allows any UTF-8), but the suppression API would
+        // refuse these contact ids, so the contact could never opt out.
+        for contact in ["c\n1", "a\u{0}b"] {
+            assert_eq!(
+                class(&p, &open(&k, contact, NOW)),
+                HitClass::OpenInvalid,
+                "{contact:?}"
+            );
+        }
+        assert_eq!(class(&p, &open(&k, "c-1", NOW)), HitClass::OpenTracked);
+    }
 
     #[test]
     fn event_ids_are_v7_and_distinct() {
@@ -362,7 +578,10 @@ mod tests {
         assert_eq!(route("/o/abc"), Some((TokenKind::Open, "abc")));
         assert_eq!(route("/c/abc"), Some((TokenKind::Click, "abc")));
         assert_eq!(route("/c/"), None);
-        assert_eq!(route("/o/.gif"), None);
+        // Every /o/ path is an open: the pixel, even without a token.
+        assert_eq!(route("/o/.gif"), Some((TokenKind::Open, "")));
+        assert_eq!(route("/o/"), Some((TokenKind::Open, "")));
+        assert_eq!(route("/o/a/b.gif"), Some((TokenKind::Open, "a/b")));
         assert_eq!(route("/c/a/b"), None);
         assert_eq!(route("/x/abc"), None);
         assert_eq!(route("/"), None);

@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use openclick_common::LogLimiter;
-use openclick_http::{text, Body, ConnConfig};
+use openclick_http::{text, Body, ConnConfig, ConnStats};
 use openclick_sink::{Sink, SinkError};
 use tokio::net::TcpListener;
 
@@ -60,6 +60,8 @@ pub struct EdgeState {
     pub sink: Arc<dyn Sink>,
     /// Hit and publish counters.
     pub metrics: EdgeMetrics,
+    /// The public listener's connection counters.
+    pub connections: Arc<ConnStats>,
     /// Settings.
     pub config: ServerConfig,
 }
@@ -80,6 +82,7 @@ impl EdgeState {
             pipeline,
             sink,
             metrics: EdgeMetrics::new(),
+            connections: Arc::new(ConnStats::default()),
             config,
         }
     }
@@ -119,6 +122,13 @@ fn log_publish_error(e: &SinkError) {
     }
 }
 
+/// What a blocked link shows: no destination, no script, nothing fetched.
+const GONE_PAGE: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>Link disabled</title>\
+<body style=\"font-family:sans-serif;max-width:32em;margin:4em auto;padding:0 1em\">\
+<h1>This link has been disabled</h1><p>The sender's link was turned off, so it no longer \
+leads anywhere. If you expected something here, contact the sender another way.</p></body></html>\n";
+
 static NO_STORE_PIXEL: HeaderValue =
     HeaderValue::from_static("no-store, no-cache, must-revalidate, private, max-age=0");
 
@@ -143,6 +153,17 @@ pub fn reply_response(reply: Reply) -> Response<Body> {
             r
         }
         Reply::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+        Reply::Gone => {
+            let mut r = Response::new(Full::new(Bytes::from_static(GONE_PAGE.as_bytes())));
+            *r.status_mut() = StatusCode::GONE;
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
         Reply::MethodNotAllowed => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
@@ -156,10 +177,11 @@ pub fn reply_response(reply: Reply) -> Response<Body> {
 /// the sink. Returns once both are done (or their deadlines passed).
 pub async fn run(listener: TcpListener, state: Arc<EdgeState>, shutdown: impl Future<Output = ()>) {
     let st = state.clone();
-    let graceful = openclick_http::serve(
+    let drain = openclick_http::serve(
         "public",
         listener,
         &state.config.conn,
+        state.connections.clone(),
         move |peer| {
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
@@ -171,7 +193,7 @@ pub async fn run(listener: TcpListener, state: Arc<EdgeState>, shutdown: impl Fu
     )
     .await;
     tracing::info!("shutting down: no longer accepting, draining connections");
-    if !openclick_http::drain(graceful, state.config.drain_timeout).await {
+    if !drain.drain(state.config.drain_timeout).await {
         tracing::warn!("drain deadline passed with connections still open");
     }
     let sink = state.sink.clone();

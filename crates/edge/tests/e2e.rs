@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{assigned_consumer, http, test_enricher, test_sink, Served};
-use openclick_edge::{EdgeState, Pipeline, ServerConfig, PIXEL_GIF};
+use openclick_edge::{
+    EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig, PIXEL_GIF,
+};
 use openclick_events::v1::{Channel, DeviceCategory, EngagementEvent, EventType};
 use openclick_events::Message as _;
 use openclick_http::ConnConfig;
@@ -35,6 +37,10 @@ impl Harness {
     }
 
     fn start_with(config: ServerConfig) -> Harness {
+        Harness::start_full(config, Limits::default())
+    }
+
+    fn start_full(config: ServerConfig, limits: Limits) -> Harness {
         let topic = format!("events-{}", std::process::id());
         let broker = EmbeddedBroker::start(1, &[(&topic, 3)]).unwrap();
         let bootstrap = broker.bootstrap_servers().to_string();
@@ -46,8 +52,13 @@ impl Harness {
             keyring.clone(),
             test_enricher(),
             suppression.clone(),
-            vec!["127.0.0.1/32".parse().unwrap()],
-        );
+            openclick_edge::ClientIpConfig::new(
+                vec!["127.0.0.1/32".parse().unwrap()],
+                openclick_edge::ClientIpHeader::XForwardedFor,
+            )
+            .unwrap(),
+        )
+        .with_limits(limits);
         let sink = test_sink(&bootstrap, &topic);
         let served = Served::start(Arc::new(EdgeState::new(pipeline, sink, config)), None);
         Harness {
@@ -394,7 +405,14 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
 #[test]
 fn h2c_prior_knowledge_serves_the_pixel() {
     use http_body_util::{BodyExt, Empty};
-    let h = Harness::start();
+    // h2c is opt-in (see openclick-http's crate docs).
+    let h = Harness::start_with(ServerConfig {
+        conn: ConnConfig {
+            http2: true,
+            ..ConnConfig::default()
+        },
+        ..ServerConfig::default()
+    });
     let open = h.token(TokenKind::Open, "c-h2");
     let addr = h.served.addr;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -497,4 +515,56 @@ fn proxies_machine_opens_and_scanners_are_flagged_end_to_end() {
         s.client.as_ref().unwrap().device_category(),
         DeviceCategory::Bot
     );
+}
+
+#[test]
+fn a_replayed_token_is_answered_but_rate_limited() {
+    let limiter = Arc::new(ReplayLimiter::new(&LimitConfig::default()));
+    let h = Harness::start_full(
+        ServerConfig::default(),
+        Limits {
+            replay: Some(limiter),
+            ..Limits::default()
+        },
+    );
+    let open = h.token(TokenKind::Open, "replayed");
+    let click = h.token(TokenKind::Click, "replayed");
+    // 50 replays of each, as fast as one client can: every hit is answered.
+    for _ in 0..50 {
+        let r = http(h.served.addr, "GET", &format!("/o/{open}.gif"), &[], b"");
+        assert_eq!((r.status, r.body.as_slice()), (200, &PIXEL_GIF[..]));
+        let r = http(h.served.addr, "GET", &format!("/c/{click}"), &[], b"");
+        assert_eq!(r.status, 302);
+    }
+    let metrics = http(h.served.admin, "GET", "/metrics", &[], b"").text();
+    for route in ["open", "click"] {
+        let line = format!("openclick_hits_total{{route=\"{route}\",outcome=\"rate_limited\"}} 38");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    // The default burst (12 per token) reaches Kafka, nothing more.
+    let events = h.stop_and_consume(24);
+    let opens = events
+        .iter()
+        .filter(|e| e.r#type == EventType::Open as i32)
+        .count();
+    let clicks = events
+        .iter()
+        .filter(|e| e.r#type == EventType::Click as i32)
+        .count();
+    assert_eq!((opens, clicks), (12, 12), "{} events", events.len());
+}
+
+#[test]
+fn every_open_path_gets_the_pixel() {
+    let h = Harness::start();
+    for path in ["/o/", "/o/.gif", "/o/a/b.gif", "/o/%00.gif"] {
+        let r = http(h.served.addr, "GET", path, &[], b"");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &PIXEL_GIF[..]),
+            "{path}"
+        );
+    }
+    assert_eq!(http(h.served.addr, "GET", "/c/", &[], b"").status, 404);
+    assert!(h.stop_and_consume(0).is_empty());
 }

@@ -16,6 +16,7 @@ use openclick_events::Message as _;
 use openclick_kafka::reader::{Start, TopicReader};
 use openclick_kafka::suppress::{Follower, KafkaSuppressionWriter, SyncConfig};
 use openclick_kafka::{ClientSettings, EmbeddedBroker};
+use openclick_suppress::blocks::BlockList;
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel as TokChannel, Claims, Key, Keyring, TokenKind};
 
@@ -107,22 +108,26 @@ fn rand_suffix() -> u64 {
 struct Edge {
     served: Served,
     set: Arc<SuppressionSet>,
+    blocks: Arc<BlockList>,
     _follower: Follower,
 }
 
 impl Edge {
     fn start(cluster: &Cluster, token: Option<&str>) -> Edge {
         let set = Arc::new(SuppressionSet::new());
-        let follower = Follower::start(&cluster.sync_config(), set.clone()).unwrap();
+        let blocks = Arc::new(BlockList::new());
+        let follower =
+            Follower::start(&cluster.sync_config(), set.clone(), blocks.clone()).unwrap();
         let writer = Arc::new(KafkaSuppressionWriter::new(&cluster.sync_config()).unwrap());
         let pipeline = Pipeline::new(
             cluster.keyring.clone(),
             test_enricher(),
             set.clone(),
-            vec![],
-        );
+            openclick_edge::ClientIpConfig::default(),
+        )
+        .with_blocks(blocks.clone());
         let sink = test_sink(&cluster.bootstrap(), &cluster.events);
-        let api = SuppressApi::new(token, set.clone(), Some(writer));
+        let api = SuppressApi::new(token, set.clone(), Some(writer)).with_blocks(blocks.clone());
         let served = Served::start(
             Arc::new(EdgeState::new(pipeline, sink, ServerConfig::default())),
             Some(api),
@@ -130,6 +135,7 @@ impl Edge {
         Edge {
             served,
             set,
+            blocks,
             _follower: follower,
         }
     }
@@ -405,4 +411,93 @@ fn wrong_or_missing_token_gets_401_and_writes_nothing() {
     assert_eq!(a.admin("PUT", put, b"").status, 200);
     assert_eq!(cluster.records(&cluster.suppressions), 1);
     assert_eq!(cluster.records(&cluster.erasures), 0);
+}
+
+#[test]
+fn a_block_written_through_a_stops_redirects_on_b_and_lifts() {
+    let cluster = Cluster::start();
+    let a = Edge::start(&cluster, Some(TOKEN));
+    let b = Edge::start(&cluster, Some(TOKEN));
+    a.wait_ready();
+    b.wait_ready();
+    let click = |link: &str, url: &str| {
+        let t = cluster
+            .keyring
+            .sign(&Claims {
+                kind: TokenKind::Click,
+                tenant_id: "acme".into(),
+                campaign_id: "spring".into(),
+                message_id: "m1".into(),
+                contact_id: "c-1".into(),
+                channel: TokChannel::Email,
+                issued_at_ms: 1_700_000_000_000,
+                link_id: link.into(),
+                url: url.into(),
+            })
+            .unwrap();
+        http(b.served.addr, "GET", &format!("/c/{t}"), &[], b"")
+    };
+    let phish = "https://login.evil.example/reset";
+    assert_eq!(click("hero", phish).status, 302);
+    // A reason is required.
+    assert_eq!(
+        a.admin("PUT", "/v1/blocks/host/evil.example", b"").status,
+        400
+    );
+    let r = a.admin(
+        "PUT",
+        "/v1/blocks/host/Evil.Example?reason=phishing%20report%2017",
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // B applies it from the topic: its clicks to the host (and subdomains) get 410, never the
+    // destination; other destinations still redirect.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = click("hero", phish);
+        if r.status == 410 {
+            assert_eq!(r.header("location"), None);
+            assert!(r.text().contains("disabled"), "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 302);
+        assert!(Instant::now() < deadline, "block never reached B");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(click("footer", "https://shop.example.com/").status, 302);
+    let listed = b.admin("GET", "/v1/blocks", b"");
+    let v: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
+    assert_eq!(v[0]["kind"], "host");
+    assert_eq!(v[0]["host"], "evil.example");
+    assert_eq!(v[0]["reason"], "phishing report 17");
+    assert!(v[0]["at_ms"].as_i64().unwrap() > 1_700_000_000_000);
+    // A link-id block, then lifting both.
+    let r = a.admin("PUT", "/v1/blocks/tenant/acme/link/footer?reason=t2", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while click("footer", "https://shop.example.com/").status != 410 {
+        assert!(Instant::now() < deadline, "link block never reached B");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        a.admin("DELETE", "/v1/blocks/host/evil.example", b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        a.admin("DELETE", "/v1/blocks/tenant/acme/link/footer", b"")
+            .status,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.blocks.list().is_empty() {
+        assert!(Instant::now() < deadline, "lifts never reached B");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(click("hero", phish).status, 302);
+    let m = b.admin("GET", "/metrics", b"").text();
+    assert!(
+        m.contains("openclick_hits_total{route=\"click\",outcome=\"blocked\"}"),
+        "{m}"
+    );
 }

@@ -22,6 +22,9 @@ pub const SUPPRESSION_CHANGE_TYPE: &str = "openclick.v1.SuppressionChange";
 /// The fully qualified protobuf name of [`v1::ErasureRequest`] (`ce_type` header).
 pub const ERASURE_REQUEST_TYPE: &str = "openclick.v1.ErasureRequest";
 
+/// `ce_type` header value of a redirect block on the control (suppressions) topic.
+pub const REDIRECT_BLOCK_TYPE: &str = "openclick.v1.RedirectBlock";
+
 pub use prost::Message;
 
 #[cfg(test)]

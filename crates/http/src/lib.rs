@@ -1,21 +1,51 @@
 //! HTTP serving, written once for every listener of the process (the public tracking listener
-//! in `openclick-edge`, the admin listener in `openclick-admin`).
+//! in `openclick-edge`, the admin listener in `openclick-admin`), and the connection lifecycle
+//! that keeps a public endpoint up under abuse.
 //!
-//! - [`ConnConfig`] and [`builder`]: how a connection is served (HTTP/1.1 with keep-alive, or
-//!   h2c when the client starts with the HTTP/2 preface; header size and count limits; the
-//!   header read timeout).
-//! - [`serve`]: the accept loop. It takes an already-bound listener (tests bind port 0) and a
-//!   shutdown future, hands each connection to the builder with a service made for its peer
-//!   address, and watches every connection with a graceful-shutdown tracker, which it returns
-//!   when `shutdown` resolves so the caller can [`drain`] with its own deadline. Accept errors
-//!   (EMFILE, ENFILE, ...) back off briefly and are logged at a bounded rate.
+//! - [`ConnConfig`]: how a connection is served and bounded (see "Lifecycle" below).
+//! - [`serve`]: the accept loop. It takes an already-bound listener (tests bind port 0), a
+//!   [`ConnStats`] to count into and a shutdown future; it hands each connection to hyper with
+//!   a service made for its peer address. When `shutdown` resolves it stops accepting and
+//!   returns a [`Drain`], with which the caller tells open connections to finish and waits for
+//!   them with its own deadline.
 //! - [`text`], [`json`]: the small responses both planes answer with.
 //!
 //! Each listener runs its own accept loop: a flood on one never starves the other's accepts.
+//!
+//! # Lifecycle: every connection is bounded
+//!
+//! - **HTTP/1.1 only by default**, served by hyper's HTTP/1 connection directly (no protocol
+//!   sniffing). Its header read timeout ([`ConnConfig::header_read_timeout`]) starts as soon
+//!   as the connection is accepted and again after every response, so a connection that sends
+//!   nothing, part of a request head, or stays idle between keep-alive requests is closed
+//!   after that long.
+//! - **h2c (HTTP/2 by prior knowledge) is opt-in** ([`ConnConfig::http2`]). Browsers never
+//!   speak cleartext HTTP/2 to a URL in an email; only a load balancer configured for h2c
+//!   upstreams does, so it is off unless the operator asks. When on, the first bytes must show
+//!   the protocol (the 24-byte HTTP/2 preface, or anything else for HTTP/1) within
+//!   [`ConnConfig::first_byte_timeout`], or the connection is closed; an HTTP/2 connection is
+//!   pinged every [`ConnConfig::h2_keepalive_interval`] and closed when a ping goes
+//!   unanswered, and is told to go away (GOAWAY) after [`ConnConfig::idle_timeout`] without a
+//!   request; a peer that ignores the GOAWAY is dropped [`ConnConfig::finish_grace`] later.
+//! - **Maximum age** ([`ConnConfig::max_connection_age`], either protocol): a connection is
+//!   told to finish (HTTP/1: close after the current response; HTTP/2: GOAWAY) once it is that
+//!   old, so long-lived connections rebalance across replicas and none lives forever.
+//! - **Connection caps**: at most [`ConnConfig::max_connections`] open at once, and optionally
+//!   [`ConnConfig::max_connections_per_ip`] from one peer address. Past a cap, a new
+//!   connection is accepted and closed at once (so the kernel's backlog does not fill with
+//!   connections nobody will serve) and counted in [`ConnStats`]. The per-address cap counts
+//!   the socket peer: behind a load balancer every connection comes from it, so leave it off
+//!   there.
+//! - **Accept errors** (EMFILE, ENFILE, ...) back off 50 ms, are counted, and are logged at
+//!   most once per 10 s with the number of lines held back.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,18 +54,22 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use openclick_common::LogLimiter;
-use tokio::net::TcpListener;
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// The response body type of every listener: one buffer.
 pub type Body = Full<Bytes>;
 
-/// How connections are served.
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How connections are served and bounded. See the crate docs, "Lifecycle".
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
-    /// How long a client may take to send its request headers (HTTP/1).
+    /// How long a client may take to send a request head, counted from the accept and from
+    /// the end of each response (so it also bounds idle keep-alive connections). HTTP/1.
     pub header_read_timeout: Duration,
     /// Upper bound on the request head size (bytes).
     pub max_header_bytes: usize,
@@ -43,6 +77,25 @@ pub struct ConnConfig {
     pub max_headers: usize,
     /// `TCP_NODELAY` on accepted sockets (replies are one small write).
     pub nodelay: bool,
+    /// Serve h2c (HTTP/2 by prior knowledge) besides HTTP/1.1.
+    pub http2: bool,
+    /// With `http2`: how long the first bytes (which tell the protocol) may take.
+    pub first_byte_timeout: Duration,
+    /// With `http2`: PING interval on HTTP/2 connections; a ping unanswered for as long closes
+    /// the connection.
+    pub h2_keepalive_interval: Duration,
+    /// With `http2`: an HTTP/2 connection without a new request for this long is told to go
+    /// away (checked every `idle_timeout`, so it closes within twice that).
+    pub idle_timeout: Duration,
+    /// A connection this old is told to finish. Zero: no limit.
+    pub max_connection_age: Duration,
+    /// How long a connection told to finish (idle, too old) may take before it is dropped:
+    /// an HTTP/2 peer that ignores GOAWAY and PING does not keep it open.
+    pub finish_grace: Duration,
+    /// Most connections open at once. Zero: no limit.
+    pub max_connections: usize,
+    /// Most connections open at once from one peer address. Zero: no limit.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ConnConfig {
@@ -52,45 +105,143 @@ impl Default for ConnConfig {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             nodelay: true,
+            http2: false,
+            first_byte_timeout: Duration::from_secs(10),
+            h2_keepalive_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_connection_age: Duration::from_secs(600),
+            finish_grace: Duration::from_secs(10),
+            max_connections: 0,
+            max_connections_per_ip: 0,
         }
     }
 }
 
-/// hyper-util's auto builder (HTTP/1.1 with keep-alive, or h2c by prior knowledge) with the
-/// limits of `config`.
-pub fn builder(config: &ConnConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.max_header_bytes.max(8192))
-        .max_headers(config.max_headers)
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(config.max_header_bytes as u32)
-        .max_concurrent_streams(256);
-    b
+/// What happened to a listener's connections. Counters since start, and the open gauge.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Refused: the global cap was reached.
+    pub refused_cap: AtomicU64,
+    /// Refused: the peer address's cap was reached.
+    pub refused_per_ip: AtomicU64,
+    /// `accept` failed (EMFILE, ENFILE, ...).
+    pub accept_errors: AtomicU64,
+    /// Closed because the protocol did not show in time (h2c mode).
+    pub closed_first_byte: AtomicU64,
+    /// Told to finish: idle (HTTP/2).
+    pub closed_idle: AtomicU64,
+    /// Told to finish: too old.
+    pub closed_age: AtomicU64,
+}
+
+impl ConnStats {
+    /// Emits the series through the `metrics` macros, labelled with `listener`.
+    pub fn export(&self, listener: &'static str) {
+        use metrics::{counter, gauge};
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter!("openclick_connections_accepted_total", "listener" => listener)
+            .absolute(get(&self.accepted));
+        gauge!("openclick_connections_open", "listener" => listener).set(get(&self.open) as f64);
+        for (reason, c) in [
+            ("cap", &self.refused_cap),
+            ("per_ip_cap", &self.refused_per_ip),
+        ] {
+            counter!("openclick_connections_refused_total", "listener" => listener, "reason" => reason)
+                .absolute(get(c));
+        }
+        counter!("openclick_accept_errors_total", "listener" => listener)
+            .absolute(get(&self.accept_errors));
+        for (reason, c) in [
+            ("first_byte_timeout", &self.closed_first_byte),
+            ("idle", &self.closed_idle),
+            ("max_age", &self.closed_age),
+        ] {
+            counter!("openclick_connections_closed_total", "listener" => listener, "reason" => reason)
+                .absolute(get(c));
+        }
+    }
+}
+
+/// Open connections per peer address, for the per-address cap.
+#[derive(Default)]
+struct PerIp {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's hold on the caps: released when the connection ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    per_ip: Option<(Arc<PerIp>, IpAddr)>,
+    stats: Arc<ConnStats>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some((map, ip)) = &self.per_ip {
+            let mut m = map.open.lock();
+            if let Some(n) = m.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(ip);
+                }
+            }
+        }
+    }
+}
+
+/// Open connections, to be told to finish and waited for at shutdown.
+pub struct Drain {
+    stop: watch::Sender<bool>,
+    permits: Arc<Semaphore>,
+    total: u32,
+}
+
+impl Drain {
+    /// Tells every open connection to finish its in-flight requests and close, then waits for
+    /// them, up to `deadline`. Returns whether they all did.
+    pub async fn drain(self, deadline: Duration) -> bool {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(deadline, self.permits.acquire_many(self.total))
+            .await
+            .is_ok()
+    }
 }
 
 /// Accepts connections on `listener` and serves each with the service `make_service(peer)`
-/// returns, until `shutdown` resolves. Returns the tracker of the connections still open:
-/// pass it to [`drain`]. `name` labels log lines (`public`, `admin`).
+/// returns, within the bounds of `config`, until `shutdown` resolves. Returns the [`Drain`]
+/// of the connections still open. `name` labels log lines (`public`, `admin`).
 pub async fn serve<M, S>(
     name: &'static str,
     listener: TcpListener,
     config: &ConnConfig,
+    stats: Arc<ConnStats>,
     mut make_service: M,
     shutdown: impl Future<Output = ()>,
-) -> GracefulShutdown
+) -> Drain
 where
     M: FnMut(SocketAddr) -> S,
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let http = builder(config);
+    // Semaphore permits are u32; "no limit" is a cap no process reaches.
+    let total = match config.max_connections {
+        0 => 1 << 28,
+        n => u32::try_from(n).unwrap_or(1 << 28).min(1 << 28),
+    };
+    let permits = Arc::new(Semaphore::new(total as usize));
+    let per_ip = (config.max_connections_per_ip > 0).then(|| Arc::new(PerIp::default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let accept_log = LogLimiter::new(Duration::from_secs(10));
+    let cap_log = LogLimiter::new(Duration::from_secs(10));
+    let config = Arc::new(config.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -100,37 +251,263 @@ where
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        // EMFILE and friends: back off briefly instead of spinning.
+                        stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                         if let Some(suppressed) = accept_log.allow() {
-                            tracing::warn!(listener = name, error = %e, suppressed, "accept failed");
+                            tracing::warn!(listener = name, error = %e, suppressed,
+                                "accept failed; backing off");
                         }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    stats.refused_cap.fetch_add(1, Ordering::Relaxed);
+                    if let Some(suppressed) = cap_log.allow() {
+                        tracing::warn!(listener = name, max = config.max_connections, suppressed,
+                            "connection cap reached: closing new connections");
+                    }
+                    drop(stream);
+                    continue;
+                };
+                let per_ip_slot = match &per_ip {
+                    None => None,
+                    Some(map) => {
+                        let ip = peer.ip();
+                        let mut m = map.open.lock();
+                        let n = m.entry(ip).or_insert(0);
+                        if *n >= config.max_connections_per_ip {
+                            drop(m);
+                            stats.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                            drop(stream);
+                            continue;
+                        }
+                        *n += 1;
+                        Some((map.clone(), ip))
+                    }
+                };
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                stats.open.fetch_add(1, Ordering::Relaxed);
+                let slot = Slot { _permit: permit, per_ip: per_ip_slot, stats: stats.clone() };
                 if config.nodelay {
                     let _ = stream.set_nodelay(true);
                 }
-                let conn = http
-                    .serve_connection(TokioIo::new(stream), make_service(peer))
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                let svc = make_service(peer);
+                let (config, stats, stop) = (config.clone(), stats.clone(), stop_rx.clone());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    serve_connection(stream, svc, &config, &stats, stop).await;
+                    drop(slot);
                 });
             }
         }
     }
     drop(listener);
-    graceful
+    Drain {
+        stop: stop_tx,
+        permits,
+        total,
+    }
 }
 
-/// Waits for the connections `graceful` tracks to finish their in-flight requests (they are
-/// told to close), up to `deadline`. Returns whether they all did.
-pub async fn drain(graceful: GracefulShutdown, deadline: Duration) -> bool {
-    tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_ok()
+/// The hyper connection types, as one: a future that can be told to finish.
+trait Finishable: Future<Output = hyper::Result<()>> {
+    fn finish(self: Pin<&mut Self>);
+}
+
+impl<S> Finishable for hyper::server::conn::http1::Connection<TokioIo<TcpStream>, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<S> Finishable for hyper::server::conn::http2::Connection<TokioIo<TcpStream>, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn finish(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+async fn serve_connection<S>(
+    stream: TcpStream,
+    svc: S,
+    config: &ConnConfig,
+    stats: &ConnStats,
+    stop: watch::Receiver<bool>,
+) where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let h2 = if config.http2 {
+        match tokio::time::timeout(config.first_byte_timeout, starts_with_h2_preface(&stream)).await
+        {
+            Ok(Ok(Some(h2))) => h2,
+            Ok(Ok(None)) | Ok(Err(_)) => return, // closed before a byte, or a socket error
+            Err(_) => {
+                stats.closed_first_byte.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    } else {
+        false
+    };
+    let io = TokioIo::new(stream);
+    if h2 {
+        let requests = Arc::new(AtomicU64::new(0));
+        let svc = Counted {
+            inner: svc,
+            requests: requests.clone(),
+        };
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(config.max_header_bytes as u32)
+            .max_concurrent_streams(256)
+            .keep_alive_interval(config.h2_keepalive_interval)
+            .keep_alive_timeout(config.h2_keepalive_interval);
+        let conn = b.serve_connection(io, svc);
+        drive(conn, config, stats, stop, Some(&requests)).await;
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_bytes.max(8192))
+            .max_headers(config.max_headers)
+            .keep_alive(true);
+        let conn = b.serve_connection(io, svc);
+        drive(conn, config, stats, stop, None).await;
+    }
+}
+
+/// Polls a connection to its end, telling it to finish at shutdown, at its maximum age and
+/// (HTTP/2, `requests` given) when idle.
+async fn drive<C: Finishable>(
+    conn: C,
+    config: &ConnConfig,
+    stats: &ConnStats,
+    mut stop: watch::Receiver<bool>,
+    requests: Option<&AtomicU64>,
+) {
+    tokio::pin!(conn);
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let age = tokio::time::sleep(if config.max_connection_age.is_zero() {
+        far
+    } else {
+        config.max_connection_age
+    });
+    tokio::pin!(age);
+    let idle_every = if requests.is_some() && !config.idle_timeout.is_zero() {
+        config.idle_timeout
+    } else {
+        far
+    };
+    let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + idle_every, idle_every);
+    let mut seen = 0u64;
+    let mut finishing = false;
+    // Armed once the connection is told to finish (idle, age): then it is dropped.
+    let grace = tokio::time::sleep(far);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut conn => return,
+            _ = &mut grace, if finishing => return,
+            changed = stop.changed(), if !finishing => {
+                if changed.is_err() || *stop.borrow() {
+                    // Shutdown: the caller's drain deadline bounds the wait.
+                    finishing = true;
+                    conn.as_mut().finish();
+                }
+            }
+            _ = &mut age, if !finishing => {
+                finishing = true;
+                stats.closed_age.fetch_add(1, Ordering::Relaxed);
+                conn.as_mut().finish();
+                grace.as_mut().reset(tokio::time::Instant::now() + config.finish_grace);
+            }
+            _ = idle.tick(), if !finishing => {
+                let now = requests.map_or(0, |r| r.load(Ordering::Relaxed));
+                if now == seen {
+                    finishing = true;
+                    stats.closed_idle.fetch_add(1, Ordering::Relaxed);
+                    conn.as_mut().finish();
+                    grace.as_mut().reset(tokio::time::Instant::now() + config.finish_grace);
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+/// Waits for the first bytes and tells whether they are the HTTP/2 preface (`Some(true)`),
+/// something else (`Some(false)`: HTTP/1), or nothing because the peer closed (`None`). Peeks
+/// only: hyper reads the bytes again.
+async fn starts_with_h2_preface(stream: &TcpStream) -> std::io::Result<Option<bool>> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(Some(false));
+        }
+        if n == buf.len() {
+            return Ok(Some(true));
+        }
+        // A prefix of the preface: more is on its way (or never comes, and the caller's
+        // deadline ends it). `peek` returns at once while data waits, so pause between looks.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A service that counts the requests it is called for (the HTTP/2 idle check).
+struct Counted<S> {
+    inner: S,
+    requests: Arc<AtomicU64>,
+}
+
+impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for Counted<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.call(req)
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (Linux and other Unix), so the
+/// connection caps, not the descriptor table, bound the process. Returns the limit in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    raise_nofile()
+}
+
+#[cfg(unix)]
+fn raise_nofile() -> std::io::Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let Some(hard) = lim.maximum {
+        if lim.current != Some(hard) {
+            lim.current = Some(hard);
+            setrlimit(Resource::Nofile, lim).map_err(std::io::Error::from)?;
+        }
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+#[cfg(not(unix))]
+fn raise_nofile() -> std::io::Result<u64> {
+    Ok(u64::MAX)
 }
 
 /// A plain-text response.

@@ -37,20 +37,18 @@
 //! clients live in `openclick-kafka`), and the admin API, which writes to that topic through a
 //! [`SuppressionWriter`].
 
+pub mod blocks;
 pub mod parse;
 pub mod record;
 mod table;
 mod writer;
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 pub use writer::{SuppressionWriter, WriteFuture};
@@ -160,34 +158,30 @@ impl Scope {
         }
     }
 
-    /// Checks ids: non-empty, at most 256 bytes, no control characters; a tenant id also has no
-    /// `/` or `:` (they delimit record keys).
+    /// Checks ids by the one id rule ([`openclick_common::ids`]): 1..=255 bytes, no control
+    /// characters, a tenant id without `/` or `:` (they delimit record keys).
     pub fn validate(&self) -> Result<(), SuppressError> {
-        fn id(what: &str, v: &str, tenant: bool) -> Result<(), SuppressError> {
-            if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-                return Err(SuppressError::Invalid(format!(
-                    "{what} must be 1..=256 bytes without control characters"
-                )));
-            }
-            if tenant && v.contains(['/', ':']) {
-                return Err(SuppressError::Invalid(format!(
-                    "{what} must not contain '/' or ':'"
-                )));
-            }
-            Ok(())
-        }
-        match self {
-            Scope::Contact { tenant, contact } => {
-                id("tenant id", tenant, true)?;
-                id("contact id", contact, false)
-            }
-            Scope::Tenant { tenant } => id("tenant id", tenant, true),
-            Scope::Campaign { tenant, campaign } => {
-                id("tenant id", tenant, true)?;
-                id("campaign id", campaign, false)
-            }
-        }
+        use openclick_common::ids::{check_id, IdKind};
+        let r =
+            match self {
+                Scope::Contact { tenant, contact } => check_id(IdKind::Tenant, tenant)
+                    .and_then(|_| check_id(IdKind::Contact, contact)),
+                Scope::Tenant { tenant } => check_id(IdKind::Tenant, tenant),
+                Scope::Campaign { tenant, campaign } => check_id(IdKind::Tenant, tenant)
+                    .and_then(|_| check_id(IdKind::Campaign, campaign)),
+            };
+        r.map_err(|e| SuppressError::Invalid(e.to_string()))
     }
+}
+
+/// How far in the future a change's time may lie (clock skew between writers).
+pub const MAX_FUTURE_AT_MS: i64 = 5 * 60 * 1000;
+
+/// A change time brought into the sane window `[0, now + MAX_FUTURE_AT_MS]`: a time far in the
+/// future (`i64::MAX` from a buggy writer or a hostile record) would otherwise pin the
+/// "last change" age at zero and hide a stalled follower.
+pub fn clamp_at_ms(at_ms: i64, now_ms: i64) -> i64 {
+    at_ms.clamp(0, now_ms.saturating_add(MAX_FUTURE_AT_MS))
 }
 
 /// One change to the set.
@@ -286,8 +280,11 @@ pub struct SuppressionSet {
     /// The keyed hash of every key: foldhash with a random per-process seed.
     hash: foldhash::quality::SeedableRandomState,
     contacts: table::DenseTable,
-    /// Tenant and campaign scopes: few, rarely changed, copied on write.
-    scopes: ArcSwap<HashMap<u64, Reason>>,
+    /// Tenant and campaign scopes, in a table of their own (the same structure as contacts),
+    /// so a change costs one insert or remove whatever the number of scopes.
+    scopes: table::DenseTable,
+    /// Whether any scope exists: lets the common case skip two hashes and probes. Set and
+    /// cleared only under `scopes_writer`, before an insert and after a removal.
     has_scopes: AtomicBool,
     scopes_writer: Mutex<()>,
     counters: [Counters; STRIPES + 1],
@@ -317,7 +314,7 @@ impl SuppressionSet {
         SuppressionSet {
             hash: foldhash::quality::SeedableRandomState::random(),
             contacts: table::DenseTable::new(),
-            scopes: ArcSwap::from_pointee(HashMap::new()),
+            scopes: table::DenseTable::new(),
             has_scopes: AtomicBool::new(false),
             scopes_writer: Mutex::new(()),
             counters: std::array::from_fn(|_| Counters::default()),
@@ -384,13 +381,12 @@ impl SuppressionSet {
     #[inline]
     fn lookup(&self, tenant: &str, campaign: Option<&str>, contact: &str) -> Option<Reason> {
         if self.has_scopes.load(Ordering::Acquire) {
-            let scopes = self.scopes.load();
-            if let Some(r) = scopes.get(&self.tenant_key(tenant)) {
-                return Some(*r);
+            if let Some(r) = self.scopes.get(self.tenant_key(tenant)) {
+                return Some(Reason::from_code(r));
             }
             if let Some(c) = campaign.filter(|c| !c.is_empty()) {
-                if let Some(r) = scopes.get(&self.campaign_key(tenant, c)) {
-                    return Some(*r);
+                if let Some(r) = self.scopes.get(self.campaign_key(tenant, c)) {
+                    return Some(Reason::from_code(r));
                 }
             }
         }
@@ -410,12 +406,14 @@ impl SuppressionSet {
     pub fn get(&self, scope: &Scope) -> Option<Reason> {
         match scope {
             Scope::Contact { tenant, contact } => self.reason(tenant, contact),
-            Scope::Tenant { tenant } => self.scopes.load().get(&self.tenant_key(tenant)).copied(),
+            Scope::Tenant { tenant } => self
+                .scopes
+                .get(self.tenant_key(tenant))
+                .map(Reason::from_code),
             Scope::Campaign { tenant, campaign } => self
                 .scopes
-                .load()
-                .get(&self.campaign_key(tenant, campaign))
-                .copied(),
+                .get(self.campaign_key(tenant, campaign))
+                .map(Reason::from_code),
         }
     }
 
@@ -432,14 +430,21 @@ impl SuppressionSet {
 
     fn set_scope(&self, key: u64, reason: Option<Reason>) -> bool {
         let _w = self.scopes_writer.lock();
-        let mut next = HashMap::clone(&self.scopes.load());
-        let changed = match reason {
-            Some(r) => next.insert(key, r) != Some(r),
-            None => next.remove(&key).is_some(),
-        };
-        self.has_scopes.store(!next.is_empty(), Ordering::Release);
-        self.scopes.store(Arc::new(next));
-        changed
+        match reason {
+            Some(r) => {
+                self.has_scopes.store(true, Ordering::Release);
+                let old = self.scopes.get(key);
+                self.scopes.insert(key, r.code());
+                old != Some(r.code())
+            }
+            None => {
+                let removed = self.scopes.remove(key);
+                if self.scopes.len() == 0 {
+                    self.has_scopes.store(false, Ordering::Release);
+                }
+                removed
+            }
+        }
     }
 
     /// Disables tracking for a whole tenant.
@@ -468,9 +473,10 @@ impl SuppressionSet {
             }
         };
         self.status.applied.fetch_add(1, Ordering::Relaxed);
-        self.status
-            .last_change_at_ms
-            .fetch_max(change.at_ms, Ordering::Relaxed);
+        self.status.last_change_at_ms.fetch_max(
+            clamp_at_ms(change.at_ms, openclick_common::now_ms()),
+            Ordering::Relaxed,
+        );
         changed
     }
 
@@ -486,7 +492,7 @@ impl SuppressionSet {
 
     /// Number of tenant and campaign scopes.
     pub fn scopes_len(&self) -> usize {
-        self.scopes.load().len()
+        self.scopes.len()
     }
 
     /// Bytes of table memory the contacts take (slots allocated, 8 bytes each plus a tag byte).

@@ -81,7 +81,7 @@ impl ChangeLine {
         Ok(Change {
             scope,
             reason,
-            at_ms: self.at_ms.unwrap_or(now_ms),
+            at_ms: crate::clamp_at_ms(self.at_ms.unwrap_or(now_ms), now_ms),
         })
     }
 }
@@ -312,6 +312,14 @@ mod tests {
         assert_eq!(c.scope, Scope::Tenant { tenant: "t".into() });
         let c = parse_json_line(r#"{"tenant":"t","campaign":"s","at_ms":5}"#, 9).unwrap();
         assert_eq!(c.at_ms, 5);
+        // A time far in the future is brought back into the window; a negative one to 0.
+        let line = format!(r#"{{"tenant":"t","contact":"c","at_ms":{}}}"#, i64::MAX);
+        assert_eq!(
+            parse_json_line(&line, 9).unwrap().at_ms,
+            9 + crate::MAX_FUTURE_AT_MS
+        );
+        let c = parse_json_line(r#"{"tenant":"t","contact":"c","at_ms":-7}"#, 9).unwrap();
+        assert_eq!(c.at_ms, 0);
         for bad in [
             r#"{"tenant":"t/x","contact":"c"}"#,
             r#"{"tenant":"t","contact":"c","action":"nuke"}"#,

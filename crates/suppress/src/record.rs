@@ -9,10 +9,12 @@
 //! [`SuppressError::Parse`], before they reach the set.
 
 use openclick_events::v1::{
-    ErasureRequest, SuppressionAction, SuppressionChange, SuppressionReason, SuppressionScope,
+    ErasureRequest, RedirectBlock, SuppressionAction, SuppressionChange, SuppressionReason,
+    SuppressionScope,
 };
 use openclick_events::Message as _;
 
+use crate::blocks::{Block, BlockChange, BlockScope};
 use crate::{Change, Reason, Scope, SuppressError};
 
 /// The default suppressions topic (compacted).
@@ -120,7 +122,10 @@ pub fn decode_record(
     };
     let m = SuppressionChange::decode(value)
         .map_err(|e| SuppressError::Parse(format!("SuppressionChange: {e}")))?;
-    let at_ms = if m.at_ms > 0 { m.at_ms } else { timestamp_ms };
+    let at_ms = crate::clamp_at_ms(
+        if m.at_ms > 0 { m.at_ms } else { timestamp_ms },
+        openclick_common::now_ms(),
+    );
     let reason = match m.action() {
         SuppressionAction::Add => Some(from_pb_reason(m.reason())),
         SuppressionAction::Remove => None,
@@ -131,6 +136,101 @@ pub fn decode_record(
         reason,
         at_ms,
     }))
+}
+
+/// One record of the control topic, whatever its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlRecord {
+    /// A suppression change.
+    Suppression(Change),
+    /// A redirect block change.
+    Block(BlockChange),
+}
+
+/// The key prefix of redirect blocks.
+const BLOCK: &str = "block:";
+
+/// The record key of a block scope (see `suppression.proto`).
+pub fn block_key(scope: &BlockScope) -> String {
+    match scope {
+        BlockScope::Tenant { tenant } => format!("{BLOCK}tenant:{tenant}"),
+        BlockScope::Campaign { tenant, campaign } => format!("{BLOCK}campaign:{tenant}/{campaign}"),
+        BlockScope::Link { tenant, link } => format!("{BLOCK}link:{tenant}/{link}"),
+        BlockScope::Host { host } => format!("{BLOCK}host:{host}"),
+    }
+}
+
+/// Parses a block key back into its scope (validated).
+pub fn parse_block_key(key: &str) -> Result<BlockScope, SuppressError> {
+    let bad = || SuppressError::Parse("malformed redirect block key".into());
+    let rest = key.strip_prefix(BLOCK).ok_or_else(bad)?;
+    let (kind, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let pair = || rest.split_once('/').ok_or_else(bad);
+    let scope = match kind {
+        "tenant" => BlockScope::Tenant {
+            tenant: rest.into(),
+        },
+        "campaign" => {
+            let (t, c) = pair()?;
+            BlockScope::Campaign {
+                tenant: t.into(),
+                campaign: c.into(),
+            }
+        }
+        "link" => {
+            let (t, l) = pair()?;
+            BlockScope::Link {
+                tenant: t.into(),
+                link: l.into(),
+            }
+        }
+        "host" => BlockScope::Host { host: rest.into() },
+        _ => return Err(bad()),
+    };
+    let v = scope.clone().validated().map_err(|_| bad())?;
+    if v != scope {
+        return Err(bad()); // a host must be stored normalised
+    }
+    Ok(v)
+}
+
+/// The value of a block record.
+pub fn encode_block(block: &Block, source: &str) -> RedirectBlock {
+    RedirectBlock {
+        reason: block.reason.clone(),
+        at_ms: block.at_ms,
+        source: source.to_string(),
+    }
+}
+
+/// Reads one record of the control topic: a redirect block (key prefix `block:`) or a
+/// suppression change. `Ok(None)`: a record to skip.
+pub fn decode_control(
+    key: &[u8],
+    value: Option<&[u8]>,
+    timestamp_ms: i64,
+) -> Result<Option<ControlRecord>, SuppressError> {
+    if !key.starts_with(BLOCK.as_bytes()) {
+        return Ok(decode_record(key, value, timestamp_ms)?.map(ControlRecord::Suppression));
+    }
+    let key = std::str::from_utf8(key)
+        .map_err(|_| SuppressError::Parse("block key is not UTF-8".into()))?;
+    let scope = parse_block_key(key)?;
+    let block = match value {
+        None => None,
+        Some(v) => {
+            let m = RedirectBlock::decode(v)
+                .map_err(|e| SuppressError::Parse(format!("RedirectBlock: {e}")))?;
+            Some(Block {
+                reason: m.reason,
+                at_ms: crate::clamp_at_ms(
+                    if m.at_ms > 0 { m.at_ms } else { timestamp_ms },
+                    openclick_common::now_ms(),
+                ),
+            })
+        }
+    };
+    Ok(Some(ControlRecord::Block(BlockChange { scope, block })))
 }
 
 /// The erasure request a change publishes besides its record: a contact suppressed with reason
@@ -207,5 +307,71 @@ mod tests {
         let unknown = SuppressionChange::default().encode_to_vec();
         assert_eq!(decode_record(b"t/c", Some(&unknown), 7).unwrap(), None);
         assert!(decode_record(b"t/c", Some(b"\xff\xff"), 7).is_err());
+    }
+
+    #[test]
+    fn block_records_round_trip_and_never_read_as_suppressions() {
+        let scopes = [
+            BlockScope::Tenant {
+                tenant: "acme".into(),
+            },
+            BlockScope::Campaign {
+                tenant: "acme".into(),
+                campaign: "spring/1".into(),
+            },
+            BlockScope::Link {
+                tenant: "acme".into(),
+                link: "hero".into(),
+            },
+            BlockScope::Host {
+                host: "evil.example".into(),
+            },
+        ];
+        for scope in scopes {
+            let key = block_key(&scope);
+            assert!(key.starts_with("block:"), "{key}");
+            let block = Block {
+                reason: "ticket 9".into(),
+                at_ms: 42,
+            };
+            let v = encode_block(&block, "admin-api").encode_to_vec();
+            let got = decode_control(key.as_bytes(), Some(&v), 7)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                got,
+                ControlRecord::Block(BlockChange {
+                    scope: scope.clone(),
+                    block: Some(block)
+                })
+            );
+            let lifted = decode_control(key.as_bytes(), None, 7).unwrap().unwrap();
+            assert_eq!(
+                lifted,
+                ControlRecord::Block(BlockChange { scope, block: None })
+            );
+            // An older replica reads the key as a suppression key and refuses it.
+            assert!(decode_record(key.as_bytes(), Some(&v), 7).is_err(), "{key}");
+        }
+        assert_eq!(
+            block_key(&BlockScope::Host {
+                host: "e.com".into()
+            }),
+            "block:host:e.com"
+        );
+        for bad in [
+            "block:",
+            "block:tenant:",
+            "block:host:Evil.example",
+            "block:x:y",
+            "block:link:acme",
+        ] {
+            assert!(decode_control(bad.as_bytes(), None, 7).is_err(), "{bad}");
+        }
+        // Suppression records still decode as before.
+        assert!(matches!(
+            decode_control(b"t/c", None, 7).unwrap(),
+            Some(ControlRecord::Suppression(_))
+        ));
     }
 }

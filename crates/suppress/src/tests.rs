@@ -1,6 +1,7 @@
 use super::*;
 use std::collections::HashMap as StdMap;
 use std::io::Write;
+use std::sync::Arc;
 
 #[test]
 fn insert_remove_contains() {

@@ -1,4 +1,5 @@
-//! Where suppression changes are written: the [`SuppressionWriter`] trait.
+//! Where suppression changes (and the rest of the replicated control state, redirect blocks)
+//! are written: the [`SuppressionWriter`] trait.
 //!
 //! The admin API (and, later, the unsubscribe route) takes a `dyn SuppressionWriter`, never a
 //! Kafka client: the implementation that publishes to the compacted topic lives in
@@ -7,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::blocks::BlockChange;
 use crate::{Change, SuppressError};
 
 /// The future a [`SuppressionWriter::write`] returns.
@@ -20,4 +22,8 @@ pub trait SuppressionWriter: Send + Sync + 'static {
     /// change (`admin-api`, ...), never a person. The writer does not apply the changes to
     /// any local set: replicas (this one included) apply them when they read them back.
     fn write<'a>(&'a self, changes: &'a [Change], source: &'a str) -> WriteFuture<'a>;
+
+    /// Publishes redirect block changes the same way (scopes validated first; nothing is
+    /// published if one is invalid).
+    fn write_blocks<'a>(&'a self, changes: &'a [BlockChange], source: &'a str) -> WriteFuture<'a>;
 }

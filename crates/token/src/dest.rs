@@ -12,13 +12,14 @@ use crate::{TokenError, MAX_URL_LEN};
 /// - no backslash anywhere (browsers treat `\` as `/` in http URLs);
 /// - scheme `http` or `https` (any letter case) followed by `://`: this rejects `javascript:`,
 ///   `data:`, `ftp:`, relative paths and scheme-relative `//host` URLs;
-/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~-]` (no `%`: browsers
-///   percent-decode hosts) or a bracketed IPv6 literal that parses, an optional numeric port
-///   `1..=65535`;
+/// - no userinfo (`user@host`), a non-empty host of `[A-Za-z0-9._~-]` or a bracketed IPv6
+///   literal that parses, an optional numeric port `1..=65535`. No `%` in the host: browsers
+///   decode percent-escapes in hosts (`ex%61mple.com` is `example.com`), so a blocked host could
+///   be reached by spelling it differently;
 /// - a host whose last label is a number (digits, or `0x` and hex digits: the WHATWG URL
 ///   Standard's "ends in a number") is a dotted-decimal IPv4 address `a.b.c.d` (each part
-///   `0..=255`, no leading zeros, no trailing dot), so that no browser reads another address
-///   (`http://0x7f.1`, `http://2130706433` and `http://127.1` all go to 127.0.0.1).
+///   `0..=255`, no leading zeros, no trailing dot), for the same reason: browsers read
+///   `http://0x7f.1`, `http://2130706433` and `http://127.1` all as 127.0.0.1.
 pub fn validate_destination(url: &str) -> Result<(), TokenError> {
     use TokenError::InvalidDestination as Bad;
     if url.is_empty() {

@@ -58,6 +58,9 @@ fn forge_raw(kr: &Keyring, body: &[u8]) -> String {
 
 const BAD_DESTINATIONS: &[&str] = &[
     "",
+    // A percent-escape in the host: browsers decode it (`ex%61mple.com` is `example.com`).
+    "https://ex%61mple.com/",
+    "https://%65vil.example/",
     "javascript:alert(1)",
     "JavaScript://example.com/%0aalert(1)",
     "data:text/html,<script>alert(1)</script>",

@@ -33,7 +33,11 @@ fn main() {
         kr.clone(),
         Arc::new(enricher),
         Arc::new(SuppressionSet::new()),
-        vec!["127.0.0.1/32".parse().expect("net")],
+        openclick_edge::ClientIpConfig::new(
+            vec!["127.0.0.1/32".parse().expect("net")],
+            openclick_edge::ClientIpHeader::XForwardedFor,
+        )
+        .expect("client ip config"),
     );
     let h = headers(
         "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",

@@ -87,7 +87,10 @@ impl Served {
             .with_check("suppression_sync", move || s2.is_caught_up());
         let (edge, sink) = (state.clone(), state.sink.clone());
         let metrics = Metrics::new()
-            .with_exporter(move || edge.metrics.export())
+            .with_exporter(move || {
+                edge.metrics.export();
+                edge.connections.export("public");
+            })
             .with_exporter(move || sink.export_metrics())
             .with_exporter(move || set.export_metrics());
         let admin_state = Arc::new(Admin::new(info, readiness, metrics, suppressions));

@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openclick_common::LogLimiter;
-use openclick_suppress::record::decode_record;
+use openclick_suppress::blocks::BlockList;
+use openclick_suppress::record::{decode_control, ControlRecord};
 use openclick_suppress::{SuppressError, SuppressionSet};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -51,9 +52,14 @@ impl std::fmt::Debug for Follower {
 }
 
 impl Follower {
-    /// Marks `set` not caught up and starts following the topic from the beginning. The set
-    /// becomes caught up once every partition is read up to the end offset seen at start.
-    pub fn start(config: &SyncConfig, set: Arc<SuppressionSet>) -> Result<Follower, SuppressError> {
+    /// Marks `set` not caught up and starts following the topic from the beginning: suppression
+    /// records go to `set`, redirect blocks to `blocks`. The set becomes caught up once every
+    /// partition is read up to the end offset seen at start.
+    pub fn start(
+        config: &SyncConfig,
+        set: Arc<SuppressionSet>,
+        blocks: Arc<BlockList>,
+    ) -> Result<Follower, SuppressError> {
         let c = config.client.client_config(Role::SuppressionFollower, |c| {
             // Assigned partitions: the consumer never joins a group (librdkafka wants a group id
             // for `assign` all the same; a unique one, and nothing is ever committed).
@@ -80,7 +86,7 @@ impl Follower {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("suppress-follower".into())
-                .spawn(move || follow(consumer, &topic, &set, &stop))
+                .spawn(move || follow(consumer, &topic, &set, &blocks, &stop))
                 .map_err(|e| SuppressError::Config(format!("cannot start follower thread: {e}")))?
         };
         Ok(Follower {
@@ -112,7 +118,13 @@ const POLL: Duration = Duration::from_millis(100);
 const META_TIMEOUT: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
-fn follow(consumer: FollowerConsumer, topic: &str, set: &SuppressionSet, stop: &AtomicBool) {
+fn follow(
+    consumer: FollowerConsumer,
+    topic: &str,
+    set: &SuppressionSet,
+    blocks: &BlockList,
+    stop: &AtomicBool,
+) {
     let started = Instant::now();
     let warn = LogLimiter::new(Duration::from_secs(10));
     // 1. The partitions and the end offsets at start.
@@ -184,10 +196,13 @@ fn follow(consumer: FollowerConsumer, topic: &str, set: &SuppressionSet, stop: &
                 match m
                     .key()
                     .ok_or_else(|| SuppressError::Parse("record without key".into()))
-                    .and_then(|k| decode_record(k, m.payload(), ts))
+                    .and_then(|k| decode_control(k, m.payload(), ts))
                 {
-                    Ok(Some(change)) => {
+                    Ok(Some(ControlRecord::Suppression(change))) => {
                         set.apply(&change);
+                    }
+                    Ok(Some(ControlRecord::Block(change))) => {
+                        blocks.apply(&change);
                     }
                     Ok(None) => {}
                     Err(e) => {
