@@ -1,15 +1,16 @@
-//! `client_ip::client_ip` with arbitrary `X-Forwarded-For` / `Forwarded` values, peer and trusted
-//! networks. Never panics; the result is the peer (as IPv4 if it is IPv4-mapped), or an address
-//! written in one of those headers; headers only count when the peer is trusted.
+//! `client_ip::client_ip` with arbitrary `X-Forwarded-For` / `Forwarded` / single-address header
+//! values, peer, trusted networks and configured header. Never panics; the result is the peer
+//! (as IPv4 if it is IPv4-mapped), or an address written in the configured header; headers only
+//! count when the peer is trusted.
 //!
-//! Input lines: `NAME: VALUE` headers, `@peer ADDR`, `@trust NET` (see
+//! Input lines: `NAME: VALUE` headers, `@peer ADDR`, `@trust NET`, `@header NAME` (see
 //! `openclick_fuzz::parse_headers`).
 #![no_main]
 
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use openclick_edge::client_ip::client_ip;
+use openclick_edge::client_ip::{client_ip, ClientIpHeader};
 use openclick_fuzz::{lines, parse_headers};
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -25,9 +26,9 @@ fn addresses_in(values: &[&[u8]]) -> Vec<IpAddr> {
     let mut out = Vec::new();
     for v in values {
         let text = String::from_utf8_lossy(v);
-        for piece in text.split(|c: char| {
-            c.is_whitespace() || matches!(c, ',' | ';' | '=' | '"' | '[' | ']')
-        }) {
+        for piece in text
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '=' | '"' | '[' | ']'))
+        {
             if let Ok(ip) = piece.parse::<IpAddr>() {
                 out.push(canonical(ip));
             } else if let Some((host, _port)) = piece.rsplit_once(':') {
@@ -42,7 +43,10 @@ fn addresses_in(values: &[&[u8]]) -> Vec<IpAddr> {
 
 fuzz_target!(|data: &[u8]| {
     let h = parse_headers(lines(data));
-    let got = client_ip(h.peer, &h.headers, &h.trusted);
+    let Some(config) = h.client_ip_config() else {
+        return;
+    };
+    let got = client_ip(h.peer, &h.headers, &config);
     let peer = canonical(h.peer);
     let peer_trusted = h.trusted.iter().any(|n| n.contains(&peer));
     if !peer_trusted {
@@ -52,16 +56,20 @@ fuzz_target!(|data: &[u8]| {
     if got == peer {
         return;
     }
+    let name = match config.header() {
+        ClientIpHeader::XForwardedFor => http::header::HeaderName::from_static("x-forwarded-for"),
+        ClientIpHeader::Forwarded => http::header::FORWARDED,
+        ClientIpHeader::Single(name) => name.clone(),
+    };
     let values: Vec<&[u8]> = h
         .headers
-        .get_all("x-forwarded-for")
+        .get_all(&name)
         .iter()
-        .chain(h.headers.get_all("forwarded").iter())
         .map(|v| v.as_bytes())
         .collect();
     let written = addresses_in(&values);
     assert!(
         written.contains(&got),
-        "{got} is neither the peer {peer} nor in the headers {values:?}"
+        "{got} is neither the peer {peer} nor in the {name} header {values:?}"
     );
 });

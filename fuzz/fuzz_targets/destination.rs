@@ -3,12 +3,14 @@
 //! accepts: `url` accepts it too, the scheme is http or https, there is no user info, and the
 //! host and port `url` reads are the ones written in the authority (the host the validator
 //! checked): no `%`-decoding, IPv4 number forms (`0x7f.1`), IDNA mapping or IPv6 rewriting may
-//! make a browser go elsewhere than the URL says.
+//! make a browser go elsewhere than the URL says. And the redirect kill switch sees that host:
+//! a block on the host a browser reads blocks the URL.
 #![no_main]
 
 use std::net::Ipv6Addr;
 
 use libfuzzer_sys::fuzz_target;
+use openclick_suppress::blocks::{Block, BlockChange, BlockList, BlockScope};
 use openclick_token::validate_destination;
 
 /// The host and port as written: docs/token-v1.md §5 rules 3, 5 and 6, read independently.
@@ -82,6 +84,26 @@ fuzz_target!(|data: &[u8]| {
         None => panic!("url reads no host: {s:?}"),
     };
     assert_eq!(read, host, "host differs: {s:?}");
+    // A block on the host the browser reads (as an operator would type it) blocks this URL.
+    if let Ok(scope) = (BlockScope::Host {
+        host: u.host_str().unwrap().to_owned(),
+    })
+    .validated()
+    {
+        let blocks = BlockList::new();
+        blocks.apply(&BlockChange {
+            scope,
+            block: Some(Block {
+                reason: "fuzz".into(),
+                at_ms: 1,
+            }),
+        });
+        assert!(
+            blocks.check("t", "c", "l", s).is_some(),
+            "a block on {:?} does not block {s:?}",
+            u.host_str()
+        );
+    }
     let default = if u.scheme() == "https" { 443 } else { 80 };
     assert_eq!(
         u.port_or_known_default(),

@@ -1,21 +1,24 @@
 //! `pipeline::route` on arbitrary paths and `Pipeline::process` on arbitrary method, path and
 //! header bytes. Never panics; a redirect only ever carries the destination of a click token
-//! that verifies; an open route always gets the pixel; an event exactly when the hit is tracked.
+//! that verifies, and never to a blocked host as a browser (the `url` crate) reads it; an open
+//! route always gets the pixel; an event exactly when the hit is tracked.
 //!
 //! Input lines: the method, the path, then header lines (`NAME: VALUE`, `@peer ADDR`,
-//! `@trust NET`; see `openclick_fuzz::parse_headers`). A path `/o/!ID` or `/c/!URL` is replaced
-//! by a token the fixed keyring signs (contact `ID`, or destination `URL`), so the fuzzer reaches
-//! enrichment and the redirect with valid tokens.
+//! `@trust NET`, `@header NAME`; see `openclick_fuzz::parse_headers`). A path `/o/!ID` or
+//! `/c/!URL` is replaced by a token the fixed keyring signs (contact `ID`, or destination
+//! `URL`), so the fuzzer reaches enrichment, the block list and the redirect with valid tokens.
+//! The block list holds the host `blocked.example` (and so its subdomains).
 #![no_main]
 
 use std::sync::{Arc, LazyLock};
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use openclick_edge::pipeline::{route, Request};
+use openclick_edge::pipeline::{route, Limits, Request};
 use openclick_edge::{HitClass, Pipeline, Reply};
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_fuzz::{keyring, lines, parse_headers};
+use openclick_suppress::blocks::{Block, BlockChange, BlockList, BlockScope};
 use openclick_suppress::{Reason, SuppressionSet};
 use openclick_token::{Channel, Claims, Keyring, TokenKind};
 
@@ -23,7 +26,10 @@ struct Fixture {
     keyring: Keyring,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
+    blocks: Arc<BlockList>,
 }
+
+const BLOCKED_HOST: &str = "blocked.example";
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let enricher = Enricher::new(EnrichConfig {
@@ -33,10 +39,23 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     .unwrap();
     let suppression = SuppressionSet::new();
     suppression.insert("acme", "suppressed", Reason::OptOut);
+    let blocks = BlockList::new();
+    blocks.apply(&BlockChange {
+        scope: BlockScope::Host {
+            host: BLOCKED_HOST.into(),
+        }
+        .validated()
+        .unwrap(),
+        block: Some(Block {
+            reason: "fuzz".into(),
+            at_ms: 1,
+        }),
+    });
     Fixture {
         keyring: keyring(),
         enricher: Arc::new(enricher),
         suppression: Arc::new(suppression),
+        blocks: Arc::new(blocks),
     }
 });
 
@@ -70,14 +89,30 @@ fn signed_path(kind: TokenKind, arg: &str) -> Option<String> {
 
 fn check_route(path: &str) {
     if let Some((kind, token)) = route(path) {
-        assert!(!token.is_empty() && !token.contains('/'));
-        let prefix = match kind {
-            TokenKind::Open => "/o/",
-            TokenKind::Click => "/c/",
-        };
-        let rest = path.strip_prefix(prefix).expect("route kind matches the prefix");
-        assert!(rest == token || (kind == TokenKind::Open && rest == format!("{token}.gif")));
+        match kind {
+            // Every `/o/...` gets the pixel, whatever follows.
+            TokenKind::Open => {
+                let rest = path.strip_prefix("/o/").expect("an open route starts /o/");
+                assert!(rest == token || rest == format!("{token}.gif"));
+            }
+            TokenKind::Click => {
+                let rest = path.strip_prefix("/c/").expect("a click route starts /c/");
+                assert!(rest == token && !token.is_empty() && !token.contains('/'));
+            }
+        }
     }
+}
+
+/// Whether a browser going to `location` lands on the blocked host or a subdomain of it.
+fn browser_goes_to_blocked_host(location: &str) -> bool {
+    let Ok(u) = url::Url::parse(location) else {
+        return false; // a browser goes nowhere
+    };
+    let Some(host) = u.host_str() else {
+        return false;
+    };
+    let host = host.trim_end_matches('.');
+    host == BLOCKED_HOST || host.ends_with(&format!(".{BLOCKED_HOST}"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -100,12 +135,20 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let f = &*FIXTURE;
+    let Some(client_ip) = h.client_ip_config() else {
+        return;
+    };
     let pipeline = Pipeline::new(
         f.keyring.clone(),
         Arc::clone(&f.enricher),
         Arc::clone(&f.suppression),
-        h.trusted.clone(),
-    );
+        client_ip,
+    )
+    .with_blocks(Arc::clone(&f.blocks))
+    .with_limits(Limits {
+        max_token_age_ms: Some(30 * 86_400_000),
+        ..Limits::default()
+    });
     let out = pipeline.process(&Request {
         method: &method,
         path,
@@ -120,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
         Reply::Redirect(location) => {
             assert!(matches!(
                 out.class,
-                HitClass::ClickTracked | HitClass::ClickSuppressed
+                HitClass::ClickTracked | HitClass::ClickSuppressed | HitClass::ClickRateLimited
             ));
             let (kind, token) = routed.expect("a redirect for a path that does not route");
             assert_eq!(kind, TokenKind::Click);
@@ -128,10 +171,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v.claims.kind, TokenKind::Click);
             assert_eq!(location.as_bytes(), v.claims.url.as_bytes());
             assert!(openclick_token::validate_destination(&v.claims.url).is_ok());
+            assert!(
+                !browser_goes_to_blocked_host(&v.claims.url),
+                "redirect to a blocked host: {:?}",
+                v.claims.url
+            );
             if let Some(e) = &out.event {
                 assert_eq!(e.target_url, v.claims.url);
                 assert_eq!(e.contact_id, v.claims.contact_id);
             }
+        }
+        Reply::Gone => {
+            assert_eq!(out.class, HitClass::ClickBlocked);
+            let (kind, token) = routed.expect("410 for a path that does not route");
+            assert_eq!(kind, TokenKind::Click);
+            assert!(f.keyring.verify(token).is_ok(), "410 for a bad token");
         }
         Reply::Pixel => {
             assert!(matches!(routed, Some((TokenKind::Open, _))));

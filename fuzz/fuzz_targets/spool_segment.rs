@@ -166,7 +166,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(spool.is_empty(), "everything acked");
     let s = spool.stats();
     assert_eq!(s.corrupt_records, want_damage, "damage counted once");
-    assert_eq!((s.replayed, s.acked), (want.len() as u64, want.len() as u64));
+    assert_eq!(
+        (s.replayed, s.acked),
+        (want.len() as u64, want.len() as u64)
+    );
     assert_eq!(s.segments, 0);
     drop(spool);
     let left: Vec<String> = std::fs::read_dir(dir.path())

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use ipnet::IpNet;
+use openclick_edge::client_ip::{ClientIpConfig, ClientIpHeader};
 use openclick_token::{Key, Keyring};
 
 /// Signing key of the fixed keyring: id `k1`, 32 bytes of `0x42`.
@@ -37,6 +38,8 @@ pub fn keyring_old_first() -> Keyring {
 /// - `@peer ADDR`: the socket peer (default `10.0.0.1`);
 /// - `@trust NET`: a trusted proxy network (repeatable; an unparsable one is skipped); with no
 ///   `@trust` line at all the default is `10.0.0.0/8` and `::1/128`;
+/// - `@header NAME`: the forwarding header the trusted proxies write (default
+///   `x-forwarded-for`; `forwarded`, or any header name for a single address);
 /// - anything else, `NAME: VALUE` (split at the first `:`; one leading space of the value is
 ///   dropped): a header, appended; invalid names or values are skipped.
 #[derive(Debug)]
@@ -47,6 +50,16 @@ pub struct TextHeaders {
     pub peer: IpAddr,
     /// Trusted proxy networks.
     pub trusted: Vec<IpNet>,
+    /// The forwarding header believed.
+    pub header: ClientIpHeader,
+}
+
+impl TextHeaders {
+    /// The client address configuration; `None` when `ClientIpConfig::new` refuses it (a
+    /// trusted network of prefix length 0).
+    pub fn client_ip_config(&self) -> Option<ClientIpConfig> {
+        ClientIpConfig::new(self.trusted.clone(), self.header.clone()).ok()
+    }
 }
 
 /// Parses the lines of [`TextHeaders`].
@@ -55,6 +68,7 @@ pub fn parse_headers<'a>(lines: impl Iterator<Item = &'a [u8]>) -> TextHeaders {
     let mut peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let mut trusted = Vec::new();
     let mut saw_trust = false;
+    let mut header = ClientIpHeader::XForwardedFor;
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(b"@peer ") {
@@ -70,15 +84,19 @@ pub fn parse_headers<'a>(lines: impl Iterator<Item = &'a [u8]>) -> TextHeaders {
             }
             continue;
         }
+        if let Some(rest) = line.strip_prefix(b"@header ") {
+            if let Some(h) = std::str::from_utf8(rest).ok().and_then(|s| s.parse().ok()) {
+                header = h;
+            }
+            continue;
+        }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);
         let value = value.strip_prefix(b" ").unwrap_or(value);
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(value),
-        ) else {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        else {
             continue;
         };
         headers.append(name, value);
@@ -90,6 +108,7 @@ pub fn parse_headers<'a>(lines: impl Iterator<Item = &'a [u8]>) -> TextHeaders {
         headers,
         peer,
         trusted,
+        header,
     }
 }
 
