@@ -72,12 +72,16 @@ write("route", "sign-click", "GET\n/c/!https://example.com/a?b=c#d\ndnt: 1\n")
 write("route", "sign-open", "GET\n/o/!contact-42\nuser-agent: Microsoft Outlook 16.0\n")
 write("route", "post", f"POST\n/c/{click_tok}\n")
 write("route", "not-found", "GET\n/x/abc\n")
+write("route", "blocked-host", "GET\n/c/!https://login.blocked.example./x\n@header x-real-ip\nx-real-ip: 10.0.0.9\n")
+write("route", "open-empty", "GET\n/o/\n")
 
 # client_ip: header lines, @peer, @trust.
 write("client_ip", "xff", "@peer 10.0.0.2\n@trust 10.0.0.0/8\nx-forwarded-for: 6.6.6.6, 1.2.3.4, 10.0.0.9\n")
 write("client_ip", "forwarded", "@peer 10.0.0.2\nforwarded: for=\"[2001:db8::7]:443\";proto=https, for=192.0.2.60\n")
 write("client_ip", "two-lines", "@peer ::ffff:10.1.2.3\nx-forwarded-for: 1.2.3.4:5678\nx-forwarded-for: [2001:db8::1]:80\n")
 write("client_ip", "untrusted", "@peer 198.51.100.7\n@trust 10.0.0.0/8\nx-forwarded-for: 1.2.3.4\n")
+write("client_ip", "forwarded-header", "@header forwarded\n@peer 10.0.0.2\nforwarded: for=192.0.2.1, for=unknown, for=10.0.0.7\n")
+write("client_ip", "single-header", "@header x-real-ip\n@peer 10.0.0.2\nx-real-ip: 203.0.113.5\n")
 write("client_ip", "all-trusted", "@peer 10.0.0.2\n@trust 10.0.0.0/8\n@trust 2001:db8::/32\nx-forwarded-for: 10.9.9.9, 2001:db8::5\n")
 
 # suppress_parse: NDJSON and CSV.
@@ -148,5 +152,7 @@ for i, u in enumerate([
     "https://xn--bcher-kva.example/",
     "http://0x7f.1/",
     "http://ex%61mple.com/",
+    "https://evil.example./",
+    "http://[2001:DB8:0::1]:8080/",
 ]):
     write("destination", f"url-{i}", u)
