@@ -50,7 +50,9 @@ fn header() -> impl Strategy<Value = ClientIpHeader> {
     prop_oneof![
         Just(ClientIpHeader::XForwardedFor),
         Just(ClientIpHeader::Forwarded),
-        Just(ClientIpHeader::Single(http::HeaderName::from_static("x-real-ip"))),
+        Just(ClientIpHeader::Single(http::HeaderName::from_static(
+            "x-real-ip"
+        ))),
     ]
 }
 

@@ -361,7 +361,10 @@ mod tests {
         l.apply(&block(BlockScope::Host {
             host: "evil.example".into(),
         }));
-        for url in ["https://evil.example./", "https://login.evil.example.:8443/x"] {
+        for url in [
+            "https://evil.example./",
+            "https://login.evil.example.:8443/x",
+        ] {
             assert!(l.check("acme", "", "", url).is_some(), "{url}");
         }
         let l = BlockList::new();

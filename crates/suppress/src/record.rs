@@ -297,7 +297,11 @@ mod tests {
     fn tombstone_times_are_clamped_like_values() {
         let now = openclick_common::now_ms();
         let far = decode_record(b"t/c", None, i64::MAX).unwrap().unwrap();
-        assert!(far.at_ms <= now + crate::MAX_FUTURE_AT_MS + 60_000, "{}", far.at_ms);
+        assert!(
+            far.at_ms <= now + crate::MAX_FUTURE_AT_MS + 60_000,
+            "{}",
+            far.at_ms
+        );
         assert_eq!(decode_record(b"t", None, -5).unwrap().unwrap().at_ms, 0);
         let remove = SuppressionChange {
             action: SuppressionAction::Remove as i32,
@@ -305,7 +309,10 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(
-            decode_record(b"t", Some(&remove), -5).unwrap().unwrap().at_ms,
+            decode_record(b"t", Some(&remove), -5)
+                .unwrap()
+                .unwrap()
+                .at_ms,
             0
         );
     }

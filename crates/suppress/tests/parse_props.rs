@@ -18,7 +18,7 @@ fn value() -> impl Strategy<Value = Value> {
         .prop_map(Value::from),
         any::<String>().prop_map(Value::from),
         "[a-z/:]{0,300}".prop_map(Value::from),
-        prop::collection::vec(any::<u8>(), 0..3).prop_map(|v| Value::from(v)),
+        prop::collection::vec(any::<u8>(), 0..3).prop_map(Value::from),
     ]
 }
 
