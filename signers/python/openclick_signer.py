@@ -40,6 +40,7 @@ Command line (used by the Rust cross-check test)::
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import sys
 from dataclasses import dataclass
@@ -237,6 +238,10 @@ def validate_destination(url):
             bad("unterminated IPv6 literal")
         if ":" not in literal or any(ch not in "0123456789abcdefABCDEF:." for ch in literal):
             bad("bad IPv6 literal")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            bad("bad IPv6 literal")
         if after == "":
             port = None
         elif after.startswith(":"):
@@ -251,10 +256,26 @@ def validate_destination(url):
             bad("bad host")
         if not any(ch.isascii() and ch.isalnum() for ch in host):
             bad("missing host")
+        if _ends_in_a_number(host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                bad("a host ending in a number must be a dotted-decimal IPv4 address")
     if port is not None:
         if not (1 <= len(port) <= 5 and all(ch in "0123456789" for ch in port)
                 and 1 <= int(port) <= 65535):
             bad("bad port")
+
+
+def _ends_in_a_number(host):
+    """WHATWG URL "ends in a number": a browser reads this host as an IPv4 address."""
+    labels = host.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels.pop()
+    last = labels[-1]
+    if last and all(ch in "0123456789" for ch in last):
+        return True
+    return last[:2] in ("0x", "0X") and all(ch in "0123456789abcdefABCDEF" for ch in last[2:])
 
 
 # ---- verification (spec section "Verification") -------------------------------------------

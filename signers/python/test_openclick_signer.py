@@ -85,6 +85,18 @@ class Signing(unittest.TestCase):
         token = c.rsplit("/", 1)[1]
         self.assertEqual(self.kr.verify(token, expect_kind="click")[0].url, "https://e.com/")
 
+    def test_destinations_a_browser_reads_differently(self):
+        for bad in ["http://ex%61mple.com/", "http://0x7f.1/", "http://127.1/",
+                    "http://2130706433/", "http://010.0.0.1/", "http://1.2.3.4./",
+                    "http://999.1.1.1/", "http://example.123/", "http://[1::2::3]/",
+                    "http://[:]/"]:
+            with self.assertRaises(oc.TokenError, msg=bad) as cm:
+                oc.validate_destination(bad)
+            self.assertEqual(cm.exception.reason, "invalid_destination")
+        for good in ["http://1.2.3.4/", "http://0xample.com/", "http://example.0x1g/",
+                     "https://[::ffff:1.2.3.4]/", "http://example.com./"]:
+            oc.validate_destination(good)
+
     def test_refusals(self):
         long_id = dict(self.base, tenant_id="x" * 256)
         self.assertEqual(self.reason(oc.Claims(kind="open", **long_id)), "field_too_long")

@@ -129,12 +129,17 @@ test("signing refusals", () => {
 });
 
 test("destinations", () => {
-  for (const good of ["https://example.com", "HTTP://Example.COM:8080/a?b#c", "https://[2001:db8::1]/", "https://xn--caf-dma.example/menu"]) {
+  for (const good of ["https://example.com", "HTTP://Example.COM:8080/a?b#c", "https://[2001:db8::1]/", "https://xn--caf-dma.example/menu",
+    "http://1.2.3.4/", "http://0xample.com/", "http://example.0x1g/", "https://[::ffff:1.2.3.4]/"]) {
     oc.validateDestination(good);
   }
   for (const bad of ["", "javascript:alert(1)", "//evil.example/", "https://user@e.com/", "https://e.com/ x",
     "https://e.com\\@x/", "https://e.com:0/", "https://e.com:99999/", "https://[::1/", "ftp://e.com/",
-    "https://caf\u00e9.fr/", "https://.../", "https://e.com:/"]) {
+    "https://caf\u00e9.fr/", "https://.../", "https://e.com:/",
+    // A browser reads another host (or none): percent-encoded hosts, IPv4 number forms, bad IPv6.
+    "http://ex%61mple.com/", "http://0x7f.1/", "http://127.1/", "http://2130706433/",
+    "http://010.0.0.1/", "http://1.2.3.4./", "http://999.1.1.1/", "http://example.123/",
+    "http://[1::2::3]/", "http://[:]/"]) {
     assert.equal(reasonOf(() => oc.validateDestination(bad)), "invalid_destination", bad);
   }
 });

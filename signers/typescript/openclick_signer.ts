@@ -36,6 +36,7 @@
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { isIPv4, isIPv6 } from "node:net";
 
 export const VERSION = 1;
 export const TAG_LEN = 16;
@@ -257,7 +258,9 @@ export function validateDestination(url: string): void {
     const close = authority.indexOf("]");
     if (close < 0) bad("unterminated IPv6 literal");
     const literal = authority.slice(1, close);
-    if (!literal.includes(":") || !/^[0-9A-Fa-f:.]*$/.test(literal)) bad("bad IPv6 literal");
+    if (!literal.includes(":") || !/^[0-9A-Fa-f:.]*$/.test(literal) || !isIPv6(literal)) {
+      bad("bad IPv6 literal");
+    }
     const after = authority.slice(close + 1);
     if (after !== "") {
       if (!after.startsWith(":")) bad("characters after IPv6 literal");
@@ -269,10 +272,21 @@ export function validateDestination(url: string): void {
     if (c >= 0) port = authority.slice(c + 1);
     if (host === "" || !/^[A-Za-z0-9._~-]+$/.test(host)) bad("bad host");
     if (!/[A-Za-z0-9]/.test(host)) bad("missing host");
+    if (endsInANumber(host) && !isIPv4(host)) {
+      bad("a host ending in a number must be a dotted-decimal IPv4 address");
+    }
   }
   if (port !== null) {
     if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) bad("bad port");
   }
+}
+
+/** WHATWG URL "ends in a number": a browser reads this host as an IPv4 address. */
+function endsInANumber(host: string): boolean {
+  const labels = host.split(".");
+  if (labels[labels.length - 1] === "" && labels.length > 1) labels.pop();
+  const last = labels[labels.length - 1];
+  return /^[0-9]+$/.test(last) || /^0[xX][0-9A-Fa-f]*$/.test(last);
 }
 
 // ---- verification (spec "Verification") -----------------------------------------------------

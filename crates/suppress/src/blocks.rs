@@ -81,6 +81,7 @@ impl BlockScope {
             }
             BlockScope::Host { host } => {
                 let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+                let host = canonical_ipv6_literal(&host).unwrap_or(host);
                 let ok = !host.is_empty()
                     && host.len() <= 253
                     && (host
@@ -201,7 +202,10 @@ impl BlockList {
             });
         }
         if let Some(host) = url_host(url) {
-            let host = host.to_ascii_lowercase();
+            // As a browser reads it: `evil.example.` is `evil.example`, and an IPv6 address has
+            // one spelling (`[2001:DB8:0::1]` is `[2001:db8::1]`), as in `validated`.
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            let host = canonical_ipv6_literal(&host).unwrap_or(host);
             let mut h = host.as_str();
             loop {
                 keys.push(BlockScope::Host {
@@ -239,6 +243,14 @@ impl BlockList {
         metrics::counter!("openclick_blocked_clicks_total")
             .absolute(self.blocked_clicks.load(Ordering::Relaxed));
     }
+}
+
+/// `[addr]` in the one text form of the IPv6 address (RFC 5952), if `host` is a bracketed IPv6
+/// literal.
+fn canonical_ipv6_literal(host: &str) -> Option<String> {
+    let inner = host.strip_prefix('[')?.strip_suffix(']')?;
+    let addr: std::net::Ipv6Addr = inner.parse().ok()?;
+    Some(format!("[{addr}]"))
 }
 
 /// The host of an absolute http(s) URL (as the token crate validated it): between `://` and
@@ -338,6 +350,41 @@ mod tests {
         }));
         assert_eq!(l.check("acme", "", "", url), None);
         assert!(l.list().is_empty());
+    }
+
+    /// Found by the `destination` fuzz target (fuzz/): a block on a host did not block the
+    /// same host written with a trailing dot, or an IPv6 address spelt another way, which a
+    /// browser reads as the same host.
+    #[test]
+    fn other_spellings_of_a_blocked_host_are_blocked() {
+        let l = BlockList::new();
+        l.apply(&block(BlockScope::Host {
+            host: "evil.example".into(),
+        }));
+        for url in [
+            "https://evil.example./",
+            "https://login.evil.example.:8443/x",
+        ] {
+            assert!(l.check("acme", "", "", url).is_some(), "{url}");
+        }
+        let l = BlockList::new();
+        l.apply(&block(BlockScope::Host {
+            host: "xn-.".into(),
+        }));
+        assert!(l.check("acme", "", "", "http://xn-.").is_some());
+
+        let l = BlockList::new();
+        l.apply(&block(BlockScope::Host {
+            host: "[2001:DB8:0:0::1]".into(),
+        }));
+        for url in [
+            "https://[2001:db8::1]/",
+            "https://[2001:0db8:0000::0001]:443/",
+            "http://[2001:DB8::0:1]",
+        ] {
+            assert!(l.check("acme", "", "", url).is_some(), "{url}");
+        }
+        assert_eq!(l.check("acme", "", "", "https://[2001:db8::2]/"), None);
     }
 
     #[test]

@@ -181,7 +181,8 @@ pub const MAX_FUTURE_AT_MS: i64 = 5 * 60 * 1000;
 /// future (`i64::MAX` from a buggy writer or a hostile record) would otherwise pin the
 /// "last change" age at zero and hide a stalled follower.
 pub fn clamp_at_ms(at_ms: i64, now_ms: i64) -> i64 {
-    at_ms.clamp(0, now_ms.saturating_add(MAX_FUTURE_AT_MS))
+    // `.max(0)`: `clamp` panics when its maximum is below its minimum (a clock before 1970).
+    at_ms.clamp(0, now_ms.saturating_add(MAX_FUTURE_AT_MS).max(0))
 }
 
 /// One change to the set.

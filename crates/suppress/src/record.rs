@@ -114,10 +114,12 @@ pub fn decode_record(
         .map_err(|_| SuppressError::Parse("suppression record key is not UTF-8".into()))?;
     let scope = parse_key(key)?;
     let Some(value) = value else {
+        // A tombstone's time is the record's timestamp, which any producer sets: clamped like
+        // a value's `at_ms`.
         return Ok(Some(Change {
             scope,
             reason: None,
-            at_ms: timestamp_ms,
+            at_ms: crate::clamp_at_ms(timestamp_ms, openclick_common::now_ms()),
         }));
     };
     let m = SuppressionChange::decode(value)
@@ -287,6 +289,32 @@ mod tests {
         assert_eq!(record_key(&Scope::Tenant { tenant: "t".into() }), "t");
         assert!(parse_key("a:b").is_err());
         assert!(parse_key("").is_err());
+    }
+
+    /// Found by the `suppress_record` fuzz target (fuzz/): a tombstone took the record
+    /// timestamp unclamped (`i64::MAX` or negative), where a value's time is clamped.
+    #[test]
+    fn tombstone_times_are_clamped_like_values() {
+        let now = openclick_common::now_ms();
+        let far = decode_record(b"t/c", None, i64::MAX).unwrap().unwrap();
+        assert!(
+            far.at_ms <= now + crate::MAX_FUTURE_AT_MS + 60_000,
+            "{}",
+            far.at_ms
+        );
+        assert_eq!(decode_record(b"t", None, -5).unwrap().unwrap().at_ms, 0);
+        let remove = SuppressionChange {
+            action: SuppressionAction::Remove as i32,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            decode_record(b"t", Some(&remove), -5)
+                .unwrap()
+                .unwrap()
+                .at_ms,
+            0
+        );
     }
 
     #[test]

@@ -210,3 +210,15 @@ fn bad_line_is_a_clear_error() {
         .unwrap_err();
     assert!(e.is_retryable());
 }
+
+/// Found by the `json_objects_parse_or_fail_cleanly` property (tests/parse_props.rs): with a
+/// `now` before 1970 minus five minutes, `clamp` was asked for a maximum below its minimum and
+/// panicked.
+#[test]
+fn change_times_clamp_without_panicking_for_any_now() {
+    assert_eq!(crate::clamp_at_ms(5, -1_000_000), 0);
+    assert_eq!(crate::clamp_at_ms(i64::MAX, i64::MIN), 0);
+    assert_eq!(crate::clamp_at_ms(i64::MIN, i64::MAX), 0);
+    assert_eq!(crate::clamp_at_ms(7, 1_000), 7);
+    assert!(crate::parse::parse_json_line(r#"{"tenant":"t","at_ms":5}"#, i64::MIN).is_ok());
+}

@@ -307,6 +307,61 @@ fn destination_validation() {
     assert!(validate_destination(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
 }
 
+/// Destinations the `destination` fuzz target (fuzz/) found accepted although a browser (the
+/// `url` crate, WHATWG parsing) reads another host than the one written, or no URL at all.
+/// Each with what the browser reads.
+const HOST_CONFUSIONS: &[(&str, &str)] = &[
+    ("http://0x7f.1/", "127.0.0.1"),
+    ("http://2130706433/", "127.0.0.1"),
+    ("http://127.1/", "127.0.0.1"),
+    ("http://010.0.0.1/", "8.0.0.1 (octal)"),
+    ("http://1.2.3.04/", "1.2.3.4"),
+    ("http://1.2.3.4./", "1.2.3.4"),
+    ("http://0x/", "0.0.0.0"),
+    ("http://a.0XfF/", "nothing: invalid IPv4"),
+    ("http://999.1.1.1/", "nothing: invalid IPv4"),
+    ("http://example.123/", "nothing: invalid IPv4"),
+    ("http://ex%61mple.com/", "example.com"),
+    ("http://%31%32%37.0.0.1/", "127.0.0.1"),
+    ("http://[1::2::3]/", "nothing: invalid IPv6"),
+    ("http://[1.2.3.4:]/", "nothing: invalid IPv6"),
+    ("http://[:]/", "nothing: invalid IPv6"),
+];
+
+#[test]
+fn destinations_a_browser_reads_differently_are_rejected() {
+    let kr = ring("k1", 1);
+    for (url, browser) in HOST_CONFUSIONS {
+        assert!(
+            matches!(
+                validate_destination(url),
+                Err(TokenError::InvalidDestination(_))
+            ),
+            "accepted {url:?} (a browser reads {browser})"
+        );
+        let forged = kr.seal(kr.signing_key(), &click_claims(url));
+        assert!(
+            matches!(kr.verify(&forged), Err(TokenError::InvalidDestination(_))),
+            "verified {url:?}"
+        );
+    }
+    // Hosts that only look numeric, and the dotted-decimal form itself, are fine.
+    for url in [
+        "http://1.2.3.4/",
+        "http://0.0.0.0:8080/",
+        "http://255.255.255.255/",
+        "http://123abc.example/",
+        "http://example.0x1g/",
+        "http://0xample.com/",
+        "http://a1.b2c/",
+        "http://example.com./",
+        "https://[::ffff:1.2.3.4]/",
+        "https://[1:2:3:4:5:6:7:8]:8443/",
+    ] {
+        assert!(validate_destination(url).is_ok(), "rejected {url:?}");
+    }
+}
+
 #[test]
 fn bad_destinations_rejected_at_sign_and_at_verify() {
     let kr = ring("k1", 1);
@@ -630,8 +685,9 @@ fn url_strategy() -> impl Strategy<Value = String> {
     (
         prop_oneof![Just("http"), Just("https"), Just("HTTPS"), Just("Http")],
         prop_oneof![
-            "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9-]{1,12}){0,4}",
-            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+            // The last label starts and ends with a letter: one ending in a number is IPv4.
+            "([a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\\.){0,4}[a-z]([a-z0-9-]{0,10}[a-z])?",
+            any::<[u8; 4]>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string()),
             Just("[2001:db8::7]".to_owned()),
         ],
         proptest::option::of(1u16..=65535),
