@@ -18,7 +18,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
 UA='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36'
 rm -rf "$OUT" && mkdir -p "$OUT"
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" || true   # the holder and the server each need > IDLE files
 (cd "$REPO" && cargo build --release -q -p openclick-cli -p openclick-loadtest)
 KEYS=$("$BIN/openclick-loadtest" keygen)
 PIXEL_PATH=$("$BIN/openclick-loadtest" path --keys "$KEYS")
@@ -52,7 +52,8 @@ hold() { # opens N idle connections and holds them until killed; prints "held N"
   python3 - "$1" <<'PY' &
 import socket, sys, time, resource
 n = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", 18181))
