@@ -28,10 +28,13 @@ use serde_json::{Map, Value};
 
 use crate::args::{EnrichArgs, KeyArgs, ServeArgs};
 
-/// Open files kept for everything but public connections (the admin plane and its
-/// connections, Kafka clients, the spool, GeoIP databases, logs) when an explicit
+/// Open files kept for everything but public and admin connections (listeners, Kafka clients,
+/// the spool, GeoIP databases, logs) when an explicit
 /// `--max-connections` is checked against the open-file limit. An idle process holds about 30.
 const RESERVED_FILES: u64 = 128;
+/// The admin listener's connection cap, lowered to a quarter of the open-file limit when that is
+/// smaller.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Loads the keyring from `--keys`, or the development keyring in the data directory.
 pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
@@ -246,8 +249,14 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     // A cap the open-file limit cannot hold would let a connection flood exhaust the files
     // first: every accept, the admin listener's too, then fails with EMFILE and health checks
     // stop answering. An explicit cap is lowered to leave `RESERVED_FILES` for the rest.
+    // The admin listener's own cap comes out of the same file budget: at most
+    // `ADMIN_MAX_CONNECTIONS`, and never more than a quarter of the files.
+    let admin_cap = usize::try_from(open_files / 4)
+        .unwrap_or(usize::MAX)
+        .clamp(8, ADMIN_MAX_CONNECTIONS);
     let ceiling = usize::try_from(open_files.saturating_sub(RESERVED_FILES))
         .unwrap_or(usize::MAX)
+        .saturating_sub(admin_cap)
         .max(default_cap);
     let max_connections = match args.max_connections {
         0 => default_cap,
@@ -294,10 +303,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
         };
         // The admin listener: HTTP/1 only, its own small cap (it is for operators and
-        // orchestrators on a private address).
+        // orchestrators on a private address), taken from the file budget above.
         let admin_conn = ConnConfig {
             header_read_timeout,
-            max_connections: 256,
+            max_connections: admin_cap,
             ..ConnConfig::default()
         };
         let limiter = (args.rate_limit_burst > 0).then(|| {
@@ -346,6 +355,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         info.insert("http2".into(), Value::Bool(args.http2));
         info.insert("open_files_limit".into(), open_files.into());
         info.insert("max_connections".into(), max_connections.into());
+        info.insert("admin_max_connections".into(), admin_cap.into());
         let readiness = {
             let (sink, set) = (sink.clone(), c.suppression.clone());
             Readiness::new()

@@ -74,7 +74,7 @@ fn a_connection_cap_above_the_open_file_limit_is_lowered_to_fit() {
     // every accept, the admin listener's included, fails with EMFILE, and `/healthz` stops
     // answering while the flood lasts. `serve` lowers the cap to the limit less the files it
     // keeps for everything else (128).
-    flood_under_256_files(&["--max-connections", "1000"], 128);
+    flood_under_256_files(&["--max-connections", "1000"], 64);
 }
 
 /// Runs `serve` with 256 open files (and `args`), checks its cap is `cap`, opens 300 silent
@@ -206,4 +206,44 @@ fn flood_under_256_files(args: &[&str], cap: u64) {
     let info: serde_json::Value = serde_json::from_str(&info.1).unwrap();
     assert_eq!(info["open_files_limit"], 256, "{info}");
     assert_eq!(info["max_connections"], cap, "{info}");
+    // The admin listener's cap comes out of the same budget (a quarter of the files): a flood
+    // of it is refused by its cap, never by the kernel, so it cannot exhaust the files either.
+    assert_eq!(info["admin_max_connections"], 64, "{info}");
+    let held: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(admin).unwrap())
+        .collect();
+    // The public listener answers throughout.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        get(listen, "/o/x.gif", Duration::from_secs(2)).map(|r| r.0),
+        Some(200),
+        "the pixel route stopped answering during an admin flood"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        if let Some((200, m)) = get(admin, "/metrics", Duration::from_secs(2)) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "the admin plane never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let refused = sample(
+        &metrics,
+        r#"openclick_connections_refused_total{listener="admin",reason="cap"}"#,
+    );
+    assert!(
+        refused.is_some_and(|r| r >= (300 - 64) as f64),
+        "admin flood not refused by its cap: {metrics}"
+    );
+    for listener in ["public", "admin"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!(r#"openclick_accept_errors_total{{listener="{listener}"}}"#)
+            ),
+            Some(0.0),
+            "{listener}: the caps should keep the process below its file limit: {metrics}"
+        );
+    }
 }
