@@ -212,10 +212,31 @@ pub struct ServeArgs {
 
 /// `openclick sign`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = false)]
 pub struct SignArgs {
     /// open or click.
     #[command(subcommand)]
-    pub kind: SignKind,
+    pub kind: Option<SignKind>,
+    /// Sign many: read NDJSON claims on stdin (the token vectors' claim form: kind, tenant_id,
+    /// campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url), write one URL
+    /// per line on stdout, in order.
+    #[arg(long)]
+    pub batch: bool,
+    /// With --batch: a line that cannot be signed writes an empty line (stdout stays aligned with
+    /// stdin) and an error naming the line on stderr; the exit code is 65 at the end if any
+    /// line failed. Without it the first bad line stops the batch (exit 65).
+    #[arg(long, requires = "batch")]
+    pub keep_going: bool,
+    /// With --batch: the base URL of the edge, as recipients reach it.
+    #[arg(
+        long,
+        env = "OPENCLICK_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub base_url: String,
+    /// With --batch: signing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// What to sign.
@@ -443,9 +464,24 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Sign(SignArgs {
-                kind: SignKind::Click { .. }
+                kind: Some(SignKind::Click { .. }),
+                batch: false,
+                ..
             })
         ));
+        let cli = Cli::try_parse_from(["openclick", "sign", "--batch", "--keep-going"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sign(SignArgs {
+                kind: None,
+                batch: true,
+                keep_going: true,
+                ..
+            })
+        ));
+        // A subcommand and --batch do not mix; --keep-going needs --batch.
+        assert!(Cli::try_parse_from(["openclick", "sign", "--batch", "open"]).is_err());
+        assert!(Cli::try_parse_from(["openclick", "sign", "--keep-going"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod enrich_cmd;
 mod priority;
 mod serve;
 mod sign;
+mod sign_batch;
 mod suppress_cmd;
 mod tail;
 

@@ -1,4 +1,4 @@
-//! `openclick sign`: print a signed tracking URL.
+//! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]).
 
 use anyhow::{Context, Result};
 use openclick_token::{Channel, Claims, TokenKind};
@@ -6,9 +6,45 @@ use openclick_token::{Channel, Claims, TokenKind};
 use crate::args::{SignArgs, SignKind};
 use crate::serve::load_keyring;
 
-/// Prints the URL.
+/// Prints the URL, or with `--batch` one URL per stdin line.
 pub fn sign(args: SignArgs) -> Result<()> {
-    let (common, kind, link_id, url) = match args.kind {
+    let Some(kind) = args.kind else {
+        if !args.batch {
+            anyhow::bail!("say what to sign: `sign open`, `sign click` or `sign --batch`");
+        }
+        let keyring = load_keyring(&args.keys)?;
+        let stdin = std::io::stdin().lock();
+        let stdout = std::io::stdout().lock();
+        use crate::sign_batch::{run, Stop};
+        let report = match run(
+            &keyring,
+            &args.base_url,
+            stdin,
+            stdout,
+            args.keep_going,
+            openclick_common::now_ms,
+        ) {
+            Ok(r) => r,
+            Err(Stop::BadLine(e)) => {
+                eprintln!("sign --batch: {e:#}");
+                std::process::exit(65);
+            }
+            Err(Stop::Io(e)) => {
+                eprintln!("sign --batch: {e:#}");
+                std::process::exit(74);
+            }
+        };
+        if report.failed > 0 {
+            eprintln!(
+                "sign --batch: {} of {} lines not signed",
+                report.failed,
+                report.failed + report.signed
+            );
+            std::process::exit(65);
+        }
+        return Ok(());
+    };
+    let (common, kind, link_id, url) = match kind {
         SignKind::Open(c) => (c, TokenKind::Open, String::new(), String::new()),
         SignKind::Click {
             common,
