@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use openclick_token::{Channel, Claims, TokenKind};
 
 use crate::args::{SignArgs, SignKind};
-use crate::serve::load_keyring;
+use crate::serve::{load_keyring, DevWarning};
 
 /// Prints the URL.
 pub fn sign(args: SignArgs) -> Result<()> {
@@ -21,7 +21,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
     check_id(IdKind::Tenant, &common.tenant).context("--tenant")?;
     check_id(IdKind::Contact, &common.contact).context("--contact")?;
     check_id(IdKind::Campaign, &common.campaign).context("--campaign")?;
-    let keyring = load_keyring(&common.keys)?;
+    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated)?;
     let channel: Channel = common
         .channel
         .parse()
