@@ -520,6 +520,22 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_a_secret() {
+        let cli = Cli::try_parse_from([
+            "openclick",
+            "serve",
+            "--keys",
+            "k1:SECRETSECRETSECRET",
+            "--admin-token",
+            "ADMINTOKEN123",
+        ])
+        .unwrap();
+        let d = format!("{cli:?}");
+        assert!(d.contains("Secret(<redacted>)"), "{d}");
+        assert!(!d.contains("SECRETSECRET") && !d.contains("ADMINTOKEN123"), "{d}");
+    }
+
+    #[test]
     fn rejects_bad_listen_address() {
         assert!(Cli::try_parse_from(["openclick", "serve", "--listen", "nope"]).is_err());
     }

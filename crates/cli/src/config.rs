@@ -701,6 +701,48 @@ mod tests {
     }
 
     #[test]
+    fn tables_and_shared_variables_reach_other_subcommands() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "topic = \"top-topic\"\nkafka-brokers = \"k:9092\"\nidle-timeout-secs = 99\n\
+             [tail]\ncount = 5\n[suppress]\nadmin-url = \"http://10.0.0.1:9090\"\n",
+        )
+        .unwrap();
+        let cfg = f.to_str().unwrap();
+        let p = parse(["openclick", "--config", cfg, "tail"], |_| None).unwrap();
+        let args::Command::Tail(t) = p.cli.command else {
+            panic!("not tail")
+        };
+        // Shared variables (OPENCLICK_TOPIC, OPENCLICK_KAFKA_BROKERS) carry over; serve's
+        // idle-timeout-secs has no variable in common with tail's and does not.
+        assert_eq!(t.topic, "top-topic");
+        assert_eq!(t.brokers, "k:9092");
+        assert_eq!(t.count, Some(5));
+        assert_eq!(t.idle_timeout_secs, None);
+        // A flag still wins over the file.
+        let p = parse(
+            ["openclick", "--config", cfg, "tail", "--count", "7"],
+            |_| None,
+        )
+        .unwrap();
+        let args::Command::Tail(t) = p.cli.command else {
+            panic!("not tail")
+        };
+        assert_eq!(t.count, Some(7));
+        let p = parse(
+            ["openclick", "--config", cfg, "suppress", "check", "acme", "c"],
+            |_| None,
+        )
+        .unwrap();
+        let args::Command::Suppress(s) = p.cli.command else {
+            panic!("not suppress")
+        };
+        assert_eq!(s.admin_url, "http://10.0.0.1:9090");
+    }
+
+    #[test]
     fn config_path_comes_from_the_flag_before_the_environment() {
         let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         let env = |_: &str| Some(OsString::from("env.toml"));
