@@ -532,7 +532,10 @@ mod tests {
         .unwrap();
         let d = format!("{cli:?}");
         assert!(d.contains("Secret(<redacted>)"), "{d}");
-        assert!(!d.contains("SECRETSECRET") && !d.contains("ADMINTOKEN123"), "{d}");
+        assert!(
+            !d.contains("SECRETSECRET") && !d.contains("ADMINTOKEN123"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -104,9 +104,8 @@ where
     let mut from_file = BTreeSet::new();
     if let Some(path) = &config_path {
         let table = read_file(path)?;
-        let plan = plan(&cmd, &table).map_err(|e| {
-            ParseError::Config(format!("config file {}: {e}", path.display()))
-        })?;
+        let plan = plan(&cmd, &table)
+            .map_err(|e| ParseError::Config(format!("config file {}: {e}", path.display())))?;
         cmd = apply(cmd, &plan, &mut from_file);
     }
     let matches = cmd.try_get_matches_from(argv).map_err(ParseError::Clap)?;
@@ -597,9 +596,8 @@ pub fn reference() -> String {
 
 #[cfg(test)]
 fn ref_table<'a>(args: impl Iterator<Item = &'a Arg>) -> String {
-    let mut out = String::from(
-        "| key / flag | environment | default | meaning |\n|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| key / flag | environment | default | meaning |\n|---|---|---|---|\n");
     for a in args {
         let long = a.get_long().unwrap_or_default();
         let env = a
@@ -732,7 +730,15 @@ mod tests {
         };
         assert_eq!(t.count, Some(7));
         let p = parse(
-            ["openclick", "--config", cfg, "suppress", "check", "acme", "c"],
+            [
+                "openclick",
+                "--config",
+                cfg,
+                "suppress",
+                "check",
+                "acme",
+                "c",
+            ],
             |_| None,
         )
         .unwrap();

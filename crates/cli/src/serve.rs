@@ -393,16 +393,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let listen = listener.local_addr()?.to_string();
         let admin_listen = admin_listener.local_addr()?.to_string();
         let blocks = Arc::new(BlockList::new());
-        let (follower, suppress_api) =
-            start_sync(
-                &args,
-                &brokers,
-                embedded.is_some(),
-                &c.suppression,
-                &blocks,
-                c.admin_token.as_deref(),
-            )
-            .await?;
+        let (follower, suppress_api) = start_sync(
+            &args,
+            &brokers,
+            embedded.is_some(),
+            &c.suppression,
+            &blocks,
+            c.admin_token.as_deref(),
+        )
+        .await?;
         let bearer = suppress_api.bearer_token();
         let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
         let server = ServerConfig {

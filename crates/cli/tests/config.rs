@@ -93,7 +93,10 @@ kafka-property = ["socket.keepalive.enable=true", "client.rack=file-rack"]
             r#"kafka-property = ["socket.keepalive.enable=true", "client.rack=file-rack"]  # file"#,
         ),
         ("embedded-partitions", "embedded-partitions = 3  # default"),
-        ("max-clock-skew-secs", "max-clock-skew-secs = 3600  # default"),
+        (
+            "max-clock-skew-secs",
+            "max-clock-skew-secs = 3600  # default",
+        ),
     ] {
         assert_eq!(setting(&text, key), want, "{text}");
     }
@@ -130,7 +133,10 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
         write(&p, text);
         p.to_str().unwrap().to_owned()
     };
-    let unknown = file("unknown.toml", "listen = \"127.0.0.1:0\"\nlisten-adress = 1\n");
+    let unknown = file(
+        "unknown.toml",
+        "listen = \"127.0.0.1:0\"\nlisten-adress = 1\n",
+    );
     let snake = file("snake.toml", "admin_listen = \"127.0.0.1:0\"\n");
     let unknown_in_table = file("table.toml", "[tail]\nfrom-beginnin = true\n");
     let bad_value = file("value.toml", "workers = \"many\"\n");
@@ -139,8 +145,13 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
     let missing = missing.to_str().unwrap();
     let k = keys.to_str().unwrap();
     type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: Vec<Case> = vec![
-        ("bad flag value", vec!["--listen", "nope"], vec![], "--listen"),
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "bad flag value",
+            vec!["--listen", "nope"],
+            vec![],
+            "--listen",
+        ),
         ("unknown flag", vec!["--lissen", "x"], vec![], "--lissen"),
         (
             "bad variable",
@@ -160,17 +171,37 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
             vec![("OPENCLICK_LOG_FORMAT", "xml")],
             "xml",
         ),
-        ("unknown key", vec!["--config", &unknown], vec![], "`listen-adress`"),
-        ("snake_case key", vec!["--config", &snake], vec![], "`admin-listen`"),
+        (
+            "unknown key",
+            vec!["--config", &unknown],
+            vec![],
+            "`listen-adress`",
+        ),
+        (
+            "snake_case key",
+            vec!["--config", &snake],
+            vec![],
+            "`admin-listen`",
+        ),
         (
             "unknown key in a table",
             vec!["--config", &unknown_in_table],
             vec![],
             "[tail] from-beginnin",
         ),
-        ("bad file value", vec!["--config", &bad_value], vec![], "`workers`"),
+        (
+            "bad file value",
+            vec!["--config", &bad_value],
+            vec![],
+            "`workers`",
+        ),
         ("not TOML", vec!["--config", &not_toml], vec![], "line 1"),
-        ("missing file", vec![], vec![("OPENCLICK_CONFIG", missing)], "missing.toml"),
+        (
+            "missing file",
+            vec![],
+            vec![("OPENCLICK_CONFIG", missing)],
+            "missing.toml",
+        ),
         ("bad keys", vec!["--keys", "k1:short"], vec![], "--keys"),
         (
             "missing keys file",
@@ -221,12 +252,11 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
             let started = Instant::now();
             let out = cmd.output().unwrap();
             let text = output_text(&out);
-            assert_eq!(
-                out.status.code(),
-                Some(EX_USAGE),
-                "{sub}, {what}: {text}"
+            assert_eq!(out.status.code(), Some(EX_USAGE), "{sub}, {what}: {text}");
+            assert!(
+                text.contains(names),
+                "{sub}, {what}: {names:?} not in {text}"
             );
-            assert!(text.contains(names), "{sub}, {what}: {names:?} not in {text}");
             for started_something in ["embedded in-process Kafka broker", "openclick serving"] {
                 assert!(!text.contains(started_something), "{sub}, {what}: {text}");
             }
@@ -330,7 +360,10 @@ fn sighup_rotates_keys_and_admin_token_from_files_and_no_secret_is_ever_printed(
     let token = dir.path().join("admin-token");
     let k1_only = dir.path().join("k1");
     let k2_only = dir.path().join("k2");
-    write(&keys, &format!("# the signing key first\nk1:{KEY_SECRET}\n"));
+    write(
+        &keys,
+        &format!("# the signing key first\nk1:{KEY_SECRET}\n"),
+    );
     write(&k1_only, &format!("k1:{KEY_SECRET}\n"));
     write(&k2_only, &format!("k2:{K2_SECRET}\n"));
     write(&token, &format!("{OLD_TOKEN}\n"));
@@ -365,7 +398,11 @@ kafka-property = ["sasl.password={KAFKA_PASSWORD}"]
     let click = |path: &str| try_http(server.listen, "GET", path, &[]).unwrap().0;
     assert_eq!(click(&t1), 302);
     assert_eq!(click(&t2), 404, "k2 is not in the keys file yet");
-    assert_eq!(admin_status(&server, OLD_TOKEN), 404, "authorized, not suppressed");
+    assert_eq!(
+        admin_status(&server, OLD_TOKEN),
+        404,
+        "authorized, not suppressed"
+    );
     assert_eq!(admin_status(&server, NEW_TOKEN), 401);
 
     // Rotation: k2 signs now, k1 still verifies; a new admin token.
@@ -377,7 +414,11 @@ kafka-property = ["sasl.password={KAFKA_PASSWORD}"]
     wait_for("the new admin token", || {
         admin_status(&server, NEW_TOKEN) == 404
     });
-    assert_eq!(admin_status(&server, OLD_TOKEN), 401, "the old token is gone");
+    assert_eq!(
+        admin_status(&server, OLD_TOKEN),
+        401,
+        "the old token is gone"
+    );
 
     // Bad files: the secrets in force stay, an error is logged.
     write(&keys, &format!("{BAD_KEY_CONTENT}\n"));
@@ -386,7 +427,8 @@ kafka-property = ["sasl.password={KAFKA_PASSWORD}"]
     wait_for("the reload errors", || {
         let l = server.lines();
         l.iter().any(|l| l.contains("--keys-file not reloaded"))
-            && l.iter().any(|l| l.contains("--admin-token-file not reloaded"))
+            && l.iter()
+                .any(|l| l.contains("--admin-token-file not reloaded"))
     });
     assert_eq!(click(&t2), 302);
     assert_eq!(click(&t1), 302);
@@ -419,12 +461,18 @@ kafka-property = ["sasl.password={KAFKA_PASSWORD}"]
         .unwrap();
     let inline = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{inline}");
-    assert!(inline.contains(r#"keys = "<redacted>"  # flag"#), "{inline}");
+    assert!(
+        inline.contains(r#"keys = "<redacted>"  # flag"#),
+        "{inline}"
+    );
     assert!(
         inline.contains("--keys") && inline.contains("/proc/PID/cmdline"),
         "no warning about a secret in argv: {inline}"
     );
-    assert!(inline.contains(r#"admin-token = "<redacted>"  # env"#), "{inline}");
+    assert!(
+        inline.contains(r#"admin-token = "<redacted>"  # env"#),
+        "{inline}"
+    );
 
     let everything = format!("{}\n{info}\n{checked}\n{inline}", lines.join("\n"));
     for secret in [
@@ -435,8 +483,24 @@ kafka-property = ["sasl.password={KAFKA_PASSWORD}"]
         "BADSECRET",
         KAFKA_PASSWORD,
     ] {
-        assert!(!everything.contains(secret), "{secret} printed: {everything}");
+        assert!(
+            !everything.contains(secret),
+            "{secret} printed: {everything}"
+        );
     }
+}
+
+/// The admin listener's address in a text (`admin=ADDR`) or JSON (`"admin":"ADDR"`) line.
+fn admin_address(line: &str) -> std::net::SocketAddr {
+    let rest = line
+        .split_once("admin=")
+        .or_else(|| line.split_once("\"admin\":\""))
+        .unwrap_or_else(|| panic!("no admin address in {line}"))
+        .1;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
 }
 
 /// Runs `serve` (port 0, embedded broker) with stderr on a pipe until it is serving, stops it
@@ -449,7 +513,11 @@ fn serve_stderr(configure: impl FnOnce(&mut Command)) -> Vec<u8> {
         .arg("--data-dir")
         .arg(dir.path());
     configure(&mut cmd);
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut all = Vec::new();
     let mut line = Vec::new();
@@ -460,8 +528,14 @@ fn serve_stderr(configure: impl FnOnce(&mut Command)) -> Vec<u8> {
             break;
         }
         all.extend_from_slice(&line);
-        if !signalled && String::from_utf8_lossy(&line).contains("openclick serving") {
+        let text = String::from_utf8_lossy(&line);
+        if !signalled && text.contains("openclick serving") {
             signalled = true;
+            // SIGTERM is handled once the edge runs: wait until the admin plane says ready.
+            let admin = admin_address(&text);
+            wait_for("/readyz", || {
+                try_http(admin, "GET", "/readyz", &[]).map(|r| r.0) == Some(200)
+            });
             let ok = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()
@@ -485,7 +559,10 @@ fn logs_to_a_pipe_carry_no_escape_codes_and_json_lines_all_parse() {
         let text = String::from_utf8_lossy(&err);
         assert!(!err.contains(&0x1b), "{format}: ESC in {text}");
         // Not vacuous: the text lines are there, level and target included.
-        assert!(text.contains(" INFO openclick::serve: openclick serving"), "{text}");
+        assert!(
+            text.contains(" INFO openclick::serve: openclick serving"),
+            "{text}"
+        );
         assert!(text.contains("DEBUG"), "{text}");
     }
     let err = serve_stderr(|c| {
