@@ -499,6 +499,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)
                 .context("starting the admin listener")?;
         crate::priority::lower_background_threads(args.background_nice);
+        let shutdown = shutdown_signal();
         tracing::info!(
             listen = %listen,
             admin = %admin_listen,
@@ -515,7 +516,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         });
         let draining = admin.clone();
         openclick_edge::run(listener, state, async move {
-            shutdown_signal().await;
+            shutdown.await;
             draining.readiness.set_draining();
         })
         .await;
@@ -598,25 +599,29 @@ fn spawn_reload_on_sighup(reload: Reload) {
     drop(reload);
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives as soon as `openclick serving` is
+/// logged drains the process instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
