@@ -25,7 +25,7 @@ use openclick_http::ConnStats;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-pub use suppress_api::SuppressApi;
+pub use suppress_api::{BearerToken, SuppressApi};
 
 /// A readiness check: `true` when the component is ready.
 type Check = Box<dyn Fn() -> bool + Send + Sync>;

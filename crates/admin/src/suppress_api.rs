@@ -45,10 +45,43 @@ pub const MAX_BATCH_BYTES: usize = 32 << 20;
 pub const MAX_BATCH_LINES: usize = 100_000;
 const MAX_SINGLE_BODY: usize = 4096;
 
+/// The admin API's bearer token, shared with whoever may replace it (`serve` re-reads
+/// `--admin-token-file` on SIGHUP). Only its SHA-256 is kept.
+#[derive(Clone, Default)]
+pub struct BearerToken(Arc<arc_swap::ArcSwapOption<[u8; 32]>>);
+
+impl BearerToken {
+    /// `None` or empty: no token (the API refuses every request).
+    pub fn new(token: Option<&str>) -> BearerToken {
+        let t = BearerToken::default();
+        t.set(token);
+        t
+    }
+
+    /// Replaces the token (`None` or empty: the API refuses every request from now on).
+    pub fn set(&self, token: Option<&str>) {
+        self.0
+            .store(token.filter(|t| !t.is_empty()).map(|t| Arc::new(sha256(t))));
+    }
+
+    /// Whether a token is configured.
+    pub fn is_configured(&self) -> bool {
+        self.0.load().is_some()
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerToken")
+            .field("configured", &self.is_configured())
+            .finish()
+    }
+}
+
 /// The API's state: the token, the set and block list it reads, the writer it publishes
 /// through.
 pub struct SuppressApi {
-    token_sha256: Option<[u8; 32]>,
+    token: BearerToken,
     set: Arc<SuppressionSet>,
     writer: Option<Arc<dyn SuppressionWriter>>,
     pub(crate) blocks: Arc<BlockList>,
@@ -57,7 +90,7 @@ pub struct SuppressApi {
 impl std::fmt::Debug for SuppressApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SuppressApi")
-            .field("token_configured", &self.token_sha256.is_some())
+            .field("token_configured", &self.token.is_configured())
             .finish_non_exhaustive()
     }
 }
@@ -71,7 +104,7 @@ impl SuppressApi {
         writer: Option<Arc<dyn SuppressionWriter>>,
     ) -> Self {
         SuppressApi {
-            token_sha256: token.filter(|t| !t.is_empty()).map(sha256),
+            token: BearerToken::new(token),
             set,
             writer,
             blocks: Arc::new(BlockList::new()),
@@ -85,13 +118,19 @@ impl SuppressApi {
         self
     }
 
+    /// The token handle: [`BearerToken::set`] replaces the token of this API.
+    pub fn bearer_token(&self) -> BearerToken {
+        self.token.clone()
+    }
+
     /// The writer, if any.
     pub(crate) fn writer(&self) -> Option<&Arc<dyn SuppressionWriter>> {
         self.writer.as_ref()
     }
 
     pub(crate) fn authorized(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
-        let Some(want) = &self.token_sha256 else {
+        let want = self.token.0.load_full();
+        let Some(want) = want.as_deref() else {
             return Err(Box::new(json(
                 StatusCode::FORBIDDEN,
                 r#"{"error":"no admin token configured (--admin-token / OPENCLICK_ADMIN_TOKEN): the suppression API is disabled"}"#.into(),

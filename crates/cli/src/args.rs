@@ -17,15 +17,72 @@ use openclick_sink::spool::FsyncPolicy;
 #[derive(Debug, Parser)]
 #[command(name = "openclick", version, about)]
 pub struct Cli {
+    /// TOML configuration file: any long flag of `serve` as a top-level key (kebab-case), other
+    /// subcommands' flags under `[sign]`, `[tail]`, `[enrich]`, `[suppress]`; flags and
+    /// OPENCLICK_* variables override it (docs/config.md).
+    #[arg(long, env = "OPENCLICK_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "OPENCLICK_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "OPENCLICK_LOG", default_value = "info", global = true,
+          value_parser = parse_log_filter)]
     pub log: String,
-    /// Log as JSON lines.
+    /// Log format: auto (text, coloured only when stderr is a terminal and NO_COLOR is unset)
+    /// | text (never coloured) | json (one object per line; docs/logging.md).
+    #[arg(
+        long,
+        env = "OPENCLICK_LOG_FORMAT",
+        default_value = "auto",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Same as --log-format json (kept for compatibility).
     #[arg(long, env = "OPENCLICK_LOG_JSON", global = true)]
     pub log_json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain text; ANSI colours only when stderr is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Plain text, never coloured.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// A secret given as a value (`--keys`, `--admin-token`): its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 /// Subcommands.
@@ -52,9 +109,14 @@ pub struct KeyArgs {
     #[arg(long, env = "OPENCLICK_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Signing keys, `ID:BASE64URL_SECRET[,ID:SECRET...]`: the first signs, all verify.
-    /// Without it, a development keyring is generated in the data directory.
+    /// Without it (or --keys-file), a development keyring is generated in the data directory.
+    /// On the command line it is visible to every local user: prefer --keys-file.
     #[arg(long, env = "OPENCLICK_KEYS", hide_env_values = true)]
-    pub keys: Option<String>,
+    pub keys: Option<Secret>,
+    /// File holding the signing keys in the --keys format (one or more keys per line, `#`
+    /// comment lines); `serve` re-reads it on SIGHUP.
+    #[arg(long, env = "OPENCLICK_KEYS_FILE", value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
 }
 
 /// Enrichment settings shared by `serve` and `enrich`.
@@ -113,9 +175,15 @@ pub struct ServeArgs {
     /// Suppression snapshot file (CSV `tenant,contact[,reason]` or NDJSON).
     #[arg(long, env = "OPENCLICK_SUPPRESSION_FILE")]
     pub suppression_file: Option<PathBuf>,
-    /// Bearer token of the admin API's `/v1/suppressions` routes; without one they refuse.
+    /// Bearer token of the admin API's `/v1/suppressions` and `/v1/blocks` routes; without
+    /// one they refuse. On the command line it is visible to every local user: prefer
+    /// --admin-token-file.
     #[arg(long, env = "OPENCLICK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
+    /// File holding the admin API's bearer token (surrounding whitespace ignored); re-read on
+    /// SIGHUP.
+    #[arg(long, env = "OPENCLICK_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Compacted suppressions topic, read from the beginning and followed by every replica.
     #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::record::DEFAULT_SUPPRESSIONS_TOPIC)]
     pub suppressions_topic: String,
@@ -332,9 +400,12 @@ pub struct SuppressArgs {
         default_value = "http://127.0.0.1:9090"
     )]
     pub admin_url: String,
-    /// Bearer token of the admin API.
+    /// Bearer token of the admin API (prefer --admin-token-file).
     #[arg(long, env = "OPENCLICK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
+    /// File holding the admin API's bearer token.
+    #[arg(long, env = "OPENCLICK_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub action: SuppressAction,
@@ -482,6 +553,25 @@ mod tests {
         // A subcommand and --batch do not mix; --keep-going needs --batch.
         assert!(Cli::try_parse_from(["openclick", "sign", "--batch", "open"]).is_err());
         assert!(Cli::try_parse_from(["openclick", "sign", "--keep-going"]).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let cli = Cli::try_parse_from([
+            "openclick",
+            "serve",
+            "--keys",
+            "k1:SECRETSECRETSECRET",
+            "--admin-token",
+            "ADMINTOKEN123",
+        ])
+        .unwrap();
+        let d = format!("{cli:?}");
+        assert!(d.contains("Secret(<redacted>)"), "{d}");
+        assert!(
+            !d.contains("SECRETSECRET") && !d.contains("ADMINTOKEN123"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -11,15 +11,20 @@
 //! Every flag can also come from an `OPENCLICK_*` environment variable.
 
 mod args;
+mod config;
 mod enrich_cmd;
 mod priority;
+mod secrets;
 mod serve;
 mod sign;
 mod sign_batch;
 mod suppress_cmd;
 mod tail;
 
-use clap::Parser;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use args::LogFormat;
 
 /// mimalloc instead of the system allocator: the hot path allocates a dozen small strings per
 /// event (protobuf fields) and librdkafka a message per produce; see BENCHMARKS.md for the
@@ -27,35 +32,82 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> std::process::ExitCode {
-    let cli = args::Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+/// `EX_USAGE` (sysexits.h): the command line, environment or configuration is wrong.
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let parsed = match config::parse(std::env::args_os(), |k| std::env::var_os(k)) {
+        Ok(p) => p,
+        Err(config::ParseError::Clap(e)) => {
+            let _ = e.print();
+            // --help and --version exit 0; every other clap error is a usage error.
+            return if e.exit_code() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_USAGE)
+            };
+        }
+        Err(config::ParseError::Config(msg)) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let settings = parsed.settings();
+    let secrets_in_argv = parsed.secrets_in_argv();
+    let config_path = parsed.config_path.clone();
+    let cli = parsed.cli;
+    let format = if cli.log_json {
+        LogFormat::Json
+    } else {
+        cli.log_format
+    };
+    init_tracing(&cli.log, format);
+    for flag in secrets_in_argv {
+        tracing::warn!(
+            flag = %format!("--{flag}"),
+            "a secret given on the command line is visible to every user of this machine \
+             (ps, /proc/PID/cmdline); use --{flag}-file FILE"
+        );
+    }
+    if let Some(p) = &config_path {
+        tracing::debug!(file = %p.display(), "configuration file read");
+    }
     let result = match cli.command {
         args::Command::Serve(a) => serve::serve(a),
         args::Command::Sign(a) => sign::sign(a),
         args::Command::Tail(a) => tail::tail(a),
         args::Command::Enrich(a) => enrich_cmd::enrich(a),
-        args::Command::CheckConfig(a) => serve::check_config(a),
+        args::Command::CheckConfig(a) => serve::check_config(a, &settings, config_path.as_deref()),
         args::Command::Suppress(a) => suppress_cmd::suppress(a),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<serve::BadConfig>().is_some() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-fn init_tracing(filter: &str, json: bool) {
+/// Logs to stderr: JSON lines, or text coloured only when `auto` finds a terminal (and no
+/// `NO_COLOR`). The filter was validated by the argument parser.
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.with_ansi(false).init(),
+        LogFormat::Auto => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            b.with_ansi(colour).init()
+        }
     }
 }

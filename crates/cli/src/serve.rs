@@ -7,13 +7,15 @@
 //! the process draining (`/readyz` 503), the public listener drains, the sink closes (flush,
 //! then spool what is left), the follower stops, and the admin plane stops last.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use openclick_admin::{Admin, Metrics, Readiness, SuppressApi};
+use openclick_admin::{Admin, BearerToken, Metrics, Readiness, SuppressApi};
 use openclick_edge::{
     ClientIpConfig, EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig,
+    SharedKeyring,
 };
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_http::ConnConfig;
@@ -26,7 +28,8 @@ use openclick_suppress::{SuppressionSet, SuppressionWriter};
 use openclick_token::Keyring;
 use serde_json::{Map, Value};
 
-use crate::args::{EnrichArgs, KeyArgs, ServeArgs};
+use crate::args::{EnrichArgs, KeyArgs, Secret, ServeArgs};
+use crate::config::Setting;
 
 /// Open files kept for everything but public and admin connections (listeners, Kafka clients,
 /// the spool, GeoIP databases, logs) when an explicit
@@ -36,23 +39,90 @@ const RESERVED_FILES: u64 = 128;
 /// smaller.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
 
-/// Loads the keyring from `--keys`, or the development keyring in the data directory.
-pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
+/// A configuration error: the process exits 64 (`EX_USAGE`) before binding any port.
+#[derive(Debug)]
+pub struct BadConfig;
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bad configuration")
+    }
+}
+
+/// Marks `e` as a configuration error.
+pub fn bad_config(e: anyhow::Error) -> anyhow::Error {
+    e.context(BadConfig)
+}
+
+/// When the development-keyring warning is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevWarning {
+    /// Every time the development keyring is used (`serve`, `check-config`).
+    Always,
+    /// Only by the call that generates it (`sign`, which scripts call once per URL: the
+    /// keyring is announced once, and `serve` announces it at every start).
+    WhenCreated,
+}
+
+/// Where the keyring came from (no secret in it).
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// `--keys` / `OPENCLICK_KEYS` (or the file's `keys`).
+    Inline,
+    /// `--keys-file`.
+    File(PathBuf),
+    /// The development keyring at this path.
+    Development(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Inline => f.write_str("--keys"),
+            KeySource::File(p) => write!(f, "--keys-file {}", p.display()),
+            KeySource::Development(p) => write!(f, "development keyring {}", p.display()),
+        }
+    }
+}
+
+/// Loads the keyring from `--keys`, `--keys-file`, or the development keyring in the data
+/// directory.
+pub fn load_keyring(args: &KeyArgs, warn: DevWarning) -> Result<(Keyring, KeySource)> {
     if let Some(spec) = &args.keys {
-        return Keyring::from_spec(spec).context("--keys / OPENCLICK_KEYS");
+        let k = Keyring::from_spec(spec.expose()).context("--keys / OPENCLICK_KEYS")?;
+        return Ok((k, KeySource::Inline));
+    }
+    if let Some(path) = &args.keys_file {
+        return Ok((
+            crate::secrets::read_keys_file(path)?,
+            KeySource::File(path.clone()),
+        ));
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
     let path = args.data_dir.join("dev-keyring");
     let (keyring, created) = Keyring::load_or_create_dev(&path)
         .with_context(|| format!("development keyring {}", path.display()))?;
-    tracing::warn!(
-        path = %path.display(),
-        created,
-        "USING A DEVELOPMENT KEYRING: tokens are signed with a key generated on this machine. \
-         Do not send real email with it; configure --keys / OPENCLICK_KEYS in production."
-    );
-    Ok(keyring)
+    if warn == DevWarning::Always || created {
+        tracing::warn!(
+            path = %path.display(),
+            created,
+            "USING A DEVELOPMENT KEYRING: tokens are signed with a key generated on this machine. \
+             Do not send real email with it; configure --keys-file / OPENCLICK_KEYS_FILE in production."
+        );
+    }
+    Ok((keyring, KeySource::Development(path)))
+}
+
+/// The admin API's bearer token from `--admin-token` or `--admin-token-file`.
+pub fn admin_token(token: Option<&Secret>, file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(t) = token {
+        return Ok(Some(t.expose().to_owned()).filter(|t| !t.is_empty()));
+    }
+    match file {
+        Some(p) => Ok(Some(crate::secrets::read_token_file(p)?)),
+        None => Ok(None),
+    }
 }
 
 /// Builds the enricher from flags.
@@ -88,6 +158,8 @@ fn kafka_config(args: &ServeArgs, brokers: &str) -> KafkaConfig {
 
 struct Components {
     keyring: Keyring,
+    key_source: KeySource,
+    admin_token: Option<String>,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
     client_ip: ClientIpConfig,
@@ -101,7 +173,8 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     for n in client_ip.wide_networks() {
         tracing::warn!(network = %n, "a very wide trusted proxy network: every address in it can set its own client address");
     }
-    let keyring = load_keyring(&args.keys)?;
+    let (keyring, key_source) = load_keyring(&args.keys, DevWarning::Always)?;
+    let admin_token = admin_token(args.admin_token.as_ref(), args.admin_token_file.as_deref())?;
     let enricher = Arc::new(build_enricher(&args.enrich)?);
     let suppression = Arc::new(SuppressionSet::new());
     if let Some(path) = &args.suppression_file {
@@ -109,22 +182,24 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
             .load_file(path)
             .with_context(|| format!("--suppression-file {}", path.display()))?;
     }
+    // librdkafka judges the properties here, so a bad one stops the process before anything
+    // starts; with an empty bootstrap list the throw-away client connects nowhere.
+    kafka_config(args, "")
+        .validate()
+        .context("Kafka producer configuration")?;
     Ok(Components {
         keyring,
+        key_source,
+        admin_token,
         enricher,
         suppression,
         client_ip,
     })
 }
 
-/// `openclick check-config`.
-pub fn check_config(args: ServeArgs) -> Result<()> {
-    let c = build_components(&args)?;
-    if let Some(b) = &args.kafka_brokers {
-        kafka_config(&args, b)
-            .validate()
-            .context("Kafka producer configuration")?;
-    }
+/// `openclick check-config`: every error is a configuration error (exit 64).
+pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) -> Result<()> {
+    let c = build_components(&args).map_err(bad_config)?;
     println!("configuration ok");
     println!("  listen:           {}", args.listen);
     println!("  admin listen:     {}", args.admin_listen);
@@ -145,14 +220,55 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
         args.spool_fsync
     );
     println!(
-        "  keys:             signing {} (verify: {})",
+        "  keys:             signing {} (verify: {}) from {}",
         c.keyring.signing_key_id(),
-        c.keyring.key_ids().collect::<Vec<_>>().join(", ")
+        c.keyring.key_ids().collect::<Vec<_>>().join(", "),
+        c.key_source
+    );
+    println!(
+        "  admin token:      {}",
+        if c.admin_token.is_some() {
+            "set"
+        } else {
+            "none (the admin API's write routes refuse)"
+        }
     );
     for db in c.enricher.databases() {
         println!("  database:         {db:?}");
     }
     println!("  suppressed:       {} contacts", c.suppression.len());
+    println!();
+    match file {
+        Some(f) => println!("# effective configuration (config file {})", f.display()),
+        None => println!("# effective configuration (no config file)"),
+    }
+    println!("# key = value  # source (flag, env, file or default); secrets redacted");
+    for s in settings {
+        if s.values.is_empty() && !s.many {
+            println!("# {} (unset)", s.key);
+            continue;
+        }
+        let quoted = |v: &String| {
+            if v.parse::<i64>().is_ok() || v == "true" || v == "false" {
+                v.clone()
+            } else {
+                toml::Value::String(v.clone()).to_string()
+            }
+        };
+        let value = if s.many {
+            format!(
+                "[{}]",
+                s.values.iter().map(quoted).collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            s.values.first().map(quoted).unwrap_or_default()
+        };
+        let env = match (&s.env, s.source) {
+            (Some(e), crate::config::Source::Env) => format!(" {e}"),
+            _ => String::new(),
+        };
+        println!("{} = {value}  # {}{env}", s.key, s.source.as_str());
+    }
     Ok(())
 }
 
@@ -163,11 +279,11 @@ async fn start_sync(
     embedded: bool,
     set: &Arc<SuppressionSet>,
     blocks: &Arc<BlockList>,
+    token: Option<&str>,
 ) -> Result<(Option<Follower>, SuppressApi)> {
-    let token = args.admin_token.as_deref().filter(|t| !t.is_empty());
     if token.is_none() {
         tracing::warn!(
-            "no --admin-token / OPENCLICK_ADMIN_TOKEN: the suppression admin API refuses requests"
+            "no --admin-token-file / OPENCLICK_ADMIN_TOKEN_FILE: the suppression admin API refuses requests"
         );
     }
     if args.no_suppression_sync {
@@ -204,9 +320,10 @@ async fn start_sync(
     ))
 }
 
-/// `openclick serve`.
+/// `openclick serve`. Everything read from the configuration is checked before the embedded
+/// broker starts or a port is bound; those errors exit 64.
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let c = build_components(&args)?;
+    let c = build_components(&args).map_err(bad_config)?;
     let embedded = match &args.kafka_brokers {
         Some(_) => None,
         None => {
@@ -285,8 +402,16 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let listen = listener.local_addr()?.to_string();
         let admin_listen = admin_listener.local_addr()?.to_string();
         let blocks = Arc::new(BlockList::new());
-        let (follower, suppress_api) =
-            start_sync(&args, &brokers, embedded.is_some(), &c.suppression, &blocks).await?;
+        let (follower, suppress_api) = start_sync(
+            &args,
+            &brokers,
+            embedded.is_some(),
+            &c.suppression,
+            &blocks,
+            c.admin_token.as_deref(),
+        )
+        .await?;
+        let bearer = suppress_api.bearer_token();
         let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
         let server = ServerConfig {
             conn: ConnConfig {
@@ -341,6 +466,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_limits(limits)
         .with_blocks(blocks.clone());
+        let shared_keyring = pipeline.keyring().clone();
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
 
@@ -383,6 +509,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)
                 .context("starting the admin listener")?;
         crate::priority::lower_background_threads(args.background_nice);
+        let shutdown = shutdown_signal();
         tracing::info!(
             listen = %listen,
             admin = %admin_listen,
@@ -390,10 +517,16 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             topic = %args.topic,
             "openclick serving"
         );
-        spawn_reload_on_sighup(c.enricher.clone());
+        spawn_reload_on_sighup(Reload {
+            enricher: c.enricher.clone(),
+            keyring: shared_keyring,
+            keys_file: args.keys.keys_file.clone(),
+            bearer,
+            admin_token_file: args.admin_token_file.clone(),
+        });
         let draining = admin.clone();
         openclick_edge::run(listener, state, async move {
-            shutdown_signal().await;
+            shutdown.await;
             draining.readiness.set_draining();
         })
         .await;
@@ -409,45 +542,96 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
-fn spawn_reload_on_sighup(enricher: Arc<Enricher>) {
+/// What SIGHUP re-reads: the GeoIP databases, and the secrets given as files.
+struct Reload {
+    enricher: Arc<Enricher>,
+    keyring: SharedKeyring,
+    keys_file: Option<PathBuf>,
+    bearer: BearerToken,
+    admin_token_file: Option<PathBuf>,
+}
+
+impl Reload {
+    /// Blocking: file reads. A file that fails keeps the secret in force; the error names the
+    /// file, never its content.
+    fn run(&self) {
+        match self.enricher.reload() {
+            Ok(()) => tracing::info!("SIGHUP: GeoIP databases reloaded"),
+            Err(err) => {
+                tracing::error!(error = %err, "SIGHUP: GeoIP reload failed; keeping the old databases")
+            }
+        }
+        if let Some(path) = &self.keys_file {
+            match crate::secrets::read_keys_file(path) {
+                Ok(k) => {
+                    let ids = k.key_ids().collect::<Vec<_>>().join(",");
+                    let signing = k.signing_key_id().to_owned();
+                    self.keyring.store(k);
+                    tracing::info!(signing = %signing, keys = %ids, "SIGHUP: keyring reloaded from --keys-file");
+                }
+                Err(err) => tracing::error!(
+                    error = %format!("{err:#}"),
+                    "SIGHUP: --keys-file not reloaded; keeping the keys in force"
+                ),
+            }
+        }
+        if let Some(path) = &self.admin_token_file {
+            match crate::secrets::read_token_file(path) {
+                Ok(t) => {
+                    self.bearer.set(Some(&t));
+                    tracing::info!("SIGHUP: admin token reloaded from --admin-token-file");
+                }
+                Err(err) => tracing::error!(
+                    error = %format!("{err:#}"),
+                    "SIGHUP: --admin-token-file not reloaded; keeping the token in force"
+                ),
+            }
+        }
+    }
+}
+
+fn spawn_reload_on_sighup(reload: Reload) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
+        let reload = Arc::new(reload);
         while hup.recv().await.is_some() {
-            let e = enricher.clone();
-            match tokio::task::spawn_blocking(move || e.reload()).await {
-                Ok(Ok(())) => tracing::info!("SIGHUP: GeoIP databases reloaded"),
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "SIGHUP: reload failed; keeping the old databases")
-                }
-                Err(err) => tracing::error!(error = %err, "SIGHUP: reload task failed"),
+            let r = reload.clone();
+            if let Err(err) = tokio::task::spawn_blocking(move || r.run()).await {
+                tracing::error!(error = %err, "SIGHUP: reload task failed");
             }
         }
     });
+    #[cfg(not(unix))]
+    drop(reload);
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives as soon as `openclick serving` is
+/// logged drains the process instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use openclick_token::{Channel, Claims, TokenKind};
 
 use crate::args::{SignArgs, SignKind};
-use crate::serve::load_keyring;
+use crate::serve::{load_keyring, DevWarning};
 
 /// Prints the URL, or with `--batch` one URL per stdin line.
 pub fn sign(args: SignArgs) -> Result<()> {
@@ -12,7 +12,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
         if !args.batch {
             anyhow::bail!("say what to sign: `sign open`, `sign click` or `sign --batch`");
         }
-        let keyring = load_keyring(&args.keys)?;
+        let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
         let stdin = std::io::stdin().lock();
         let stdout = std::io::stdout().lock();
         use crate::sign_batch::{run, Stop};
@@ -57,7 +57,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
     check_id(IdKind::Tenant, &common.tenant).context("--tenant")?;
     check_id(IdKind::Contact, &common.contact).context("--contact")?;
     check_id(IdKind::Campaign, &common.campaign).context("--campaign")?;
-    let keyring = load_keyring(&common.keys)?;
+    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated)?;
     let channel: Channel = common
         .channel
         .parse()

@@ -30,7 +30,9 @@ fn pct(s: &str) -> String {
 
 /// Runs `openclick suppress`.
 pub fn suppress(args: SuppressArgs) -> Result<()> {
-    let client = Client::new(&args.admin_url, args.admin_token.as_deref())?;
+    let token =
+        crate::serve::admin_token(args.admin_token.as_ref(), args.admin_token_file.as_deref())?;
+    let client = Client::new(&args.admin_url, token.as_deref())?;
     match args.action {
         SuppressAction::Add { target, reason } => {
             let path = format!("{}?reason={}", target_path(&target), reason.as_str());

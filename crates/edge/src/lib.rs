@@ -32,5 +32,5 @@ pub mod server;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};
-pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply};
+pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply, SharedKeyring};
 pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};

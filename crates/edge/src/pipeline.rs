@@ -19,6 +19,36 @@ use openclick_token::{Channel, Keyring, TokenKind};
 use crate::client_ip::{client_ip, ClientIpConfig};
 use crate::limits::{ReplayLimiter, Verdict};
 
+/// The keyring a pipeline verifies with, shared with whoever may replace it (`serve` re-reads
+/// `--keys-file` on SIGHUP). Replacing it is one atomic pointer swap; requests in flight finish
+/// with the keyring they loaded, the next ones verify with the new one.
+#[derive(Clone)]
+pub struct SharedKeyring(Arc<arc_swap::ArcSwap<Keyring>>);
+
+impl SharedKeyring {
+    /// A handle on `keyring`.
+    pub fn new(keyring: Keyring) -> SharedKeyring {
+        SharedKeyring(Arc::new(arc_swap::ArcSwap::from_pointee(keyring)))
+    }
+
+    /// Makes `keyring` the one every holder of this handle verifies with.
+    pub fn store(&self, keyring: Keyring) {
+        self.0.store(Arc::new(keyring));
+    }
+
+    /// The keyring in force.
+    pub fn load(&self) -> Arc<Keyring> {
+        self.0.load_full()
+    }
+}
+
+impl std::fmt::Debug for SharedKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keyring's own Debug prints key ids only, never a secret.
+        self.0.load().fmt(f)
+    }
+}
+
 /// What to answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -151,7 +181,7 @@ impl Default for Limits {
 /// Everything the request -> event function needs. Shared by all connections.
 #[derive(Clone)]
 pub struct Pipeline {
-    keyring: Keyring,
+    keyring: SharedKeyring,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
     client_ip: Arc<ClientIpConfig>,
@@ -162,7 +192,7 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("signing_key", &self.keyring.signing_key_id())
+            .field("keyring", &self.keyring)
             .field("client_ip", &self.client_ip)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -182,7 +212,7 @@ impl Pipeline {
         client_ip: ClientIpConfig,
     ) -> Pipeline {
         Pipeline {
-            keyring,
+            keyring: SharedKeyring::new(keyring),
             enricher,
             suppression,
             client_ip: Arc::new(client_ip),
@@ -195,6 +225,12 @@ impl Pipeline {
     pub fn with_blocks(mut self, blocks: Arc<BlockList>) -> Pipeline {
         self.blocks = Some(blocks);
         self
+    }
+
+    /// The handle on the keyring this pipeline (and every clone of it) verifies with:
+    /// [`SharedKeyring::store`] rotates keys without a restart.
+    pub fn keyring(&self) -> &SharedKeyring {
+        &self.keyring
     }
 
     /// With these limits.
@@ -258,7 +294,8 @@ impl Pipeline {
             event: None,
             class: invalid.1,
         };
-        let verified = match self.keyring.verify(token) {
+        let keyring = self.keyring.0.load();
+        let verified = match keyring.verify(token) {
             Ok(v) if v.claims.kind == kind => v,
             _ => return invalid(),
         };

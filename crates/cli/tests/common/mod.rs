@@ -116,6 +116,11 @@ impl Server {
         self.child.id()
     }
 
+    /// The stderr lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     pub fn sigterm(&self) {
         let ok = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
