@@ -75,13 +75,13 @@ impl KafkaProperty {
         &self.value
     }
 
-    /// Whether the value is a secret that must never be printed.
+    /// Whether the value is a secret that must never be printed: passwords and passphrases
+    /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, ...), secrets
+    /// (`sasl.oauthbearer.client.secret`), private keys in PEM (`ssl.key.pem`), and
+    /// configurations that carry credentials (`sasl.oauthbearer.config`, `sasl.jaas.config`,
+    /// `basic.auth.user.info`).
     pub fn is_secret(&self) -> bool {
-        let k = self.key.as_str();
-        k.contains("password")
-            || k.contains("secret")
-            || k.ends_with(".key.pem")
-            || k.ends_with("jaas.config")
+        is_secret_key(&self.key)
     }
 }
 
@@ -105,6 +105,17 @@ impl FromStr for KafkaProperty {
             value: v.trim().to_string(),
         })
     }
+}
+
+/// Whether a property of this name holds a secret (see [`KafkaProperty::is_secret`]).
+pub fn is_secret_key(k: &str) -> bool {
+    k.contains("password")
+        || k.contains("passphrase")
+        || k.contains("secret")
+        || k.ends_with("key.pem")
+        || k.ends_with("jaas.config")
+        || k == "sasl.oauthbearer.config"
+        || k.ends_with("user.info")
 }
 
 /// An unparsable property for an error message: what stands before the first `=` or space
