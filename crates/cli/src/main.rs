@@ -12,6 +12,7 @@
 
 mod args;
 mod enrich_cmd;
+mod kafka_props;
 mod priority;
 mod serve;
 mod sign;

@@ -114,8 +114,22 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     })
 }
 
+/// `args` with the Kafka properties file read and merged under `--kafka-property`:
+/// `kafka_brokers` and `kafka_properties` are final from here on (see `kafka_props`).
+fn resolve_kafka(mut args: ServeArgs) -> Result<ServeArgs> {
+    let r = crate::kafka_props::resolve(
+        args.kafka_brokers.as_deref(),
+        args.kafka_properties_file.as_deref(),
+        &args.kafka_properties,
+    )?;
+    args.kafka_brokers = r.brokers;
+    args.kafka_properties = r.properties;
+    Ok(args)
+}
+
 /// `openclick check-config`.
 pub fn check_config(args: ServeArgs) -> Result<()> {
+    let args = resolve_kafka(args)?;
     let c = build_components(&args)?;
     if let Some(b) = &args.kafka_brokers {
         kafka_config(&args, b)
@@ -131,6 +145,9 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
             .as_deref()
             .unwrap_or("embedded in-process broker (development)")
     );
+    if let Some(f) = &args.kafka_properties_file {
+        println!("  kafka properties: {}", f.display());
+    }
     for p in &args.kafka_properties {
         println!("  kafka property:   {p}");
     }
@@ -203,6 +220,7 @@ async fn start_sync(
 
 /// `openclick serve`.
 pub fn serve(args: ServeArgs) -> Result<()> {
+    let args = resolve_kafka(args)?;
     let c = build_components(&args)?;
     let embedded = match &args.kafka_brokers {
         Some(_) => None,
