@@ -13,13 +13,13 @@ use common::{log_fields, openclick, serve_command, Server, KEYS};
 const FILE_PASSWORD: &str = "file-pw-7d1e0b";
 const ARGV_PASSWORD: &str = "argv-pw-93c4aa";
 const KEY_PASSWORD: &str = "keypass-5f2b61";
-const OAUTH_SECRET: &str = "oauth-secret-c0ffee";
+const KEYSTORE_PASSWORD: &str = "keystore-pw-c0ffee";
 const JAAS_PASSWORD: &str = "jaas-pw-11aa22";
 const SECRETS: [&str; 5] = [
     FILE_PASSWORD,
     ARGV_PASSWORD,
     KEY_PASSWORD,
-    OAUTH_SECRET,
+    KEYSTORE_PASSWORD,
     JAAS_PASSWORD,
 ];
 
@@ -151,7 +151,7 @@ fn serve_keeps_secrets_out_of_logs_and_info() {
         .arg(&file)
         .args([
             "--kafka-property",
-            &format!("sasl.oauthbearer.client.secret={OAUTH_SECRET}"),
+            &format!("ssl.keystore.password={KEYSTORE_PASSWORD}"),
         ]);
     let server = Server::spawn(cmd);
     let info = server.info().to_string();
@@ -162,7 +162,7 @@ fn serve_keeps_secrets_out_of_logs_and_info() {
     no_secret_in("serve's logs", &all);
     assert!(!log_fields(&lines, "openclick serving").is_empty(), "{all}");
     assert!(
-        all.contains("sasl.oauthbearer.client.secret"),
+        all.contains("ssl.keystore.password"),
         "the argv warning: {all}"
     );
     assert!(info.contains("kafka_bootstrap_servers"), "{info}");
