@@ -250,10 +250,43 @@ mod tests {
         assert!(!p.to_string().contains("s3cret"));
     }
 
+    /// Every client is configured here: no other source file of the crate makes a
+    /// `ClientConfig` of its own (so none can miss the operator's TLS and SASL settings).
+    #[test]
+    fn no_client_config_is_made_elsewhere() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 10, "{files:?}");
+        let makers: Vec<_> = files
+            .iter()
+            .filter(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.contains(concat!("ClientConfig", "::new("))
+                    || text.contains(concat!("ClientConfig", "::default("))
+            })
+            .collect();
+        assert_eq!(makers, vec![&src.join("client.rs")]);
+    }
+
     #[test]
     fn every_role_gets_the_operator_properties_last() {
         let s = ClientSettings::new("b:9092").with_properties(vec![
-            "security.protocol=ssl".parse().unwrap(),
+            "security.protocol=sasl_ssl".parse().unwrap(),
+            "ssl.ca.location=/etc/ca.pem".parse().unwrap(),
+            "sasl.mechanism=SCRAM-SHA-512".parse().unwrap(),
+            "sasl.username=svc".parse().unwrap(),
+            "sasl.password=pw".parse().unwrap(),
             "acks=1".parse().unwrap(),
         ]);
         for role in [
@@ -267,7 +300,15 @@ mod tests {
                 c.set("acks", "all");
             });
             assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
-            assert_eq!(c.get("security.protocol"), Some("ssl"), "{role:?}");
+            for (k, v) in [
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", "/etc/ca.pem"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "svc"),
+                ("sasl.password", "pw"),
+            ] {
+                assert_eq!(c.get(k), Some(v), "{role:?} {k}");
+            }
             assert_eq!(c.get("acks"), Some("1"), "operator wins over role default");
         }
         assert_eq!(s.client_id_for(Role::EventsProducer), "openclick");

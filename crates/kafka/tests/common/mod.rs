@@ -143,13 +143,8 @@ pub fn consume_all_with(
     quiet: Duration,
     limit: Duration,
 ) -> Consumed {
-    let reader = TopicReader::open(
-        settings,
-        topic,
-        Start::Beginning,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let reader =
+        TopicReader::open(settings, topic, Start::Beginning, Duration::from_secs(10)).unwrap();
     assert_eq!(reader.partitions(), partitions as usize);
     let mut out = Consumed::default();
     let deadline = Instant::now() + limit;
