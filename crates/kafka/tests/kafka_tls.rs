@@ -11,6 +11,8 @@
 //!   created by the admin client over TLS.
 //! - mTLS (stunnel `verify = 2`): a client with a certificate from the CA delivers; one without
 //!   a certificate never comes up and delivers nothing.
+//! - mTLS, the other clients: the topic admin creates the suppression topics, a change
+//!   written by the suppression writer reaches the follower's set.
 //! - Wrong CA: a client trusting another CA never comes up, delivers nothing, and the topic
 //!   (read with the right CA) stays empty.
 //! - SASL is not tested end to end: no broker here can authenticate librdkafka. tansu 0.6.0
@@ -411,4 +413,65 @@ fn a_client_trusting_another_ca_delivers_nothing() {
         ],
     );
     refused("wrong-ca", &wrong, &good, "wrong-ca");
+}
+
+/// The other clients over mTLS: topic admin (`ensure_topics`), the suppression writer and the
+/// follower. A change written through the writer reaches the follower's set.
+#[test]
+#[ignore = "needs tansu and stunnel4"]
+fn suppression_sync_over_mtls() {
+    use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
+    use openclick_suppress::blocks::BlockList;
+    use openclick_suppress::{Change, Reason, Scope, SuppressionSet, SuppressionWriter};
+    use std::sync::Arc;
+
+    let b = tls_broker(true);
+    let mtls = settings(
+        &b.addr,
+        &[
+            ("security.protocol", "ssl"),
+            ("ssl.ca.location", &b.pki.path("ca.crt")),
+            ("ssl.certificate.location", &b.pki.path("client.crt")),
+            ("ssl.key.location", &b.pki.path("client.key")),
+        ],
+    );
+    let config = SyncConfig {
+        client: mtls,
+        topic: "tls-suppressions".into(),
+        erasure_topic: "tls-erasures".into(),
+        ..SyncConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(ensure_topics(&config, 3, 1))
+        .expect("topics created over mTLS");
+    let set = Arc::new(SuppressionSet::new());
+    let follower = Follower::start(&config, set.clone(), Arc::new(BlockList::new())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !set.is_caught_up() {
+        assert!(Instant::now() < deadline, "follower never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let writer = KafkaSuppressionWriter::new(&config).unwrap();
+    let change = Change {
+        scope: Scope::Contact {
+            tenant: "acme".into(),
+            contact: "c-tls".into(),
+        },
+        reason: Some(Reason::OptOut),
+        at_ms: openclick_common::now_ms(),
+    };
+    rt.block_on(writer.write(std::slice::from_ref(&change), "test"))
+        .expect("written over mTLS");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !set.is_suppressed("acme", "c-tls") {
+        assert!(
+            Instant::now() < deadline,
+            "the change never reached the set"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    follower.stop();
 }
