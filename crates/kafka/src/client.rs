@@ -188,8 +188,9 @@ impl ClientSettings {
         }
     }
 
-    /// The configuration of one client: bootstrap servers, `client.id` for its role, warning
-    /// log level, then `role_defaults`, then the operator's properties (which win).
+    /// The configuration of one client: bootstrap servers, `client.id` for its role, CA
+    /// certificates from the system's bundle (`ssl.ca.location=probe`), warning log level,
+    /// then `role_defaults`, then the operator's properties (which win).
     pub fn client_config(
         &self,
         role: Role,
@@ -198,6 +199,11 @@ impl ClientSettings {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", self.client_id_for(role))
+            // OpenSSL is vendored: its own default CA path (/usr/local/ssl) is empty on every
+            // distribution, so brokers with public certificates (Confluent Cloud, MSK) would
+            // fail verification. `probe` finds the system bundle (/etc/ssl/certs/...) instead.
+            // An `ssl.ca.location` or `ssl.ca.pem` of the operator's replaces it.
+            .set("ssl.ca.location", "probe")
             .set_log_level(RDKafkaLogLevel::Warning);
         role_defaults(&mut c);
         for p in &self.properties {
@@ -311,6 +317,9 @@ mod tests {
             }
             assert_eq!(c.get("acks"), Some("1"), "operator wins over role default");
         }
+        // Without the operator's CA, every client trusts the system's bundle.
+        let plain = ClientSettings::new("b:9092").client_config(Role::Reader, |_| {});
+        assert_eq!(plain.get("ssl.ca.location"), Some("probe"));
         assert_eq!(s.client_id_for(Role::EventsProducer), "openclick");
         assert_eq!(
             s.client_id_for(Role::SuppressionFollower),
