@@ -159,13 +159,20 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
     /// Extra librdkafka properties, `key=value`, repeatable; applied to every Kafka client
-    /// (events producer, suppression writer and follower, topic admin).
+    /// (events producer, suppression writer and follower, topic admin). Each key overrides the
+    /// properties file's. Keep secrets in the file.
     #[arg(
         long = "kafka-property",
         env = "OPENCLICK_KAFKA_PROPERTIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        hide_env_values = true
     )]
     pub kafka_properties: Vec<KafkaProperty>,
+    /// A Java-style client.properties (`key=value` lines, `#` comments): TLS, SASL and tuning
+    /// for every Kafka client, secrets included. Its `bootstrap.servers` is used when
+    /// --kafka-brokers is not given.
+    #[arg(long, env = "OPENCLICK_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
     /// Signing keys.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -362,13 +369,10 @@ pub struct SignCommon {
 /// `openclick tail`.
 #[derive(Debug, Clone, Args)]
 pub struct TailArgs {
-    /// Kafka bootstrap servers (the embedded broker's address is in `/info`).
-    #[arg(
-        long,
-        env = "OPENCLICK_KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub brokers: String,
+    /// Kafka bootstrap servers (the embedded broker's address is in `/info`); default: the
+    /// properties file's `bootstrap.servers`, else 127.0.0.1:9092.
+    #[arg(long, env = "OPENCLICK_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
     /// Topic.
     #[arg(long, env = "OPENCLICK_TOPIC", default_value = openclick_sink::DEFAULT_EVENTS_TOPIC)]
     pub topic: String,
@@ -381,13 +385,18 @@ pub struct TailArgs {
     /// Stop after this many seconds without a new event.
     #[arg(long)]
     pub idle_timeout_secs: Option<u64>,
-    /// Extra librdkafka properties, `key=value`, repeatable (TLS, SASL, ...).
+    /// Extra librdkafka properties, `key=value`, repeatable (TLS, SASL, ...); each key
+    /// overrides the properties file's. Keep secrets in the file.
     #[arg(
         long = "kafka-property",
         env = "OPENCLICK_KAFKA_PROPERTIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        hide_env_values = true
     )]
     pub kafka_properties: Vec<KafkaProperty>,
+    /// A Java-style client.properties (`key=value` lines, `#` comments), as for `serve`.
+    #[arg(long, env = "OPENCLICK_KAFKA_PROPERTIES_FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
 }
 
 /// `openclick suppress`.

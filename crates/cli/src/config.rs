@@ -717,7 +717,7 @@ mod tests {
         // Shared variables (OPENCLICK_TOPIC, OPENCLICK_KAFKA_BROKERS) carry over; serve's
         // idle-timeout-secs has no variable in common with tail's and does not.
         assert_eq!(t.topic, "top-topic");
-        assert_eq!(t.brokers, "k:9092");
+        assert_eq!(t.brokers.as_deref(), Some("k:9092"));
         assert_eq!(t.count, Some(5));
         assert_eq!(t.idle_timeout_secs, None);
         // A flag still wins over the file.

@@ -13,6 +13,7 @@
 mod args;
 mod config;
 mod enrich_cmd;
+mod kafka_props;
 mod priority;
 mod secrets;
 mod serve;

@@ -197,8 +197,22 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     })
 }
 
+/// `args` with the Kafka properties file read and merged under `--kafka-property`:
+/// `kafka_brokers` and `kafka_properties` are final from here on (see `kafka_props`).
+fn resolve_kafka(mut args: ServeArgs) -> Result<ServeArgs> {
+    let r = crate::kafka_props::resolve(
+        args.kafka_brokers.as_deref(),
+        args.kafka_properties_file.as_deref(),
+        &args.kafka_properties,
+    )?;
+    args.kafka_brokers = r.brokers;
+    args.kafka_properties = r.properties;
+    Ok(args)
+}
+
 /// `openclick check-config`: every error is a configuration error (exit 64).
 pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) -> Result<()> {
+    let args = resolve_kafka(args).map_err(bad_config)?;
     let c = build_components(&args).map_err(bad_config)?;
     println!("configuration ok");
     println!("  listen:           {}", args.listen);
@@ -209,6 +223,9 @@ pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) 
             .as_deref()
             .unwrap_or("embedded in-process broker (development)")
     );
+    if let Some(f) = &args.kafka_properties_file {
+        println!("  kafka properties: {}", f.display());
+    }
     for p in &args.kafka_properties {
         println!("  kafka property:   {p}");
     }
@@ -323,6 +340,7 @@ async fn start_sync(
 /// `openclick serve`. Everything read from the configuration is checked before the embedded
 /// broker starts or a port is bound; those errors exit 64.
 pub fn serve(args: ServeArgs) -> Result<()> {
+    let args = resolve_kafka(args).map_err(bad_config)?;
     let c = build_components(&args).map_err(bad_config)?;
     let embedded = match &args.kafka_brokers {
         Some(_) => None,

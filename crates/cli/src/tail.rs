@@ -13,14 +13,20 @@ use crate::args::TailArgs;
 
 /// Reads the topic (every partition, assigned, no consumer group offsets) and prints events.
 pub fn tail(args: TailArgs) -> Result<()> {
-    let settings = ClientSettings::new(&args.brokers).with_properties(args.kafka_properties);
+    let kafka = crate::kafka_props::resolve(
+        args.brokers.as_deref(),
+        args.kafka_properties_file.as_deref(),
+        &args.kafka_properties,
+    )?;
+    let brokers = kafka.brokers.unwrap_or_else(|| "127.0.0.1:9092".into());
+    let settings = ClientSettings::new(&brokers).with_properties(kafka.properties);
     let start = if args.from_beginning {
         Start::Beginning
     } else {
         Start::End
     };
     let reader = TopicReader::open(&settings, &args.topic, start, Duration::from_secs(10))
-        .with_context(|| format!("reading {} from {}", args.topic, args.brokers))?;
+        .with_context(|| format!("reading {} from {brokers}", args.topic))?;
     let mut seen = 0u64;
     let mut last = Instant::now();
     let stdout = std::io::stdout();

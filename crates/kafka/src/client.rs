@@ -75,13 +75,13 @@ impl KafkaProperty {
         &self.value
     }
 
-    /// Whether the value is a secret that must never be printed.
+    /// Whether the value is a secret that must never be printed: passwords and passphrases
+    /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, ...), secrets
+    /// (`sasl.oauthbearer.client.secret`), private keys in PEM (`ssl.key.pem`), and
+    /// configurations that carry credentials (`sasl.oauthbearer.config`, `sasl.jaas.config`,
+    /// `basic.auth.user.info`).
     pub fn is_secret(&self) -> bool {
-        let k = self.key.as_str();
-        k.contains("password")
-            || k.contains("secret")
-            || k.ends_with(".key.pem")
-            || k.ends_with("jaas.config")
+        is_secret_key(&self.key)
     }
 }
 
@@ -105,6 +105,17 @@ impl FromStr for KafkaProperty {
             value: v.trim().to_string(),
         })
     }
+}
+
+/// Whether a property of this name holds a secret (see [`KafkaProperty::is_secret`]).
+pub fn is_secret_key(k: &str) -> bool {
+    k.contains("password")
+        || k.contains("passphrase")
+        || k.contains("secret")
+        || k.ends_with("key.pem")
+        || k.ends_with("jaas.config")
+        || k == "sasl.oauthbearer.config"
+        || k.ends_with("user.info")
 }
 
 /// An unparsable property for an error message: what stands before the first `=` or space
@@ -177,8 +188,9 @@ impl ClientSettings {
         }
     }
 
-    /// The configuration of one client: bootstrap servers, `client.id` for its role, warning
-    /// log level, then `role_defaults`, then the operator's properties (which win).
+    /// The configuration of one client: bootstrap servers, `client.id` for its role, CA
+    /// certificates from the system's bundle (`ssl.ca.location=probe`), warning log level,
+    /// then `role_defaults`, then the operator's properties (which win).
     pub fn client_config(
         &self,
         role: Role,
@@ -187,6 +199,11 @@ impl ClientSettings {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", self.client_id_for(role))
+            // OpenSSL is vendored: its own default CA path (/usr/local/ssl) is empty on every
+            // distribution, so brokers with public certificates (Confluent Cloud, MSK) would
+            // fail verification. `probe` finds the system bundle (/etc/ssl/certs/...) instead.
+            // An `ssl.ca.location` or `ssl.ca.pem` of the operator's replaces it.
+            .set("ssl.ca.location", "probe")
             .set_log_level(RDKafkaLogLevel::Warning);
         role_defaults(&mut c);
         for p in &self.properties {
@@ -239,10 +256,43 @@ mod tests {
         assert!(!p.to_string().contains("s3cret"));
     }
 
+    /// Every client is configured here: no other source file of the crate makes a
+    /// `ClientConfig` of its own (so none can miss the operator's TLS and SASL settings).
+    #[test]
+    fn no_client_config_is_made_elsewhere() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 10, "{files:?}");
+        let makers: Vec<_> = files
+            .iter()
+            .filter(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.contains(concat!("ClientConfig", "::new("))
+                    || text.contains(concat!("ClientConfig", "::default("))
+            })
+            .collect();
+        assert_eq!(makers, vec![&src.join("client.rs")]);
+    }
+
     #[test]
     fn every_role_gets_the_operator_properties_last() {
         let s = ClientSettings::new("b:9092").with_properties(vec![
-            "security.protocol=ssl".parse().unwrap(),
+            "security.protocol=sasl_ssl".parse().unwrap(),
+            "ssl.ca.location=/etc/ca.pem".parse().unwrap(),
+            "sasl.mechanism=SCRAM-SHA-512".parse().unwrap(),
+            "sasl.username=svc".parse().unwrap(),
+            "sasl.password=pw".parse().unwrap(),
             "acks=1".parse().unwrap(),
         ]);
         for role in [
@@ -256,9 +306,20 @@ mod tests {
                 c.set("acks", "all");
             });
             assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
-            assert_eq!(c.get("security.protocol"), Some("ssl"), "{role:?}");
+            for (k, v) in [
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", "/etc/ca.pem"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "svc"),
+                ("sasl.password", "pw"),
+            ] {
+                assert_eq!(c.get(k), Some(v), "{role:?} {k}");
+            }
             assert_eq!(c.get("acks"), Some("1"), "operator wins over role default");
         }
+        // Without the operator's CA, every client trusts the system's bundle.
+        let plain = ClientSettings::new("b:9092").client_config(Role::Reader, |_| {});
+        assert_eq!(plain.get("ssl.ca.location"), Some("probe"));
         assert_eq!(s.client_id_for(Role::EventsProducer), "openclick");
         assert_eq!(
             s.client_id_for(Role::SuppressionFollower),

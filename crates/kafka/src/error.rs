@@ -43,13 +43,29 @@ impl From<KafkaError> for Error {
     fn from(e: KafkaError) -> Self {
         match e {
             KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => {
-                Error::Config(e.to_string())
+                Error::Config(describe(&e))
             }
             e if classify_kafka_error(&e) == ErrorClass::Retryable => {
                 Error::Unavailable(e.to_string())
             }
             e => Error::Refused(e.to_string()),
         }
+    }
+}
+
+/// An error's message for logs and errors. A refused configuration value is left out when the
+/// property holds a secret (rdkafka's own message quotes the value, and librdkafka's may too).
+pub fn describe(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) if crate::client::is_secret_key(key) => {
+            let desc = if value.is_empty() {
+                desc.clone()
+            } else {
+                desc.replace(value.as_str(), "<redacted>")
+            };
+            format!("Client config error: {desc} {key} <redacted>")
+        }
+        e => e.to_string(),
     }
 }
 

@@ -5,6 +5,8 @@
 //!   `ClientConfig` for every client the process makes (the events producer, the suppression
 //!   writer and follower, the topic admin, `openclick tail`), so security and tuning
 //!   properties reach all of them the same way, parsed by one strict parser.
+//! - [`properties`]: a Java-style `client.properties` file (`--kafka-properties-file`),
+//!   parsed with the same rules, merged under `--kafka-property`.
 //! - [`error`]: one explicit classification of librdkafka error codes (retryable or fatal).
 //! - [`sink`]: [`KafkaSink`], the real [`openclick_sink::Sink`]: protobuf events to the events
 //!   topic, delivery accounting, the durable spool behind it, producer replacement.
@@ -23,12 +25,14 @@
 pub mod client;
 pub mod embedded;
 pub mod error;
+pub mod properties;
 pub mod reader;
 pub mod sink;
 pub mod suppress;
 
-pub use client::{ClientSettings, KafkaProperty, Role};
+pub use client::{ClientSettings, KafkaProperty, PropertyError, Role};
 pub use embedded::EmbeddedBroker;
 pub use error::{Error, ErrorClass};
+pub use properties::{PropertiesFile, PropertiesFileError};
 pub use reader::{Record, TopicReader};
 pub use sink::{KafkaConfig, KafkaSink, KafkaSinkStats};

@@ -31,32 +31,6 @@ use openclick_kafka::{ClientSettings, KafkaConfig, KafkaSink};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
 
-fn tansu_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TANSU_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("tansu");
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let home = PathBuf::from(std::env::var_os("HOME")?);
-    let p = home.join(".cargo/bin/tansu");
-    p.is_file().then_some(p)
-}
-
-/// The tansu binary, or a failure saying how to get one (these tests are ignored by default
-/// and only run when asked for).
-fn need_tansu() -> PathBuf {
-    tansu_bin().expect(
-        "no tansu binary (TANSU_BIN, PATH, ~/.cargo/bin): install it with \
-         `cargo install tansu --locked --features dynostore`, or see .ci/run",
-    )
-}
-
 /// Whether process `pid` owns the socket listening on 127.0.0.1:`port` (Linux: the socket's
 /// inode in `/proc/net/tcp` is one of the process's file descriptors). Elsewhere, true.
 fn listens_on(pid: u32, port: u16) -> bool {

@@ -121,4 +121,56 @@ mod tests {
         bad.client.properties = vec!["no.such.property=1".parse().unwrap()];
         assert!(matches!(bad.validate(), Err(Error::Config(_))));
     }
+
+    /// This build has TLS and SASL (PLAIN, SCRAM) but no GSSAPI: librdkafka itself says so.
+    #[test]
+    fn tls_and_sasl_are_built_in() {
+        let with = |props: &[&str]| {
+            let mut c = KafkaConfig::default();
+            c.client.properties = props.iter().map(|p| p.parse().unwrap()).collect();
+            c.validate()
+        };
+        let user = ["sasl.username=u", "sasl.password=p"];
+        for ok in [
+            &["security.protocol=ssl"][..],
+            &[
+                "security.protocol=SSL",
+                "ssl.endpoint.identification.algorithm=https",
+            ],
+            &["security.protocol=sasl_ssl", "sasl.mechanism=PLAIN"],
+            &[
+                "security.protocol=SASL_SSL",
+                "sasl.mechanisms=SCRAM-SHA-256",
+            ],
+            &[
+                "security.protocol=sasl_plaintext",
+                "sasl.mechanism=SCRAM-SHA-512",
+            ],
+        ] {
+            let ok = [ok, &user[..]].concat();
+            assert!(with(&ok).is_ok(), "{ok:?}: {:?}", with(&ok));
+        }
+        // GSSAPI (librdkafka's default mechanism) needs Cyrus SASL, which is not built in.
+        let e = with(&["security.protocol=sasl_ssl"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GSSAPI"), "{e}");
+    }
+
+    /// A refused property that holds a secret (here a Java truststore password librdkafka does
+    /// not know) is named in the error, its value is not.
+    #[test]
+    fn a_refused_secret_is_not_quoted() {
+        let mut c = KafkaConfig::default();
+        c.client.properties = vec!["ssl.truststore.password=hunter2".parse().unwrap()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("ssl.truststore.password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        c.client.properties = vec!["no.such.property=visible".parse().unwrap()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("visible"),
+            "non-secret values stay in the message: {e}"
+        );
+    }
 }

@@ -46,7 +46,7 @@ impl ProducerSlot {
             .create_with_context(DeliveryContext {
                 shared: shared.clone(),
             })
-            .map_err(|e| SinkError::Config(e.to_string()))
+            .map_err(|e| SinkError::Config(crate::error::describe(&e)))
     }
 
     pub(crate) fn get(&self) -> Arc<SinkProducer> {

@@ -81,7 +81,7 @@ impl SyncConfig {
 fn kafka_err(e: KafkaError) -> SuppressError {
     match e {
         KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => {
-            SuppressError::Config(e.to_string())
+            SuppressError::Config(crate::error::describe(&e))
         }
         e => SuppressError::Kafka(e.to_string()),
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -129,13 +130,21 @@ pub fn consume_all(
     quiet: Duration,
     limit: Duration,
 ) -> Consumed {
-    let reader = TopicReader::open(
-        &ClientSettings::new(bootstrap),
-        topic,
-        Start::Beginning,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let settings = ClientSettings::new(bootstrap);
+    consume_all_with(&settings, topic, partitions, expect, quiet, limit)
+}
+
+/// [`consume_all`] with these client settings (TLS, SASL, ...).
+pub fn consume_all_with(
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    expect: &HashSet<String>,
+    quiet: Duration,
+    limit: Duration,
+) -> Consumed {
+    let reader =
+        TopicReader::open(settings, topic, Start::Beginning, Duration::from_secs(10)).unwrap();
     assert_eq!(reader.partitions(), partitions as usize);
     let mut out = Consumed::default();
     let deadline = Instant::now() + limit;
@@ -223,4 +232,31 @@ pub fn dead_addr() -> DeadAddr {
         _socket: socket,
         addr,
     }
+}
+
+/// The tansu binary: `TANSU_BIN`, else `tansu` on `PATH`, else `~/.cargo/bin/tansu`.
+pub fn tansu_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let p = home.join(".cargo/bin/tansu");
+    p.is_file().then_some(p)
+}
+
+/// The tansu binary, or a failure saying how to get one (these tests are ignored by default
+/// and only run when asked for).
+pub fn need_tansu() -> PathBuf {
+    tansu_bin().expect(
+        "no tansu binary (TANSU_BIN, PATH, ~/.cargo/bin): install it with \
+         `cargo install tansu --locked --features dynostore`, or see .ci/run",
+    )
 }
