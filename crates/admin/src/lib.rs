@@ -160,7 +160,10 @@ impl Metrics {
 
     /// Registers a text exporter, run at every scrape after the recorder is rendered: it
     /// appends whole families (`# HELP`, `# TYPE` and samples) to the exposition.
-    pub fn with_text_exporter(mut self, export: impl Fn(&mut String) + Send + Sync + 'static) -> Self {
+    pub fn with_text_exporter(
+        mut self,
+        export: impl Fn(&mut String) + Send + Sync + 'static,
+    ) -> Self {
         self.text_exporters.push(Box::new(export));
         self
     }
@@ -254,10 +257,15 @@ mod tests {
         });
         let m = m
             .describe(|| metrics::describe_counter!("openclick_test_total", "A test counter."))
-            .with_text_exporter(|out| out.push_str("# TYPE openclick_text gauge\nopenclick_text 1\n"));
+            .with_text_exporter(|out| {
+                out.push_str("# TYPE openclick_text gauge\nopenclick_text 1\n")
+            });
         let text = m.render(|| {});
         assert!(text.contains("openclick_test_total 7"), "{text}");
-        assert!(text.contains("# HELP openclick_test_total A test counter.\n"), "{text}");
+        assert!(
+            text.contains("# HELP openclick_test_total A test counter.\n"),
+            "{text}"
+        );
         assert!(text.contains("openclick_build_info{version="), "{text}");
         assert!(text.contains("# HELP openclick_build_info "), "{text}");
         assert!(text.ends_with("openclick_text 1\n"), "{text}");

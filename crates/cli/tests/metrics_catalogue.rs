@@ -49,10 +49,12 @@ struct Scrape {
     types: BTreeMap<String, String>,
     helps: BTreeSet<String>,
     /// (metric name, labels, value) of every sample.
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<(String, Labels, f64)>,
 }
 
-fn parse_labels(s: &str) -> Vec<(String, String)> {
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(s: &str) -> Labels {
     // Label values here never hold `"` or `,` (closed sets, numbers, the version).
     s.split(',')
         .filter(|p| !p.is_empty())
@@ -167,9 +169,11 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
     let s = loop {
         let s = scrape(&server);
         let ready = s.value("openclick_sink_delivered_total", &[]) == Some((OPENS + CLICKS) as f64)
-            && s.value("openclick_kafka_broker_rtt_avg_seconds", &[]).is_some()
+            && s.value("openclick_kafka_broker_rtt_avg_seconds", &[])
+                .is_some()
             && s.value("openclick_kafka_tx_messages_total", &[]) == Some((OPENS + CLICKS) as f64)
-            && s.value("openclick_suppression_last_change_age_seconds", &[]).is_some();
+            && s.value("openclick_suppression_last_change_age_seconds", &[])
+                .is_some();
         if ready {
             break s;
         }
@@ -183,8 +187,14 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
     let catalogued: BTreeSet<&String> = cat.keys().collect();
     let missing: Vec<_> = scraped.difference(&catalogued).collect();
     let absent: Vec<_> = catalogued.difference(&scraped).collect();
-    assert!(missing.is_empty(), "scraped but not in docs/metrics.md: {missing:?}");
-    assert!(absent.is_empty(), "in docs/metrics.md but not scraped: {absent:?}");
+    assert!(
+        missing.is_empty(),
+        "scraped but not in docs/metrics.md: {missing:?}"
+    );
+    assert!(
+        absent.is_empty(),
+        "in docs/metrics.md but not scraped: {absent:?}"
+    );
     for (name, kind) in &s.types {
         assert_eq!(&cat[name].kind, kind, "{name}: type");
         assert!(s.helps.contains(name), "{name}: no HELP");
@@ -221,16 +231,26 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
     };
     assert_eq!(count("open", "2xx"), Some(OPENS as f64));
     assert_eq!(count("click", "3xx"), Some(CLICKS as f64));
-    assert_eq!(count("other", "4xx"), Some(2.0), "the 404 and the POST's 405");
+    assert_eq!(
+        count("other", "4xx"),
+        Some(2.0),
+        "the 404 and the POST's 405"
+    );
     assert_eq!(count("open", "4xx"), None, "an open always gets its pixel");
     let inf = s.value(
         "openclick_http_request_duration_seconds_bucket",
         &[("route", "open"), ("status_class", "2xx"), ("le", "+Inf")],
     );
     assert_eq!(inf, Some(OPENS as f64));
-    let gmail = s.value("openclick_events_by_image_proxy_total", &[("proxy", "gmail")]);
+    let gmail = s.value(
+        "openclick_events_by_image_proxy_total",
+        &[("proxy", "gmail")],
+    );
     assert_eq!(gmail, Some(OPENS as f64));
-    let none = s.value("openclick_events_by_image_proxy_total", &[("proxy", "none")]);
+    let none = s.value(
+        "openclick_events_by_image_proxy_total",
+        &[("proxy", "none")],
+    );
     assert_eq!(none, Some(CLICKS as f64));
     let hit = s.value("openclick_ua_cache_lookups_total", &[("result", "hit")]);
     let miss = s.value("openclick_ua_cache_lookups_total", &[("result", "miss")]);

@@ -429,7 +429,8 @@ mod tests {
         let mut out = String::new();
         m.render_histogram(&mut out);
         let line = |s: &str| out.lines().any(|l| l == s);
-        let b = "openclick_http_request_duration_seconds_bucket{route=\"open\",status_class=\"2xx\"";
+        let b =
+            "openclick_http_request_duration_seconds_bucket{route=\"open\",status_class=\"2xx\"";
         assert!(line(&format!("{b},le=\"5e-05\"}} 4")), "{out}");
         assert!(line(&format!("{b},le=\"0.0005\"}} 4")), "{out}");
         assert!(line(&format!("{b},le=\"0.001\"}} 8")), "{out}");
@@ -440,7 +441,13 @@ mod tests {
             "{out}"
         );
         // Click 3xx is always written, open 3xx never observed is not.
-        assert!(out.contains("route=\"click\",status_class=\"3xx\""), "{out}");
-        assert!(!out.contains("route=\"open\",status_class=\"3xx\""), "{out}");
+        assert!(
+            out.contains("route=\"click\",status_class=\"3xx\""),
+            "{out}"
+        );
+        assert!(
+            !out.contains("route=\"open\",status_class=\"3xx\""),
+            "{out}"
+        );
     }
 }

@@ -161,10 +161,7 @@ impl ProducerStats {
             batches = batches.saturating_add(t.batchsize.cnt);
         }
         (f.batch_size_avg_bytes, f.batch_messages_avg) = if batches > 0 {
-            (
-                bytes as f64 / batches as f64,
-                msgs as f64 / batches as f64,
-            )
+            (bytes as f64 / batches as f64, msgs as f64 / batches as f64)
         } else {
             (0.0, 0.0)
         };
@@ -198,8 +195,11 @@ impl ProducerStats {
         gauge!("openclick_kafka_batch_messages_avg").set(f.batch_messages_avg);
         for (id, b) in &f.brokers {
             let broker = id.to_string();
-            gauge!("openclick_kafka_broker_up", "broker" => broker.clone())
-                .set(if b.up { 1.0 } else { 0.0 });
+            gauge!("openclick_kafka_broker_up", "broker" => broker.clone()).set(if b.up {
+                1.0
+            } else {
+                0.0
+            });
             gauge!("openclick_kafka_broker_rtt_avg_seconds", "broker" => broker.clone())
                 .set(b.rtt_avg_seconds);
             gauge!("openclick_kafka_broker_rtt_p99_seconds", "broker" => broker.clone())
@@ -436,7 +436,10 @@ mod tests {
         let b = &f.brokers[&1];
         assert!(b.up);
         assert_eq!((b.rtt_avg_seconds, b.rtt_p99_seconds), (0.0015, 0.005));
-        assert_eq!((b.tx_errors(), b.tx_retries(), b.request_timeouts()), (3, 2, 1));
+        assert_eq!(
+            (b.tx_errors(), b.tx_retries(), b.request_timeouts()),
+            (3, 2, 1)
+        );
         // The producer is replaced: the new client counts from 0, the series keep growing.
         s.update(&report("openclick#producer-2", 5, 1));
         let f = s.figures();
