@@ -31,6 +31,10 @@ pub use suppress_api::{BearerToken, SuppressApi};
 type Check = Box<dyn Fn() -> bool + Send + Sync>;
 /// A metrics exporter: emits series through the `metrics` macros.
 type Exporter = Box<dyn Fn() + Send + Sync>;
+/// A text exporter: appends whole metric families (with their `# HELP` and `# TYPE` lines) in
+/// the Prometheus text format, for what the `metrics` macros cannot carry (histograms whose
+/// buckets a component counts itself).
+type TextExporter = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// Readiness from registered checks. Ready when not draining and every check passes.
 #[derive(Default)]
@@ -95,13 +99,18 @@ impl Readiness {
 }
 
 /// The process's metrics, registered in one place: one Prometheus recorder (private to this
-/// admin, never the process-global one, so tests run many in one process) and the exporters
+/// admin, never the process-global one, so tests run many in one process), the descriptions
+/// (`# HELP`) each crate registers once through [`Metrics::describe`], and the exporters
 /// components register. At each scrape every exporter runs inside the recorder, then the
-/// recorder is rendered.
+/// recorder is rendered and the text exporters append their families.
+///
+/// The catalogue of every series is `docs/metrics.md`; `crates/cli/tests/metrics_catalogue.rs`
+/// checks a live scrape against it.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     exporters: Vec<Exporter>,
+    text_exporters: Vec<TextExporter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -119,7 +128,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh recorder with the build-info exporter registered.
+    /// A fresh recorder with the admin plane's own series described and the build-info
+    /// exporter registered.
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -130,12 +140,31 @@ impl Metrics {
                 metrics::gauge!("openclick_build_info", "version" => env!("CARGO_PKG_VERSION"))
                     .set(1.0);
             })],
+            text_exporters: Vec::new(),
         }
+        .describe(describe_metrics)
+    }
+
+    /// Runs `describe` once inside this recorder: a crate's `describe_metrics` function, whose
+    /// `metrics::describe_*!` calls give every series it exports its `# HELP` text.
+    pub fn describe(self, describe: impl FnOnce()) -> Self {
+        metrics::with_local_recorder(&self.recorder, describe);
+        self
     }
 
     /// Registers a component's exporter, run at every scrape.
     pub fn with_exporter(mut self, export: impl Fn() + Send + Sync + 'static) -> Self {
         self.exporters.push(Box::new(export));
+        self
+    }
+
+    /// Registers a text exporter, run at every scrape after the recorder is rendered: it
+    /// appends whole families (`# HELP`, `# TYPE` and samples) to the exposition.
+    pub fn with_text_exporter(
+        mut self,
+        export: impl Fn(&mut String) + Send + Sync + 'static,
+    ) -> Self {
+        self.text_exporters.push(Box::new(export));
         self
     }
 
@@ -148,8 +177,22 @@ impl Metrics {
             }
             extra();
         });
-        self.handle.render()
+        let mut out = self.handle.render();
+        for export in &self.text_exporters {
+            export(&mut out);
+        }
+        out
     }
+}
+
+/// Describes the admin plane's own series (`openclick_build_info`) and the connection series
+/// of [`openclick_http::ConnStats`], which the admin listener exports too.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "openclick_build_info",
+        "Always 1; the version label says which openclick build is running."
+    );
+    openclick_http::describe_metrics();
 }
 
 /// The admin plane's state.
@@ -212,8 +255,19 @@ mod tests {
         let m = Metrics::new().with_exporter(|| {
             metrics::counter!("openclick_test_total").absolute(7);
         });
+        let m = m
+            .describe(|| metrics::describe_counter!("openclick_test_total", "A test counter."))
+            .with_text_exporter(|out| {
+                out.push_str("# TYPE openclick_text gauge\nopenclick_text 1\n")
+            });
         let text = m.render(|| {});
         assert!(text.contains("openclick_test_total 7"), "{text}");
+        assert!(
+            text.contains("# HELP openclick_test_total A test counter.\n"),
+            "{text}"
+        );
         assert!(text.contains("openclick_build_info{version="), "{text}");
+        assert!(text.contains("# HELP openclick_build_info "), "{text}");
+        assert!(text.ends_with("openclick_text 1\n"), "{text}");
     }
 }

@@ -508,11 +508,20 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         };
         let metrics = {
             let (edge, sink, set) = (state.clone(), sink.clone(), c.suppression.clone());
+            let (histogram, enricher) = (state.clone(), c.enricher.clone());
+            // Every crate's series described once (`# HELP`); the catalogue is
+            // docs/metrics.md.
             Metrics::new()
+                .describe(openclick_edge::describe_metrics)
+                .describe(openclick_enrich::describe_metrics)
+                .describe(openclick_kafka::describe_metrics)
+                .describe(SuppressionSet::describe_metrics)
                 .with_exporter(move || {
                     edge.metrics.export();
                     edge.connections.export("public");
                 })
+                .with_exporter(move || enricher.export_metrics())
+                .with_text_exporter(move |out| histogram.metrics.render_histogram(out))
                 .with_exporter(move || sink.export_metrics())
                 .with_exporter(move || set.export_metrics())
                 .with_exporter(move || {

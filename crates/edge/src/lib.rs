@@ -32,5 +32,6 @@ pub mod server;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};
+pub use metrics::describe_metrics;
 pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply, SharedKeyring};
 pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -95,6 +95,7 @@ impl EdgeState {
         headers: &http::HeaderMap,
         peer: SocketAddr,
     ) -> Response<Body> {
+        let start = Instant::now();
         let now_ms = openclick_common::now_ms();
         let outcome = self.pipeline.process(&pipeline::Request {
             method,
@@ -105,12 +106,21 @@ impl EdgeState {
         });
         self.metrics.hit(outcome.class);
         if let Some(event) = &outcome.event {
-            if let Err(e) = self.sink.publish(event) {
-                self.metrics.publish_error(&e);
-                log_publish_error(&e);
+            match self.sink.publish(event) {
+                Ok(()) => self.metrics.event_signals(event.signals.as_ref()),
+                Err(e) => {
+                    self.metrics.publish_error(&e);
+                    log_publish_error(&e);
+                }
             }
         }
-        reply_response(outcome.reply)
+        let (route, status) = (
+            crate::metrics::route(outcome.class),
+            crate::metrics::status_class(&outcome.reply),
+        );
+        let response = reply_response(outcome.reply);
+        self.metrics.observe(route, status, start.elapsed());
+        response
     }
 }
 

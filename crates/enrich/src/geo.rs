@@ -95,6 +95,8 @@ pub(crate) struct Db {
     reader: Reader<Mmap>,
     schema: Schema,
     pub(crate) info: DatabaseInfo,
+    /// When this process opened it.
+    pub(crate) loaded_at: SystemTime,
 }
 
 /// Memory-maps an MMDB file.
@@ -151,6 +153,7 @@ impl Db {
             reader,
             schema,
             info,
+            loaded_at: SystemTime::now(),
         })
     }
 

@@ -99,6 +99,7 @@ pub mod ua;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -111,6 +112,32 @@ pub use ua::{classify, UaCache, UaInfo};
 
 use geo::Db;
 use ua::reason_bit;
+
+/// Describes (`# HELP`) every series [`Enricher::export_metrics`] emits; run once per
+/// recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "openclick_ua_cache_lookups_total",
+        "User-agent classification cache lookups, by result (hit, miss)."
+    );
+    describe_gauge!(
+        "openclick_ua_cache_entries",
+        "User agents in the classification cache."
+    );
+    describe_gauge!(
+        "openclick_geoip_build_timestamp_seconds",
+        "Build time (metadata build_epoch) of the GeoIP database in use, Unix seconds, by db (location, asn)."
+    );
+    describe_gauge!(
+        "openclick_geoip_loaded_timestamp_seconds",
+        "When the GeoIP database in use was (re)loaded, Unix seconds, by db (location, asn)."
+    );
+    describe_counter!(
+        "openclick_geoip_reloads_total",
+        "GeoIP reloads (file change or SIGHUP), by result (ok: swapped in, error: old databases kept)."
+    );
+}
 
 /// Open or click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +300,9 @@ struct Inner {
     too_fast_opens: bool,
     too_fast_clicks: bool,
     cache: UaCache,
+    /// Reloads that swapped new databases in, and reloads that failed (old ones kept).
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
 }
 
 /// The enrichment engine. `Send + Sync`; share it behind an `Arc` (cloning is cheap too).
@@ -354,6 +384,8 @@ impl Enricher {
             too_fast_opens: config.too_fast_opens,
             too_fast_clicks: config.too_fast_clicks,
             cache: UaCache::new(config.ua_cache_capacity),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
         });
         if let Some(every) = config.reload_poll {
             if inner.city_path.is_some() || inner.asn_path.is_some() {
@@ -377,6 +409,37 @@ impl Enricher {
             .flatten()
             .map(|d| d.info.clone())
             .collect()
+    }
+
+    /// Emits the enricher's series through the `metrics` macros (into whatever recorder is
+    /// current): the user-agent cache's lookups and size, and, with GeoIP databases
+    /// configured, each database's build time and load time and the reloads.
+    pub fn export_metrics(&self) {
+        use metrics::{counter, gauge};
+        let inner = &*self.inner;
+        let (hits, misses) = inner.cache.hits_misses();
+        counter!("openclick_ua_cache_lookups_total", "result" => "hit").absolute(hits);
+        counter!("openclick_ua_cache_lookups_total", "result" => "miss").absolute(misses);
+        gauge!("openclick_ua_cache_entries").set(inner.cache.len() as f64);
+        if inner.city_path.is_none() && inner.asn_path.is_none() {
+            return;
+        }
+        let dbs = inner.dbs.load();
+        for (db, label) in [(&dbs.location, "location"), (&dbs.asn, "asn")] {
+            let Some(d) = db else { continue };
+            gauge!("openclick_geoip_build_timestamp_seconds", "db" => label)
+                .set(d.info.build_epoch as f64);
+            let loaded = d
+                .loaded_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            gauge!("openclick_geoip_loaded_timestamp_seconds", "db" => label)
+                .set(loaded.as_secs_f64());
+        }
+        counter!("openclick_geoip_reloads_total", "result" => "ok")
+            .absolute(inner.reloads_ok.load(Ordering::Relaxed));
+        counter!("openclick_geoip_reloads_total", "result" => "error")
+            .absolute(inner.reloads_failed.load(Ordering::Relaxed));
     }
 
     /// The user-agent classification alone (cached).
@@ -491,8 +554,15 @@ impl Enricher {
 impl Inner {
     fn reload(&self) -> Result<(), EnrichError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dbs = open_all(self.city_path.as_ref(), self.asn_path.as_ref())?;
+        let dbs = match open_all(self.city_path.as_ref(), self.asn_path.as_ref()) {
+            Ok(dbs) => dbs,
+            Err(e) => {
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         self.dbs.store(Arc::new(dbs));
+        self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

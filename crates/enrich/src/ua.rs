@@ -612,6 +612,14 @@ impl UaCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Lookups answered from the cache, and lookups that classified the user agent and cached
+    /// it (too long user agents and a disabled cache count in neither).
+    pub fn hits_misses(&self) -> (u64, u64) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.hits(), c.misses()))
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,31 @@ pub struct ConnStats {
     pub closed_age: AtomicU64,
 }
 
+/// Describes (`# HELP`) every series [`ConnStats::export`] emits; run once per recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "openclick_connections_accepted_total",
+        "Connections accepted, by listener (public, admin)."
+    );
+    describe_gauge!(
+        "openclick_connections_open",
+        "Connections open now, by listener (public, admin)."
+    );
+    describe_counter!(
+        "openclick_connections_refused_total",
+        "Connections closed at once because a cap was reached, by listener and reason (cap: --max-connections, per_ip_cap: --max-connections-per-ip)."
+    );
+    describe_counter!(
+        "openclick_accept_errors_total",
+        "accept(2) failures (EMFILE, ENFILE, ...), by listener; the loop backs off after each."
+    );
+    describe_counter!(
+        "openclick_connections_closed_total",
+        "Connections the server ended, by listener and reason (first_byte_timeout, idle, max_age)."
+    );
+}
+
 impl ConnStats {
     /// Emits the series through the `metrics` macros, labelled with `listener`.
     pub fn export(&self, listener: &'static str) {

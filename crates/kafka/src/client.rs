@@ -6,12 +6,17 @@
 //! the `client.id` suffix (so broker logs and quotas tell the clients apart), the role's own
 //! defaults are applied next (idempotence for producers, assignment for readers), and the
 //! operator's properties last, so TLS, SASL and tuning settings reach every client alike and
-//! can override any default.
+//! can override any default. One exception: `statistics.interval.ms` reaches only the events
+//! producer, the one client whose statistics become metrics ([`crate::stats`]); the others
+//! would only log them.
 
 use std::fmt;
 use std::str::FromStr;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+
+/// The librdkafka property that turns statistics on.
+const STATISTICS_INTERVAL: &str = "statistics.interval.ms";
 
 /// Which client a configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +195,8 @@ impl ClientSettings {
 
     /// The configuration of one client: bootstrap servers, `client.id` for its role, CA
     /// certificates from the system's bundle (`ssl.ca.location=probe`), warning log level,
-    /// then `role_defaults`, then the operator's properties (which win).
+    /// then `role_defaults`, then the operator's properties (which win;
+    /// `statistics.interval.ms` only for [`Role::EventsProducer`]).
     pub fn client_config(
         &self,
         role: Role,
@@ -207,6 +213,9 @@ impl ClientSettings {
             .set_log_level(RDKafkaLogLevel::Warning);
         role_defaults(&mut c);
         for p in &self.properties {
+            if p.key == STATISTICS_INTERVAL && role != Role::EventsProducer {
+                continue;
+            }
             c.set(&p.key, &p.value);
         }
         c
@@ -294,6 +303,7 @@ mod tests {
             "sasl.username=svc".parse().unwrap(),
             "sasl.password=pw".parse().unwrap(),
             "acks=1".parse().unwrap(),
+            "statistics.interval.ms=1000".parse().unwrap(),
         ]);
         for role in [
             Role::EventsProducer,
@@ -316,6 +326,8 @@ mod tests {
                 assert_eq!(c.get(k), Some(v), "{role:?} {k}");
             }
             assert_eq!(c.get("acks"), Some("1"), "operator wins over role default");
+            let stats = (role == Role::EventsProducer).then_some("1000");
+            assert_eq!(c.get("statistics.interval.ms"), stats, "{role:?}");
         }
         // Without the operator's CA, every client trusts the system's bundle.
         let plain = ClientSettings::new("b:9092").client_config(Role::Reader, |_| {});

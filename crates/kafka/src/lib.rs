@@ -10,6 +10,8 @@
 //! - [`error`]: one explicit classification of librdkafka error codes (retryable or fatal).
 //! - [`sink`]: [`KafkaSink`], the real [`openclick_sink::Sink`]: protobuf events to the events
 //!   topic, delivery accounting, the durable spool behind it, producer replacement.
+//! - [`stats`]: librdkafka's statistics of the events producer, as Prometheus series, and
+//!   [`describe_metrics`], the `# HELP` text of every series this crate exports.
 //! - [`suppress`]: the suppression topic: [`suppress::KafkaSuppressionWriter`] (implements
 //!   [`openclick_suppress::SuppressionWriter`], so the admin API never names Kafka), the
 //!   [`suppress::Follower`] every replica runs, and topic creation.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod properties;
 pub mod reader;
 pub mod sink;
+pub mod stats;
 pub mod suppress;
 
 pub use client::{ClientSettings, KafkaProperty, PropertyError, Role};
@@ -36,3 +39,4 @@ pub use error::{Error, ErrorClass};
 pub use properties::{PropertiesFile, PropertiesFileError};
 pub use reader::{Record, TopicReader};
 pub use sink::{KafkaConfig, KafkaSink, KafkaSinkStats};
+pub use stats::{describe_metrics, ProducerStats, DEFAULT_STATISTICS_INTERVAL_MS};

@@ -87,6 +87,31 @@ pub struct SinkStats {
     pub spooled: u64,
 }
 
+/// Describes (`# HELP`) every series [`SinkStats::export`] emits; run once per recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "openclick_sink_accepted_total",
+        "Events the sink accepted from the edge (accepted = delivered + failed + spooled + in_flight)."
+    );
+    describe_counter!(
+        "openclick_sink_delivered_total",
+        "Accepted events the broker acknowledged on their first attempt."
+    );
+    describe_counter!(
+        "openclick_sink_failed_total",
+        "Accepted events given up on: neither delivered nor spooled. Must stay 0."
+    );
+    describe_counter!(
+        "openclick_sink_spooled_total",
+        "Accepted events written to the durable spool instead of the broker (replayed later)."
+    );
+    describe_gauge!(
+        "openclick_sink_in_flight",
+        "Accepted events not yet delivered, failed or spooled (in the producer's queue)."
+    );
+}
+
 impl SinkStats {
     /// Emits the counters through the `metrics` macros (into whatever recorder is current).
     pub fn export(&self) {

@@ -555,6 +555,56 @@ impl SuppressionSet {
             .sum()
     }
 
+    /// Describes (`# HELP`) every series [`Self::export_metrics`] and
+    /// [`blocks::BlockList::export_metrics`] emit; run once per recorder.
+    pub fn describe_metrics() {
+        use metrics::{describe_counter, describe_gauge};
+        describe_gauge!(
+            "openclick_suppression_contacts",
+            "Contacts in the suppression set (every scope)."
+        );
+        describe_gauge!(
+            "openclick_suppression_scopes",
+            "Tenant- and campaign-wide suppression scopes in the set."
+        );
+        describe_gauge!(
+            "openclick_suppression_table_bytes",
+            "Memory held by the suppression table, bytes."
+        );
+        describe_gauge!(
+            "openclick_suppression_lag_records",
+            "Records of the suppressions topic not yet applied to the set (the follower's consumer lag)."
+        );
+        describe_gauge!(
+            "openclick_suppression_caught_up",
+            "1 once the set has read the suppressions topic up to its end at startup (readiness check suppression_sync), else 0."
+        );
+        describe_gauge!(
+            "openclick_suppression_last_change_age_seconds",
+            "Seconds since the last suppression change was applied to the set (absent before the first)."
+        );
+        describe_counter!(
+            "openclick_suppression_changes_applied_total",
+            "Suppression changes (adds, removals, scope changes) applied to the set."
+        );
+        describe_counter!(
+            "openclick_suppression_lookups_total",
+            "Suppression checks made for valid hits."
+        );
+        describe_counter!(
+            "openclick_suppression_dropped_events_total",
+            "Hits that produced no event because the contact is suppressed, by suppression reason."
+        );
+        describe_gauge!(
+            "openclick_redirect_blocks",
+            "Redirect blocks (kill switch entries) in force."
+        );
+        describe_counter!(
+            "openclick_blocked_clicks_total",
+            "Clicks answered 410 because their link is blocked."
+        );
+    }
+
     /// Emits the set's series through the `metrics` macros (into whatever recorder is
     /// current; the edge calls it at scrape time).
     pub fn export_metrics(&self) {

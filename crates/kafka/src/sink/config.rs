@@ -69,7 +69,8 @@ impl KafkaConfig {
     }
 
     /// The librdkafka client configuration this turns into: an idempotent producer with
-    /// `acks=all`, then the operator's properties.
+    /// `acks=all` and statistics every [`crate::DEFAULT_STATISTICS_INTERVAL_MS`], then the
+    /// operator's properties.
     pub fn client_config(&self) -> ClientConfig {
         self.client.client_config(Role::EventsProducer, |c| {
             c.set("enable.idempotence", "true")
@@ -85,7 +86,11 @@ impl KafkaConfig {
                     "queue.buffering.max.kbytes",
                     self.queue_max_kbytes.to_string(),
                 )
-                .set("message.timeout.ms", self.message_timeout_ms.to_string());
+                .set("message.timeout.ms", self.message_timeout_ms.to_string())
+                .set(
+                    "statistics.interval.ms",
+                    crate::stats::DEFAULT_STATISTICS_INTERVAL_MS.to_string(),
+                );
         })
     }
 }

@@ -9,6 +9,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::Statistics;
 
 use super::accounting::{
     bump, is_live, reason_index, record_class, Cause, LIVE, SPOOL_REFUSED, SPOOL_WAIT,
@@ -22,6 +23,10 @@ pub(crate) struct DeliveryContext {
 }
 
 impl ClientContext for DeliveryContext {
+    fn stats(&self, statistics: Statistics) {
+        self.shared.producer_stats.update(&statistics);
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         match level {
             RDKafkaLogLevel::Emerg

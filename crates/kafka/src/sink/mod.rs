@@ -199,6 +199,7 @@ impl KafkaSink {
         };
         let shared = Arc::new(Shared {
             counters: Counters::default(),
+            producer_stats: Default::default(),
             spool,
             recovered_upto,
             replay_slots: Mutex::new(HashMap::new()),
@@ -490,6 +491,7 @@ impl Sink for KafkaSink {
 
     fn export_metrics(&self) {
         self.detailed_stats().export();
+        self.shared.producer_stats.export();
     }
 
     fn describe(&self) -> Vec<(&'static str, String)> {

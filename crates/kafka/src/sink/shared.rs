@@ -19,6 +19,8 @@ use crate::error::{classify_code, ErrorClass};
 /// State shared by the sink, its delivery-report thread and its replay thread.
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
+    /// librdkafka's statistics of the current producer.
+    pub(crate) producer_stats: crate::stats::ProducerStats,
     pub(crate) spool: Option<Spool>,
     /// Spool segments with an id up to this one were left by a previous process.
     pub(crate) recovered_upto: Option<u64>,
