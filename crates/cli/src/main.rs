@@ -41,7 +41,12 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<serve::BadConfig>().is_some() {
+                // EX_USAGE: a configuration error, found before any port was bound.
+                std::process::ExitCode::from(64)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

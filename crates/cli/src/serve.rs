@@ -16,6 +16,7 @@ use openclick_edge::{
     ClientIpConfig, EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig,
 };
 use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_http::tls::CertStore;
 use openclick_http::ConnConfig;
 use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
 use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
@@ -32,6 +33,43 @@ use crate::args::{EnrichArgs, KeyArgs, ServeArgs};
 /// connections, Kafka clients, the spool, GeoIP databases, logs) when an explicit
 /// `--max-connections` is checked against the open-file limit. An idle process holds about 30.
 const RESERVED_FILES: u64 = 128;
+
+/// A configuration error: the binary exits with status 64 (EX_USAGE), before binding a port.
+#[derive(Debug)]
+pub struct BadConfig(pub String);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
+
+/// Loads the HTTPS certificates when `--https-listen` is set; either flag without the other is
+/// a configuration error.
+fn load_tls(args: &ServeArgs) -> Result<Option<Arc<CertStore>>> {
+    match (&args.https_listen, &args.tls_cert_dir) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(BadConfig(
+            "--https-listen needs --tls-cert-dir (OPENCLICK_TLS_CERT_DIR)".into(),
+        )
+        .into()),
+        (None, Some(_)) => Err(BadConfig(
+            "--tls-cert-dir is set but --https-listen (OPENCLICK_HTTPS_LISTEN) is not".into(),
+        )
+        .into()),
+        (Some(_), Some(dir)) => {
+            let store = CertStore::open(dir)
+                .map_err(|e| BadConfig(format!("--tls-cert-dir: {e}")))?;
+            // Builds the rustls configuration once, so that whatever it refuses, it refuses now.
+            store
+                .server_config(args.http2)
+                .map_err(|e| BadConfig(format!("--tls-cert-dir: {e}")))?;
+            Ok(Some(store))
+        }
+    }
+}
 
 /// Loads the keyring from `--keys`, or the development keyring in the data directory.
 pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
@@ -88,6 +126,7 @@ struct Components {
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
     client_ip: ClientIpConfig,
+    tls: Option<Arc<CertStore>>,
 }
 
 fn build_components(args: &ServeArgs) -> Result<Components> {
@@ -98,6 +137,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     for n in client_ip.wide_networks() {
         tracing::warn!(network = %n, "a very wide trusted proxy network: every address in it can set its own client address");
     }
+    let tls = load_tls(args)?;
     let keyring = load_keyring(&args.keys)?;
     let enricher = Arc::new(build_enricher(&args.enrich)?);
     let suppression = Arc::new(SuppressionSet::new());
@@ -111,6 +151,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
         enricher,
         suppression,
         client_ip,
+        tls,
     })
 }
 
@@ -125,6 +166,13 @@ pub fn check_config(args: ServeArgs) -> Result<()> {
     println!("configuration ok");
     println!("  listen:           {}", args.listen);
     println!("  admin listen:     {}", args.admin_listen);
+    if let (Some(https), Some(store)) = (&args.https_listen, &c.tls) {
+        println!("  https listen:     {https}");
+        for (i, (dir, names)) in store.certificates().iter().enumerate() {
+            let default = if i == 0 { " (default)" } else { "" };
+            println!("  certificate:      {dir}{default}: {}", names.join(", "));
+        }
+    }
     println!(
         "  kafka:            {}",
         args.kafka_brokers
@@ -274,6 +322,28 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding --listen {}", args.listen))?;
         let listen = listener.local_addr()?.to_string();
+        let https = match (args.https_listen, &c.tls) {
+            (Some(addr), Some(store)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --https-listen {addr}"))?;
+                let acceptor = store.acceptor(args.http2).context("TLS configuration")?;
+                Some((l, acceptor))
+            }
+            _ => None,
+        };
+        let https_listen = match &https {
+            Some((l, _)) => l.local_addr()?.to_string(),
+            None => String::new(),
+        };
+        let _tls_watch = match &c.tls {
+            Some(store) => Some(
+                store
+                    .watch(Duration::from_secs(args.tls_poll_secs))
+                    .context("starting the TLS certificate poller")?,
+            ),
+            None => None,
+        };
         let admin_listen = admin_listener.local_addr()?.to_string();
         let blocks = Arc::new(BlockList::new());
         let (follower, suppress_api) =
@@ -288,6 +358,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 max_connection_age: Duration::from_secs(args.max_connection_age_secs),
                 max_connections,
                 max_connections_per_ip: args.max_connections_per_ip,
+                tls_handshake_timeout: header_read_timeout,
                 ..ConnConfig::default()
             },
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
@@ -344,6 +415,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         info.insert("kafka_embedded".into(), Value::Bool(embedded.is_some()));
         info.insert("http2".into(), Value::Bool(args.http2));
+        if let Some(store) = &c.tls {
+            info.insert("https_listen".into(), https_listen.clone().into());
+            let certs: Vec<Value> = store
+                .certificates()
+                .into_iter()
+                .map(|(dir, names)| serde_json::json!({ "dir": dir, "names": names }))
+                .collect();
+            info.insert("tls_certificates".into(), certs.into());
+        }
         info.insert("open_files_limit".into(), open_files.into());
         info.insert("max_connections".into(), max_connections.into());
         let readiness = {
@@ -354,10 +434,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         };
         let metrics = {
             let (edge, sink, set) = (state.clone(), sink.clone(), c.suppression.clone());
+            let tls = c.tls.clone();
             Metrics::new()
                 .with_exporter(move || {
                     edge.metrics.export();
                     edge.connections.export("public");
+                    if let Some(store) = &tls {
+                        edge.https_connections.export("https");
+                        store.export_metrics();
+                    }
                 })
                 .with_exporter(move || sink.export_metrics())
                 .with_exporter(move || set.export_metrics())
@@ -375,6 +460,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         crate::priority::lower_background_threads(args.background_nice);
         tracing::info!(
             listen = %listen,
+            https = %https_listen,
             admin = %admin_listen,
             kafka = %brokers,
             topic = %args.topic,
@@ -382,7 +468,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         );
         spawn_reload_on_sighup(c.enricher.clone());
         let draining = admin.clone();
-        openclick_edge::run(listener, state, async move {
+        openclick_edge::run_with_https(listener, https, state, async move {
             shutdown_signal().await;
             draining.readiness.set_draining();
         })

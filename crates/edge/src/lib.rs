@@ -33,4 +33,4 @@ pub mod server;
 pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};
 pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply};
-pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};
+pub use server::{run, run_with_https, EdgeState, ServerConfig, PIXEL_GIF};

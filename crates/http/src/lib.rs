@@ -309,7 +309,7 @@ where
     shared.into_drain()
 }
 
-/// [`serve`] on several listeners at once, each with its own accept loop (a task), sharing
+/// [`serve`] on several listeners at once, each with its own accept loop, sharing
 /// `config`'s connection caps (a connection counts against them whichever listener took it)
 /// and one [`Drain`]. Used for a plain and an HTTPS listener serving the same routes.
 pub async fn serve_all<M, S>(
@@ -328,7 +328,9 @@ where
 {
     let shared = Arc::new(Shared::new(config));
     let (down_tx, down_rx) = watch::channel(false);
-    let mut loops = Vec::with_capacity(listeners.len());
+    let mut listeners = listeners.into_iter();
+    let first = listeners.next();
+    let mut loops = Vec::new();
     for l in listeners {
         let (shared, make_service, mut down) =
             (shared.clone(), make_service.clone(), down_rx.clone());
@@ -339,7 +341,12 @@ where
             accept_loop(l, &shared, make_service, shutdown).await;
         }));
     }
-    shutdown.await;
+    // The first listener's loop runs in the caller's task (for the public plane, the main
+    // thread, as with [`serve`]); the others are tasks.
+    match first {
+        Some(l) => accept_loop(l, &shared, make_service, shutdown).await,
+        None => shutdown.await,
+    }
     let _ = down_tx.send(true);
     for l in loops {
         let _ = l.await;
