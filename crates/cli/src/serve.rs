@@ -60,8 +60,8 @@ fn load_tls(args: &ServeArgs) -> Result<Option<Arc<CertStore>>> {
         )
         .into()),
         (Some(_), Some(dir)) => {
-            let store = CertStore::open(dir)
-                .map_err(|e| BadConfig(format!("--tls-cert-dir: {e}")))?;
+            let store =
+                CertStore::open(dir).map_err(|e| BadConfig(format!("--tls-cert-dir: {e}")))?;
             // Builds the rustls configuration once, so that whatever it refuses, it refuses now.
             store
                 .server_config(args.http2)

@@ -46,13 +46,26 @@ fn a_configuration_that_cannot_serve_https_exits_64_before_binding() {
     let missing = tmp.path().join("missing");
     let cases: [(&[&str], &str); 4] = [
         (&["--https-listen", &port], "--tls-cert-dir"),
-        (&["--tls-cert-dir", good.to_str().unwrap()], "--https-listen"),
         (
-            &["--https-listen", &port, "--tls-cert-dir", missing.to_str().unwrap()],
+            &["--tls-cert-dir", good.to_str().unwrap()],
+            "--https-listen",
+        ),
+        (
+            &[
+                "--https-listen",
+                &port,
+                "--tls-cert-dir",
+                missing.to_str().unwrap(),
+            ],
             "missing",
         ),
         (
-            &["--https-listen", &port, "--tls-cert-dir", broken.to_str().unwrap()],
+            &[
+                "--https-listen",
+                &port,
+                "--tls-cert-dir",
+                broken.to_str().unwrap(),
+            ],
             "tls.crt",
         ),
     ];

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{assigned_consumer, http, test_enricher, test_sink};
-use openclick_edge::{ClientIpConfig, ClientIpHeader, EdgeState, Pipeline, ServerConfig, PIXEL_GIF};
+use openclick_edge::{
+    ClientIpConfig, ClientIpHeader, EdgeState, Pipeline, ServerConfig, PIXEL_GIF,
+};
 use openclick_events::v1::{EngagementEvent, EventType};
 use openclick_events::Message as _;
 use openclick_http::tls::CertStore;

@@ -314,9 +314,7 @@ impl CertStore {
             });
         }
         let stats = TlsStats::default();
-        stats
-            .loaded
-            .store(entries.len() as u64, Ordering::Relaxed);
+        stats.loaded.store(entries.len() as u64, Ordering::Relaxed);
         stats
             .certificates
             .store(entries.len() as u64, Ordering::Relaxed);
@@ -522,7 +520,13 @@ mod tests {
             ("c", &c, vec!["example.com"]),
         ] {
             let names = names.into_iter().map(String::from).collect();
-            entries.insert(dir.to_string(), Entry { key: k.clone(), names });
+            entries.insert(
+                dir.to_string(),
+                Entry {
+                    key: k.clone(),
+                    names,
+                },
+            );
         }
         let ix = Index::build(&entries);
         let got = |n: Option<&str>| ix.resolve(n).unwrap();

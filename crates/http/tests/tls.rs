@@ -245,7 +245,9 @@ fn alpn_negotiates_h2_only_when_http2_is_enabled() {
     // HTTP/2 off: the client offers h2 first and still gets HTTP/1.1
     let h1_only = Server::start(&store, ConnConfig::default());
     rt().block_on(async {
-        let s = connect(&client, h1_only.https, "t.acme.test").await.unwrap();
+        let s = connect(&client, h1_only.https, "t.acme.test")
+            .await
+            .unwrap();
         assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
         let r = get_h1(s, "t.acme.test", "/c/abc").await;
         assert!(r.ends_with("ok HTTP/1.1 /c/abc"), "{r}");
@@ -326,7 +328,11 @@ fn a_replaced_certificate_is_served_without_restart_and_a_broken_one_keeps_the_o
         assert_eq!(got, acme_v2, "the renewed certificate was not picked up");
         // the other domain is untouched
         assert_eq!(
-            presented(&connect(&client, server.https, "t.globex.test").await.unwrap()),
+            presented(
+                &connect(&client, server.https, "t.globex.test")
+                    .await
+                    .unwrap()
+            ),
             globex
         );
 
@@ -341,7 +347,10 @@ fn a_replaced_certificate_is_served_without_restart_and_a_broken_one_keeps_the_o
             write_pair(&dir.path().join("acme"), &crt, &key);
             let deadline = Instant::now() + Duration::from_secs(10);
             while store.stats().errors.load(Ordering::Relaxed) == errors {
-                assert!(Instant::now() < deadline, "the broken files were not noticed");
+                assert!(
+                    Instant::now() < deadline,
+                    "the broken files were not noticed"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let s = connect(&client, server.https, "t.acme.test").await.unwrap();
@@ -372,7 +381,10 @@ fn a_handshake_that_never_completes_is_closed_within_the_deadline() {
     );
     rt().block_on(async {
         // one client silent, one that stops in the middle of its ClientHello
-        for first in [&b""[..], &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..]] {
+        for first in [
+            &b""[..],
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+        ] {
             let mut s = TcpStream::connect(server.https).await.unwrap();
             s.write_all(first).await.unwrap();
             let t = Instant::now();
