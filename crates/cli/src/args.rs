@@ -249,8 +249,22 @@ pub struct ServeArgs {
     /// speaks h2c to its upstreams.
     #[arg(long, env = "OPENCLICK_HTTP2")]
     pub http2: bool,
-    /// Seconds a client may take to send a request head (also the idle keep-alive bound, and
-    /// with --http2 the time to the first bytes).
+    /// HTTPS public listener, serving the same routes as --listen (needs --tls-cert-dir).
+    /// With --http2, HTTP/2 is offered through ALPN.
+    #[arg(long, env = "OPENCLICK_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// HTTPS certificates: one subdirectory per certificate holding `tls.crt` (PEM chain) and
+    /// `tls.key` (PEM key), the layout of a mounted kubernetes.io/tls Secret. Chosen by SNI
+    /// against each certificate's DNS names; clients without SNI get the first subdirectory by
+    /// name. Reloaded when the files change.
+    #[arg(long, env = "OPENCLICK_TLS_CERT_DIR")]
+    pub tls_cert_dir: Option<PathBuf>,
+    /// Seconds between looks at the certificate files for changes.
+    #[arg(long, env = "OPENCLICK_TLS_POLL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_poll_secs: u64,
+    /// Seconds a client may take to send a request head (also the idle keep-alive bound, with
+    /// --http2 the time to the first bytes, and on --https-listen the TLS handshake's).
     #[arg(long, env = "OPENCLICK_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_secs: u64,

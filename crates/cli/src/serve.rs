@@ -18,6 +18,7 @@ use openclick_edge::{
     SharedKeyring,
 };
 use openclick_enrich::{EnrichConfig, Enricher};
+use openclick_http::tls::CertStore;
 use openclick_http::ConnConfig;
 use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
 use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
@@ -81,6 +82,28 @@ impl std::fmt::Display for KeySource {
             KeySource::Inline => f.write_str("--keys"),
             KeySource::File(p) => write!(f, "--keys-file {}", p.display()),
             KeySource::Development(p) => write!(f, "development keyring {}", p.display()),
+        }
+    }
+}
+
+/// Loads the HTTPS certificates when `--https-listen` is set; either flag without the other is
+/// a configuration error.
+fn load_tls(args: &ServeArgs) -> Result<Option<Arc<CertStore>>> {
+    match (&args.https_listen, &args.tls_cert_dir) {
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            anyhow::bail!("--https-listen needs --tls-cert-dir (OPENCLICK_TLS_CERT_DIR)")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--tls-cert-dir is set but --https-listen (OPENCLICK_HTTPS_LISTEN) is not")
+        }
+        (Some(_), Some(dir)) => {
+            let store = CertStore::open(dir).context("--tls-cert-dir")?;
+            // Builds the rustls configuration once, so that whatever it refuses, it refuses now.
+            store
+                .server_config(args.http2)
+                .context("--tls-cert-dir")?;
+            Ok(Some(store))
         }
     }
 }
@@ -163,6 +186,7 @@ struct Components {
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
     client_ip: ClientIpConfig,
+    tls: Option<Arc<CertStore>>,
 }
 
 fn build_components(args: &ServeArgs) -> Result<Components> {
@@ -173,6 +197,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     for n in client_ip.wide_networks() {
         tracing::warn!(network = %n, "a very wide trusted proxy network: every address in it can set its own client address");
     }
+    let tls = load_tls(args)?;
     let (keyring, key_source) = load_keyring(&args.keys, DevWarning::Always)?;
     let admin_token = admin_token(args.admin_token.as_ref(), args.admin_token_file.as_deref())?;
     let enricher = Arc::new(build_enricher(&args.enrich)?);
@@ -194,6 +219,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
         enricher,
         suppression,
         client_ip,
+        tls,
     })
 }
 
@@ -217,6 +243,13 @@ pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) 
     println!("configuration ok");
     println!("  listen:           {}", args.listen);
     println!("  admin listen:     {}", args.admin_listen);
+    if let (Some(https), Some(store)) = (&args.https_listen, &c.tls) {
+        println!("  https listen:     {https}");
+        for (i, (dir, names)) in store.certificates().iter().enumerate() {
+            let default = if i == 0 { " (default)" } else { "" };
+            println!("  certificate:      {dir}{default}: {}", names.join(", "));
+        }
+    }
     println!(
         "  kafka:            {}",
         args.kafka_brokers
@@ -418,6 +451,28 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding --listen {}", args.listen))?;
         let listen = listener.local_addr()?.to_string();
+        let https = match (args.https_listen, &c.tls) {
+            (Some(addr), Some(store)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --https-listen {addr}"))?;
+                let acceptor = store.acceptor(args.http2).context("TLS configuration")?;
+                Some((l, acceptor))
+            }
+            _ => None,
+        };
+        let https_listen = match &https {
+            Some((l, _)) => l.local_addr()?.to_string(),
+            None => String::new(),
+        };
+        let _tls_watch = match &c.tls {
+            Some(store) => Some(
+                store
+                    .watch(Duration::from_secs(args.tls_poll_secs))
+                    .context("starting the TLS certificate poller")?,
+            ),
+            None => None,
+        };
         let admin_listen = admin_listener.local_addr()?.to_string();
         let blocks = Arc::new(BlockList::new());
         let (follower, suppress_api) = start_sync(
@@ -440,6 +495,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 max_connection_age: Duration::from_secs(args.max_connection_age_secs),
                 max_connections,
                 max_connections_per_ip: args.max_connections_per_ip,
+                tls_handshake_timeout: header_read_timeout,
                 ..ConnConfig::default()
             },
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
@@ -497,6 +553,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         info.insert("kafka_embedded".into(), Value::Bool(embedded.is_some()));
         info.insert("http2".into(), Value::Bool(args.http2));
+        if let Some(store) = &c.tls {
+            info.insert("https_listen".into(), https_listen.clone().into());
+            let certs: Vec<Value> = store
+                .certificates()
+                .into_iter()
+                .map(|(dir, names)| serde_json::json!({ "dir": dir, "names": names }))
+                .collect();
+            info.insert("tls_certificates".into(), certs.into());
+        }
         info.insert("open_files_limit".into(), open_files.into());
         info.insert("max_connections".into(), max_connections.into());
         info.insert("admin_max_connections".into(), admin_cap.into());
@@ -511,6 +576,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             let (histogram, enricher) = (state.clone(), c.enricher.clone());
             // Every crate's series described once (`# HELP`); the catalogue is
             // docs/metrics.md.
+            let tls = c.tls.clone();
             Metrics::new()
                 .describe(openclick_edge::describe_metrics)
                 .describe(openclick_enrich::describe_metrics)
@@ -519,6 +585,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 .with_exporter(move || {
                     edge.metrics.export();
                     edge.connections.export("public");
+                    if let Some(store) = &tls {
+                        edge.https_connections.export("https");
+                        store.export_metrics();
+                    }
                 })
                 .with_exporter(move || enricher.export_metrics())
                 .with_text_exporter(move |out| histogram.metrics.render_histogram(out))
@@ -539,6 +609,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let shutdown = shutdown_signal();
         tracing::info!(
             listen = %listen,
+            https = %https_listen,
             admin = %admin_listen,
             kafka = %brokers,
             topic = %args.topic,
@@ -552,7 +623,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             admin_token_file: args.admin_token_file.clone(),
         });
         let draining = admin.clone();
-        openclick_edge::run(listener, state, async move {
+        openclick_edge::run_with_https(listener, https, state, async move {
             shutdown.await;
             draining.readiness.set_draining();
         })

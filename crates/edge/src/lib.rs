@@ -34,4 +34,4 @@ pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};
 pub use metrics::describe_metrics;
 pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply, SharedKeyring};
-pub use server::{run, EdgeState, ServerConfig, PIXEL_GIF};
+pub use server::{run, run_with_https, EdgeState, ServerConfig, PIXEL_GIF};

@@ -21,7 +21,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use openclick_common::LogLimiter;
-use openclick_http::{text, Body, ConnConfig, ConnStats};
+use openclick_http::tls::TlsAcceptor;
+use openclick_http::{text, Body, ConnConfig, ConnStats, Listener};
 use openclick_sink::{Sink, SinkError};
 use tokio::net::TcpListener;
 
@@ -62,6 +63,8 @@ pub struct EdgeState {
     pub metrics: EdgeMetrics,
     /// The public listener's connection counters.
     pub connections: Arc<ConnStats>,
+    /// The HTTPS public listener's connection counters.
+    pub https_connections: Arc<ConnStats>,
     /// Settings.
     pub config: ServerConfig,
 }
@@ -83,6 +86,7 @@ impl EdgeState {
             sink,
             metrics: EdgeMetrics::new(),
             connections: Arc::new(ConnStats::default()),
+            https_connections: Arc::new(ConnStats::default()),
             config,
         }
     }
@@ -186,12 +190,35 @@ pub fn reply_response(reply: Reply) -> Response<Body> {
 /// Serves the tracking listener until `shutdown` resolves, then drains connections and closes
 /// the sink. Returns once both are done (or their deadlines passed).
 pub async fn run(listener: TcpListener, state: Arc<EdgeState>, shutdown: impl Future<Output = ()>) {
+    run_with_https(listener, None, state, shutdown).await
+}
+
+/// [`run`], and with `https` (a bound listener and its TLS acceptor) an HTTPS listener beside
+/// it: the same handler, connection lifecycle and caps, one drain.
+pub async fn run_with_https(
+    listener: TcpListener,
+    https: Option<(TcpListener, TlsAcceptor)>,
+    state: Arc<EdgeState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let st = state.clone();
-    let drain = openclick_http::serve(
-        "public",
+    let mut listeners = vec![Listener {
+        name: "public",
         listener,
+        tls: None,
+        stats: state.connections.clone(),
+    }];
+    if let Some((listener, acceptor)) = https {
+        listeners.push(Listener {
+            name: "https",
+            listener,
+            tls: Some(acceptor),
+            stats: state.https_connections.clone(),
+        });
+    }
+    let drain = openclick_http::serve_all(
+        listeners,
         &state.config.conn,
-        state.connections.clone(),
         move |peer| {
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {

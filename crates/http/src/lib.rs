@@ -8,6 +8,10 @@
 //!   a service made for its peer address. When `shutdown` resolves it stops accepting and
 //!   returns a [`Drain`], with which the caller tells open connections to finish and waits for
 //!   them with its own deadline.
+//! - [`serve_all`]: the same over several listeners sharing the caps and one drain, each
+//!   plain or HTTPS ([`Listener`]); the public plane serves `--listen` and `--https-listen`
+//!   with it.
+//! - [`tls`]: HTTPS certificates from a directory, chosen by SNI, reloaded on change.
 //! - [`text`], [`json`]: the small responses both planes answer with.
 //!
 //! Each listener runs its own accept loop: a flood on one never starves the other's accepts.
@@ -36,6 +40,11 @@
 //!   connections nobody will serve) and counted in [`ConnStats`]. The per-address cap counts
 //!   the socket peer: behind a load balancer every connection comes from it, so leave it off
 //!   there.
+//! - **HTTPS** ([`Listener::tls`]): the TLS handshake must complete within
+//!   [`ConnConfig::tls_handshake_timeout`] of the accept, or the connection is closed. ALPN
+//!   chooses the protocol (`h2` is offered only with [`ConnConfig::http2`]; otherwise, and for a
+//!   client that does not use ALPN, HTTP/1.1); then the connection is bounded as above (header
+//!   deadline, PINGs, idle GOAWAY, maximum age, drain), counted from the end of the handshake.
 //! - **Accept errors** (EMFILE, ENFILE, ...) back off 50 ms, are counted, and are logged at
 //!   most once per 10 s with the number of lines held back.
 
@@ -56,8 +65,11 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use openclick_common::LogLimiter;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+pub mod tls;
 
 /// The response body type of every listener: one buffer.
 pub type Body = Full<Bytes>;
@@ -96,6 +108,8 @@ pub struct ConnConfig {
     pub max_connections: usize,
     /// Most connections open at once from one peer address. Zero: no limit.
     pub max_connections_per_ip: usize,
+    /// HTTPS: how long the TLS handshake may take from the accept.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for ConnConfig {
@@ -113,6 +127,7 @@ impl Default for ConnConfig {
             finish_grace: Duration::from_secs(10),
             max_connections: 0,
             max_connections_per_ip: 0,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -136,6 +151,10 @@ pub struct ConnStats {
     pub closed_idle: AtomicU64,
     /// Told to finish: too old.
     pub closed_age: AtomicU64,
+    /// HTTPS: closed because the TLS handshake did not complete in time.
+    pub closed_tls_handshake_timeout: AtomicU64,
+    /// HTTPS: the TLS handshake failed (no common protocol or cipher, not TLS, reset, ...).
+    pub tls_handshake_errors: AtomicU64,
 }
 
 /// Describes (`# HELP`) every series [`ConnStats::export`] emits; run once per recorder.
@@ -184,6 +203,8 @@ impl ConnStats {
             ("first_byte_timeout", &self.closed_first_byte),
             ("idle", &self.closed_idle),
             ("max_age", &self.closed_age),
+            ("tls_handshake_timeout", &self.closed_tls_handshake_timeout),
+            ("tls_handshake_error", &self.tls_handshake_errors),
         ] {
             counter!("openclick_connections_closed_total", "listener" => listener, "reason" => reason)
                 .absolute(get(c));
@@ -237,6 +258,52 @@ impl Drain {
     }
 }
 
+/// The caps and the stop signal the accept loops of one [`serve`] / [`serve_all`] share.
+struct Shared {
+    config: Arc<ConnConfig>,
+    permits: Arc<Semaphore>,
+    per_ip: Option<Arc<PerIp>>,
+    total: u32,
+    stop: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn new(config: &ConnConfig) -> Shared {
+        // Semaphore permits are u32; "no limit" is a cap no process reaches.
+        let total = match config.max_connections {
+            0 => 1 << 28,
+            n => u32::try_from(n).unwrap_or(1 << 28).min(1 << 28),
+        };
+        Shared {
+            config: Arc::new(config.clone()),
+            permits: Arc::new(Semaphore::new(total as usize)),
+            per_ip: (config.max_connections_per_ip > 0).then(|| Arc::new(PerIp::default())),
+            total,
+            stop: watch::channel(false).0,
+        }
+    }
+
+    fn into_drain(self) -> Drain {
+        Drain {
+            stop: self.stop,
+            permits: self.permits,
+            total: self.total,
+        }
+    }
+}
+
+/// One listener of [`serve_all`].
+pub struct Listener {
+    /// Labels log lines (`public`, `https`, `admin`).
+    pub name: &'static str,
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// HTTPS: the TLS acceptor ([`tls::CertStore::acceptor`]). `None`: plain HTTP.
+    pub tls: Option<tls::TlsAcceptor>,
+    /// Where this listener's connections are counted.
+    pub stats: Arc<ConnStats>,
+}
+
 /// Accepts connections on `listener` and serves each with the service `make_service(peer)`
 /// returns, within the bounds of `config`, until `shutdown` resolves. Returns the [`Drain`]
 /// of the connections still open. `name` labels log lines (`public`, `admin`).
@@ -245,7 +312,7 @@ pub async fn serve<M, S>(
     listener: TcpListener,
     config: &ConnConfig,
     stats: Arc<ConnStats>,
-    mut make_service: M,
+    make_service: M,
     shutdown: impl Future<Output = ()>,
 ) -> Drain
 where
@@ -256,17 +323,92 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    // Semaphore permits are u32; "no limit" is a cap no process reaches.
-    let total = match config.max_connections {
-        0 => 1 << 28,
-        n => u32::try_from(n).unwrap_or(1 << 28).min(1 << 28),
+    let shared = Shared::new(config);
+    let l = Listener {
+        name,
+        listener,
+        tls: None,
+        stats,
     };
-    let permits = Arc::new(Semaphore::new(total as usize));
-    let per_ip = (config.max_connections_per_ip > 0).then(|| Arc::new(PerIp::default()));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    accept_loop(l, &shared, make_service, shutdown).await;
+    shared.into_drain()
+}
+
+/// [`serve`] on several listeners at once, each with its own accept loop, sharing
+/// `config`'s connection caps (a connection counts against them whichever listener took it)
+/// and one [`Drain`]. Used for a plain and an HTTPS listener serving the same routes.
+pub async fn serve_all<M, S>(
+    listeners: Vec<Listener>,
+    config: &ConnConfig,
+    make_service: M,
+    shutdown: impl Future<Output = ()>,
+) -> Drain
+where
+    M: FnMut(SocketAddr) -> S + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let shared = Arc::new(Shared::new(config));
+    let (down_tx, down_rx) = watch::channel(false);
+    let mut listeners = listeners.into_iter();
+    let first = listeners.next();
+    let mut loops = Vec::new();
+    for l in listeners {
+        let (shared, make_service, mut down) =
+            (shared.clone(), make_service.clone(), down_rx.clone());
+        loops.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = down.wait_for(|d| *d).await;
+            };
+            accept_loop(l, &shared, make_service, shutdown).await;
+        }));
+    }
+    // The first listener's loop runs in the caller's task (for the public plane, the main
+    // thread, as with [`serve`]); the others are tasks.
+    match first {
+        Some(l) => accept_loop(l, &shared, make_service, shutdown).await,
+        None => shutdown.await,
+    }
+    let _ = down_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    match Arc::try_unwrap(shared) {
+        Ok(s) => s.into_drain(),
+        // Every loop has returned and dropped its clone; this arm is never taken.
+        Err(s) => Drain {
+            stop: s.stop.clone(),
+            permits: s.permits.clone(),
+            total: s.total,
+        },
+    }
+}
+
+async fn accept_loop<M, S>(
+    l: Listener,
+    shared: &Shared,
+    mut make_service: M,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: FnMut(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let Listener {
+        name,
+        listener,
+        tls,
+        stats,
+    } = l;
+    let config = &shared.config;
     let accept_log = LogLimiter::new(Duration::from_secs(10));
     let cap_log = LogLimiter::new(Duration::from_secs(10));
-    let config = Arc::new(config.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -285,7 +427,7 @@ where
                         continue;
                     }
                 };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
                     stats.refused_cap.fetch_add(1, Ordering::Relaxed);
                     if let Some(suppressed) = cap_log.allow() {
                         tracing::warn!(listener = name, max = config.max_connections, suppressed,
@@ -294,7 +436,7 @@ where
                     drop(stream);
                     continue;
                 };
-                let per_ip_slot = match &per_ip {
+                let per_ip_slot = match &shared.per_ip {
                     None => None,
                     Some(map) => {
                         let ip = peer.ip();
@@ -317,20 +459,20 @@ where
                     let _ = stream.set_nodelay(true);
                 }
                 let svc = make_service(peer);
-                let (config, stats, stop) = (config.clone(), stats.clone(), stop_rx.clone());
+                let (config, stats, stop) =
+                    (config.clone(), stats.clone(), shared.stop.subscribe());
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, svc, &config, &stats, stop).await;
+                    match tls {
+                        None => serve_plain(stream, svc, &config, &stats, stop).await,
+                        Some(tls) => serve_tls(stream, &tls, svc, &config, &stats, stop).await,
+                    }
                     drop(slot);
                 });
             }
         }
     }
     drop(listener);
-    Drain {
-        stop: stop_tx,
-        permits,
-        total,
-    }
 }
 
 /// The hyper connection types, as one: a future that can be told to finish.
@@ -338,8 +480,9 @@ trait Finishable: Future<Output = hyper::Result<()>> {
     fn finish(self: Pin<&mut Self>);
 }
 
-impl<S> Finishable for hyper::server::conn::http1::Connection<TokioIo<TcpStream>, S>
+impl<I, S> Finishable for hyper::server::conn::http1::Connection<TokioIo<I>, S>
 where
+    I: AsyncRead + AsyncWrite + Unpin,
     S: hyper::service::HttpService<Incoming, ResBody = Body>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -348,8 +491,9 @@ where
     }
 }
 
-impl<S> Finishable for hyper::server::conn::http2::Connection<TokioIo<TcpStream>, S, TokioExecutor>
+impl<I, S> Finishable for hyper::server::conn::http2::Connection<TokioIo<I>, S, TokioExecutor>
 where
+    I: AsyncRead + AsyncWrite + Unpin,
     S: hyper::service::HttpService<Incoming, ResBody = Body>,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -359,7 +503,8 @@ where
     }
 }
 
-async fn serve_connection<S>(
+/// A plain connection: HTTP/1.1, or with `http2` whatever its first bytes show.
+async fn serve_plain<S>(
     stream: TcpStream,
     svc: S,
     config: &ConnConfig,
@@ -385,6 +530,60 @@ async fn serve_connection<S>(
     } else {
         false
     };
+    serve_connection(stream, h2, svc, config, stats, stop).await;
+}
+
+/// An HTTPS connection: the handshake within its deadline (or until shutdown), then the
+/// protocol ALPN chose.
+async fn serve_tls<S>(
+    stream: TcpStream,
+    acceptor: &tls::TlsAcceptor,
+    svc: S,
+    config: &ConnConfig,
+    stats: &ConnStats,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let handshake = tokio::time::timeout(config.tls_handshake_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) => {
+                stats.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(_) => {
+                stats.closed_tls_handshake_timeout.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        },
+        // Shutdown: a connection that has not finished its handshake has no request to finish.
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    let h2 = config.http2 && stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve_connection(stream, h2, svc, config, stats, stop).await;
+}
+
+async fn serve_connection<I, S>(
+    stream: I,
+    h2: bool,
+    svc: S,
+    config: &ConnConfig,
+    stats: &ConnStats,
+    stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     let io = TokioIo::new(stream);
     if h2 {
         let requests = Arc::new(AtomicU64::new(0));
