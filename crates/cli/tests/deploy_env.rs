@@ -1,5 +1,5 @@
 //! Every `OPENCLICK_*` variable that the deployment files name (`deploy/compose.yaml`,
-//! `deploy/k8s/*`) is one the binary reads.
+//! `deploy/Dockerfile`, `deploy/k8s/*`) is one the binary reads.
 //!
 //! The binary's list comes from the binary itself: `openclick ... --help` of every subcommand,
 //! found by walking the `Commands:` sections, prints `[env: NAME=...]` for each flag (clap's
@@ -81,7 +81,7 @@ fn binary_variables() -> BTreeSet<String> {
 
 fn deploy_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-    let mut files = vec![root.join("compose.yaml")];
+    let mut files = vec![root.join("compose.yaml"), root.join("Dockerfile")];
     let mut k8s: Vec<PathBuf> = std::fs::read_dir(root.join("k8s"))
         .unwrap()
         .map(|e| e.unwrap().path())
