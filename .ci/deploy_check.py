@@ -1,7 +1,8 @@
 """Cross-checks of deploy/ that no schema expresses (run by .ci/deploy, in its venv).
 
-  python deploy_check.py k8s FILE TOML_OUT   the Kubernetes manifest; writes the ConfigMap's
-                                             openclick.toml to TOML_OUT for `check-config`
+  python deploy_check.py k8s FILE OUT_DIR    the Kubernetes manifest; writes the ConfigMap's
+                                             openclick.toml and the Secret's Kafka
+                                             client.properties to OUT_DIR for `check-config`
   python deploy_check.py servicemonitor FILE the ServiceMonitor against prometheus-operator's
                                              models (cloudcoil, generated from its CRDs)
   python deploy_check.py compose FILE        the compose file
@@ -73,7 +74,7 @@ def volume_files(volume, defined):
     return files
 
 
-def k8s(path, toml_out):
+def k8s(path, out_dir):
     docs = load_all(path)
     defined = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     kinds = [d["kind"] for d in docs]
@@ -159,8 +160,23 @@ def k8s(path, toml_out):
     check(listen.get("listen") == ports.get("http"), "listen port is the http containerPort")
     check(listen.get("https-listen") == ports.get("https"), "https-listen is the https port")
     check(listen.get("admin-listen") == ports.get("admin"), "admin-listen is the admin port")
-    with open(toml_out, "w") as f:
+    with open(posixpath.join(out_dir, "openclick.toml"), "w") as f:
         f.write(toml_text)
+    props_path = env.get("OPENCLICK_KAFKA_PROPERTIES_FILE")
+    props = None
+    for m in c["volumeMounts"]:
+        for src in volumes[m["name"]].get("projected", {}).get("sources", []):
+            for item in src.get("secret", {}).get("items", []):
+                if posixpath.join(m["mountPath"], item["path"]) == props_path:
+                    props = defined[("Secret", src["secret"]["name"])]["stringData"][item["key"]]
+    check(props is not None, f"OPENCLICK_KAFKA_PROPERTIES_FILE={props_path}: no Secret item")
+    with open(posixpath.join(out_dir, "client.properties"), "w") as f:
+        f.write(props or "")
+    # Files the properties name (the CA) are mounted too.
+    for line in (props or "").splitlines():
+        k, _, v = line.partition("=")
+        if k.strip().endswith(".location"):
+            check(provided(v.strip()), f"{k.strip()}={v.strip()} is not a mounted file")
 
     # Services select the pods; the admin port is only on the admin Service, never public.
     services = [d for d in docs if d["kind"] == "Service"]
