@@ -75,7 +75,10 @@ fn binary_variables() -> BTreeSet<String> {
             queue.push(p);
         }
     }
-    assert!(visited > 5, "only {visited} help pages: is the Commands: parsing broken?");
+    assert!(
+        visited > 5,
+        "only {visited} help pages: is the Commands: parsing broken?"
+    );
     vars
 }
 
@@ -97,12 +100,12 @@ fn the_help_walk_finds_the_variables_of_every_subcommand() {
     let vars = binary_variables();
     // One of each subcommand's own flags, as declared in src/args.rs.
     for v in [
-        "OPENCLICK_LISTEN",      // serve, check-config
-        "OPENCLICK_KEYS",        // serve, sign
-        "OPENCLICK_BASE_URL",    // sign open|click
-        "OPENCLICK_ADMIN_URL",   // suppress
-        "OPENCLICK_GEOIP_CITY",  // enrich
-        "OPENCLICK_LOG",         // global
+        "OPENCLICK_LISTEN",     // serve, check-config
+        "OPENCLICK_KEYS",       // serve, sign
+        "OPENCLICK_BASE_URL",   // sign open|click
+        "OPENCLICK_ADMIN_URL",  // suppress
+        "OPENCLICK_GEOIP_CITY", // enrich
+        "OPENCLICK_LOG",        // global
         "OPENCLICK_KAFKA_LINGER_MS",
     ] {
         assert!(vars.contains(v), "{v} missing from {vars:?}");
