@@ -31,7 +31,7 @@ pub enum Skip {
     /// decoded `href` contains `unsubscribe` in any letter case. Unsubscribing must work
     /// without the tracker, and is never counted as a click.
     Unsubscribe,
-    /// Already a tracking URL of this edge (`BASE/c/...` or `BASE/o/...`).
+    /// Already a tracking URL of this edge (`BASE/c/...` or `BASE/o/...`, over http or https).
     AlreadyTracked,
     /// An http(s) destination the token rules refuse (see
     /// [`openclick_token::validate_destination`]): whitespace, non-ASCII, user info, a
@@ -373,7 +373,11 @@ fn classify(
             }
         }
     };
-    if starts_with_ignore_case(&dest, click) || starts_with_ignore_case(&dest, open) {
+    // `http://` and `https://` links to the edge are both its own.
+    let rest = after_scheme(&dest);
+    if starts_with_ignore_case(rest, after_scheme(click))
+        || starts_with_ignore_case(rest, after_scheme(open))
+    {
         return Err(Skip::AlreadyTracked);
     }
     if dest.to_ascii_lowercase().contains("unsubscribe") {
@@ -393,6 +397,10 @@ fn scheme(s: &str) -> Option<&str> {
     (first.is_ascii_alphabetic()
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
     .then_some(scheme)
+}
+
+fn after_scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
