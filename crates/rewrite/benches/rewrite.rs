@@ -3,7 +3,10 @@
 //!
 //! - `compile`: parsing the template once (lol_html) and classifying its links;
 //! - `render`: one recipient's copy from the compiled template (21 HMAC signatures and the copy);
-//! - `compile_and_render`: what a recipient would cost if the template were parsed each time.
+//! - `compile_and_render`: what a recipient would cost if the template were parsed each time;
+//! - `ndjson_10k`: 10,000 recipients rendered into NDJSON records (`{"contact":..,
+//!   "message":..,"html":..}`, JSON-escaped by serde_json) in memory, as `openclick rewrite
+//!   --recipients` writes them, without the CSV reading and the pipe.
 //!
 //! `cargo bench -p openclick-rewrite --bench rewrite`; one core (criterion runs one thread).
 
@@ -49,6 +52,38 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let t = Template::compile(std::hint::black_box(TYPICAL), BASE).unwrap();
             t.render(&keyring, &m).unwrap().len()
+        })
+    });
+    g.finish();
+
+    let ids: Vec<(String, String)> = (0..10_000)
+        .map(|i| (format!("contact-{i:010}"), format!("msg-{i:09}")))
+        .collect();
+    let mut g = c.benchmark_group("ndjson");
+    g.throughput(Throughput::Elements(ids.len() as u64));
+    g.sample_size(10);
+    let mut html = String::with_capacity(64 * 1024);
+    let mut ndjson: Vec<u8> = Vec::with_capacity(64 * 1024 * 1024);
+    g.bench_function("ndjson_10k", |b| {
+        b.iter(|| {
+            ndjson.clear();
+            for (contact, msg) in &ids {
+                html.clear();
+                let m = Message {
+                    contact_id: contact,
+                    message_id: msg,
+                    ..message()
+                };
+                template.render_into(&keyring, &m, &mut html).unwrap();
+                ndjson.extend_from_slice(b"{\"contact\":");
+                serde_json::to_writer(&mut ndjson, contact).unwrap();
+                ndjson.extend_from_slice(b",\"message\":");
+                serde_json::to_writer(&mut ndjson, msg).unwrap();
+                ndjson.extend_from_slice(b",\"html\":");
+                serde_json::to_writer(&mut ndjson, html.as_str()).unwrap();
+                ndjson.extend_from_slice(b"}\n");
+            }
+            ndjson.len()
         })
     });
     g.finish();
