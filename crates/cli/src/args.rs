@@ -283,10 +283,18 @@ pub struct RewriteArgs {
     #[arg(long)]
     pub campaign: String,
     /// Message id (one recipient; with --recipients it comes from the file).
-    #[arg(long, required_unless_present = "recipients", conflicts_with = "recipients")]
+    #[arg(
+        long,
+        required_unless_present = "recipients",
+        conflicts_with = "recipients"
+    )]
     pub message: Option<String>,
     /// Contact id (one recipient; with --recipients it comes from the file).
-    #[arg(long, required_unless_present = "recipients", conflicts_with = "recipients")]
+    #[arg(
+        long,
+        required_unless_present = "recipients",
+        conflicts_with = "recipients"
+    )]
     pub contact: Option<String>,
     /// email | sms | push | web.
     #[arg(long, default_value = "email")]

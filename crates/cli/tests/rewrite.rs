@@ -63,7 +63,10 @@ fn tokens(html: &str) -> (Vec<Claims>, Claims) {
         .skip(1)
         .map(|s| keyring.verify(&token_at(s)).unwrap().claims)
         .collect::<Vec<_>>();
-    let opens = html.split(&format!("{BASE}/o/")).skip(1).collect::<Vec<_>>();
+    let opens = html
+        .split(&format!("{BASE}/o/"))
+        .skip(1)
+        .collect::<Vec<_>>();
     assert_eq!(opens.len(), 1, "one pixel");
     let open = keyring.verify(&token_at(opens[0])).unwrap().claims;
     assert_eq!(open.kind, TokenKind::Open);
@@ -109,7 +112,10 @@ fn one_recipient_from_stdin() {
     check(&String::from_utf8(out.stdout).unwrap(), "c-1", "m-1");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("3 links, 2 tracked"), "{stderr}");
-    assert!(!stderr.contains("shop.example.com"), "no URL in logs: {stderr}");
+    assert!(
+        !stderr.contains("shop.example.com"),
+        "no URL in logs: {stderr}"
+    );
 }
 
 #[test]

@@ -86,9 +86,11 @@ fn scan_fragment(
         }));
     if outer {
         let body_end = Rc::clone(&body_end);
-        settings = settings.append_element_content_handler(element!(
-            "body",
-            move |el: &mut Element<'_, '_>| {
+        settings =
+            settings.append_element_content_handler(element!("body", move |el: &mut Element<
+                '_,
+                '_,
+            >| {
                 let body_end = Rc::clone(&body_end);
                 // A `<body>` without an end tag keeps `body_end` unset: the pixel goes last.
                 let _ = el.on_end_tag(Box::new(move |end| {
@@ -98,8 +100,7 @@ fn scan_fragment(
                     Ok(())
                 }));
                 Ok(())
-            }
-        ));
+            }));
     }
     let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
     rewriter
@@ -154,7 +155,9 @@ fn on_element(
     let mut seen_href = false;
     for attr in el.attributes() {
         let name = attr.name();
-        let value_at = attr.value_source_location().map(|l| shift(l.bytes(), offset));
+        let value_at = attr
+            .value_source_location()
+            .map(|l| shift(l.bytes(), offset));
         match name.as_str() {
             // A browser uses an attribute's first occurrence.
             "href" if !seen_href => {
@@ -177,8 +180,11 @@ fn on_element(
                     _ => site.unsubscribe = true,
                 }
                 if let Some(name_at) = attr.name_source_location() {
-                    site.removals
-                        .push(attribute_span(source, shift(name_at.bytes(), offset), value_at));
+                    site.removals.push(attribute_span(
+                        source,
+                        shift(name_at.bytes(), offset),
+                        value_at,
+                    ));
                 }
             }
             _ => {}
@@ -222,11 +228,7 @@ fn shift(r: Range<usize>, by: usize) -> Range<usize> {
 
 /// The bytes an attribute occupies: the ASCII whitespace before its name, the name, and its
 /// value with any closing quote.
-fn attribute_span(
-    source: &str,
-    name: Range<usize>,
-    value: Option<Range<usize>>,
-) -> Range<usize> {
+fn attribute_span(source: &str, name: Range<usize>, value: Option<Range<usize>>) -> Range<usize> {
     let bytes = source.as_bytes();
     let mut start = name.start;
     while start > 0 && matches!(bytes[start - 1], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
@@ -234,9 +236,7 @@ fn attribute_span(
     }
     let end = match value {
         Some(v) => match bytes.get(v.end) {
-            Some(b'"' | b'\'')
-                if v.start > 0 && bytes.get(v.start - 1) == bytes.get(v.end) =>
-            {
+            Some(b'"' | b'\'') if v.start > 0 && bytes.get(v.start - 1) == bytes.get(v.end) => {
                 v.end + 1
             }
             _ => v.end,

@@ -177,8 +177,7 @@ impl Template {
             let id = match &site.link_id {
                 Some(raw) => {
                     let id = htmlize::unescape_attribute(raw.as_str()).into_owned();
-                    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control)
-                    {
+                    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
                         return Err(RewriteError::LinkId { position });
                     }
                     id
@@ -328,17 +327,13 @@ fn check_base_url(base_url: &str) -> Result<&str, RewriteError> {
             "must not have a query or fragment".to_owned(),
         ));
     }
-    validate_destination(&format!("{base}/c/x")).map_err(|e| RewriteError::BaseUrl(e.to_string()))?;
+    validate_destination(&format!("{base}/c/x"))
+        .map_err(|e| RewriteError::BaseUrl(e.to_string()))?;
     Ok(base)
 }
 
 /// The destination a tracked link carries, or why it stays as it is.
-fn classify(
-    site: &Site,
-    base: Option<&url::Url>,
-    click: &str,
-    open: &str,
-) -> Result<String, Skip> {
+fn classify(site: &Site, base: Option<&url::Url>, click: &str, open: &str) -> Result<String, Skip> {
     if site.notrack {
         return Err(Skip::NoTrack);
     }
@@ -423,8 +418,14 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(check_base_url("https://t.example.com/").unwrap(), "https://t.example.com");
-        assert_eq!(check_base_url("https://e.com/track").unwrap(), "https://e.com/track");
+        assert_eq!(
+            check_base_url("https://t.example.com/").unwrap(),
+            "https://t.example.com"
+        );
+        assert_eq!(
+            check_base_url("https://e.com/track").unwrap(),
+            "https://e.com/track"
+        );
         assert!(check_base_url("https://e.com/?a").is_err());
         assert!(check_base_url("ftp://e.com").is_err());
         assert!(check_base_url("t.example.com").is_err());
