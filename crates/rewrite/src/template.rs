@@ -164,7 +164,7 @@ impl Template {
         let doc_base = scan
             .base
             .as_deref()
-            .map(|b| htmlize::unescape_attribute(b))
+            .map(htmlize::unescape_attribute)
             .and_then(|b| url::Url::parse(b.trim_matches(is_ascii_ws)).ok())
             .filter(|u| matches!(u.scheme(), "http" | "https"));
         let click = format!("{base}/c/");
