@@ -100,6 +100,9 @@ pub enum Command {
     CheckConfig(ServeArgs),
     /// Add, remove, check or import suppressions through a running edge's admin API.
     Suppress(SuppressArgs),
+    /// Track an HTML email: signed click URLs for its links and an open pixel, for one
+    /// recipient or for every row of a recipients CSV.
+    Rewrite(RewriteArgs),
 }
 
 /// Where signing keys come from.
@@ -375,6 +378,59 @@ pub struct SignCommon {
         default_value = "http://127.0.0.1:8080"
     )]
     pub base_url: String,
+    /// Signing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `openclick rewrite`.
+#[derive(Debug, Clone, Args)]
+pub struct RewriteArgs {
+    /// Tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// Campaign id.
+    #[arg(long)]
+    pub campaign: String,
+    /// Message id (one recipient; with --recipients it comes from the file).
+    #[arg(
+        long,
+        required_unless_present = "recipients",
+        conflicts_with = "recipients"
+    )]
+    pub message: Option<String>,
+    /// Contact id (one recipient; with --recipients it comes from the file).
+    #[arg(
+        long,
+        required_unless_present = "recipients",
+        conflicts_with = "recipients"
+    )]
+    pub contact: Option<String>,
+    /// email | sms | push | web.
+    #[arg(long, default_value = "email")]
+    pub channel: String,
+    /// When the message is sent, ms since the epoch (default: now).
+    #[arg(long)]
+    pub sent_at_ms: Option<i64>,
+    /// Base URL of the edge, as recipients reach it.
+    #[arg(
+        long,
+        env = "OPENCLICK_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub base_url: String,
+    /// The HTML email (UTF-8); default: standard input.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Recipients CSV with a header row: columns `contact` and `message` are required, any
+    /// other column is ignored. Writes one NDJSON record per row to stdout:
+    /// `{"contact":..,"message":..,"html":..}`.
+    #[arg(long)]
+    pub recipients: Option<PathBuf>,
+    /// With --recipients: write `DIR/MESSAGE_ID.html` per row instead of NDJSON (message ids
+    /// must then be file names: `[A-Za-z0-9._-]`, not starting with a dot).
+    #[arg(long, requires = "recipients")]
+    pub out_dir: Option<PathBuf>,
     /// Signing keys.
     #[command(flatten)]
     pub keys: KeyArgs,

@@ -6,6 +6,8 @@
 //! - `openclick tail`: print events from the topic as proto3 JSON lines.
 //! - `openclick enrich`: classify a hit (or a stream of user agents) the way the edge would.
 //! - `openclick suppress add|remove|check|import`: suppressions, through the admin API.
+//! - `openclick rewrite`: track an HTML email (click URLs, open pixel) for one recipient or
+//!   a recipients CSV.
 //! - `openclick check-config`: validate the configuration and exit.
 //!
 //! Every flag can also come from an `OPENCLICK_*` environment variable.
@@ -15,6 +17,7 @@ mod config;
 mod enrich_cmd;
 mod kafka_props;
 mod priority;
+mod rewrite_cmd;
 mod secrets;
 mod serve;
 mod sign;
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         args::Command::Enrich(a) => enrich_cmd::enrich(a),
         args::Command::CheckConfig(a) => serve::check_config(a, &settings, config_path.as_deref()),
         args::Command::Suppress(a) => suppress_cmd::suppress(a),
+        args::Command::Rewrite(a) => rewrite_cmd::rewrite(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

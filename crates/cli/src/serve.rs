@@ -95,14 +95,14 @@ fn load_tls(args: &ServeArgs) -> Result<Option<Arc<CertStore>>> {
             anyhow::bail!("--https-listen needs --tls-cert-dir (OPENCLICK_TLS_CERT_DIR)")
         }
         (None, Some(_)) => {
-            anyhow::bail!("--tls-cert-dir is set but --https-listen (OPENCLICK_HTTPS_LISTEN) is not")
+            anyhow::bail!(
+                "--tls-cert-dir is set but --https-listen (OPENCLICK_HTTPS_LISTEN) is not"
+            )
         }
         (Some(_), Some(dir)) => {
             let store = CertStore::open(dir).context("--tls-cert-dir")?;
             // Builds the rustls configuration once, so that whatever it refuses, it refuses now.
-            store
-                .server_config(args.http2)
-                .context("--tls-cert-dir")?;
+            store.server_config(args.http2).context("--tls-cert-dir")?;
             Ok(Some(store))
         }
     }
