@@ -256,17 +256,18 @@ impl Parsed {
 /// Secrets are redacted; Kafka properties print through [`openclick_kafka::KafkaProperty`]'s
 /// `Display`, which redacts secret values.
 fn display_value(a: &Arg, v: &OsStr) -> String {
-    if a.is_hide_env_values_set() {
-        return "<redacted>".to_owned();
-    }
-    let v = v.to_string_lossy();
+    // Kafka properties first: their variable hides its values from `--help` (any of them may be
+    // a password), but each one's `Display` redacts only what is secret.
     if a.get_id() == "kafka_properties" {
-        return match v.parse::<openclick_kafka::KafkaProperty>() {
+        return match v.to_string_lossy().parse::<openclick_kafka::KafkaProperty>() {
             Ok(p) => p.to_string(),
             Err(_) => "<unparsable>".to_owned(),
         };
     }
-    v.into_owned()
+    if a.is_hide_env_values_set() {
+        return "<redacted>".to_owned();
+    }
+    v.to_string_lossy().into_owned()
 }
 
 /// The matches of the subcommand at `path` (names joined by spaces; "" is the root).
