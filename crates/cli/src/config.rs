@@ -259,7 +259,10 @@ fn display_value(a: &Arg, v: &OsStr) -> String {
     // Kafka properties first: their variable hides its values from `--help` (any of them may be
     // a password), but each one's `Display` redacts only what is secret.
     if a.get_id() == "kafka_properties" {
-        return match v.to_string_lossy().parse::<openclick_kafka::KafkaProperty>() {
+        return match v
+            .to_string_lossy()
+            .parse::<openclick_kafka::KafkaProperty>()
+        {
             Ok(p) => p.to_string(),
             Err(_) => "<unparsable>".to_owned(),
         };
