@@ -12,7 +12,7 @@ use openclick_rewrite::{Message, Skip, Template};
 use openclick_token::{Channel, MAX_ID_LEN};
 
 use crate::args::RewriteArgs;
-use crate::serve::load_keyring;
+use crate::serve::{load_keyring, DevWarning};
 
 /// Runs the subcommand.
 pub fn rewrite(args: RewriteArgs) -> Result<()> {
@@ -35,7 +35,7 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         );
     }
     tracing::info!(%summary, "template compiled");
-    let keyring = load_keyring(&args.keys)?;
+    let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
     let sent_at_ms = args.sent_at_ms.unwrap_or_else(openclick_common::now_ms);
     let check_recipient = |contact: &'_ str, message: &'_ str| -> Result<()> {
         check_id(IdKind::Contact, contact).context("contact")?;

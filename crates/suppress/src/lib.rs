@@ -652,7 +652,7 @@ impl SuppressionSet {
         let mut read = 0usize;
         let n = parse::read_changes(reader, openclick_common::now_ms(), |_, change| {
             read += 1;
-            if read % 1_000_000 == 0 {
+            if read.is_multiple_of(1_000_000) {
                 tracing::info!(
                     entries = read,
                     elapsed_ms = started.elapsed().as_millis() as u64,

@@ -631,7 +631,7 @@ fn generate_vectors() {
         "bad-base64-length-1-mod-4",
         format!(
             "{open}{}",
-            "A".repeat(if open.len() % 4 == 0 {
+            "A".repeat(if open.len().is_multiple_of(4) {
                 1
             } else {
                 5 - open.len() % 4
