@@ -75,8 +75,11 @@ fn check_config_merges_the_file_under_argv_and_prints_no_secret() {
     );
     assert!(stdout.contains("security.protocol=SASL_SSL"), "{stdout}");
     assert!(stdout.contains("sasl.username=svc-openclick"), "{stdout}");
+    // The summary lists the merged properties: one sasl.password, the command line's (the
+    // effective-configuration listing after it repeats the argv values, redacted too).
+    let summary = stdout.split("# effective configuration").next().unwrap();
     assert_eq!(
-        stdout.matches("sasl.password=<redacted>").count(),
+        summary.matches("sasl.password=<redacted>").count(),
         1,
         "one sasl.password, the command line's: {stdout}"
     );

@@ -134,8 +134,18 @@ fn geoip_dbs(dir: &Path) -> (String, String) {
 fn every_scraped_series_is_catalogued_and_vice_versa() {
     let dir = tempfile::tempdir().unwrap();
     let (city, asn) = geoip_dbs(dir.path());
+    // An HTTPS listener too, so its series (certificates, reloads, the `https` listener) are
+    // scraped and checked like the rest.
+    let tls = dir.path().join("tls/t");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["t.example.com".to_owned()]).unwrap();
+    std::fs::write(tls.join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(tls.join("tls.key"), ck.signing_key.serialize_pem()).unwrap();
     let mut cmd = serve_command(&dir.path().join("data"));
-    cmd.args(["--geoip-city", &city, "--geoip-asn", &asn])
+    cmd.args(["--https-listen", "127.0.0.1:0"])
+        .arg("--tls-cert-dir")
+        .arg(dir.path().join("tls"))
+        .args(["--geoip-city", &city, "--geoip-asn", &asn])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--kafka-property", "statistics.interval.ms=200"]);
     let server = Server::spawn(cmd);

@@ -162,11 +162,11 @@ pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!(
         "openclick_connections_accepted_total",
-        "Connections accepted, by listener (public, admin)."
+        "Connections accepted, by listener (public, https, admin)."
     );
     describe_gauge!(
         "openclick_connections_open",
-        "Connections open now, by listener (public, admin)."
+        "Connections open now, by listener (public, https, admin)."
     );
     describe_counter!(
         "openclick_connections_refused_total",
@@ -178,7 +178,15 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "openclick_connections_closed_total",
-        "Connections the server ended, by listener and reason (first_byte_timeout, idle, max_age)."
+        "Connections the server ended, by listener and reason (first_byte_timeout, idle, max_age, tls_handshake_timeout, tls_handshake_error)."
+    );
+    describe_gauge!(
+        "openclick_tls_certificates",
+        "HTTPS certificates being served (--tls-cert-dir); 0 means HTTPS handshakes fail."
+    );
+    describe_counter!(
+        "openclick_tls_reloads_total",
+        "HTTPS certificate reloads after their files changed, by result (ok, error: the old certificate is kept)."
     );
 }
 
