@@ -1,6 +1,7 @@
 //! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]).
 
 use anyhow::{Context, Result};
+use openclick_common::ids::{check_id, IdKind};
 use openclick_token::{Channel, Claims, TokenKind};
 
 use crate::args::{SignArgs, SignKind};
@@ -52,32 +53,74 @@ pub fn sign(args: SignArgs) -> Result<()> {
             url,
         } => (common, TokenKind::Click, link_id, url),
     };
-    use openclick_common::ids::{check_id, IdKind};
-    // Refuse an id nobody could be opted out by (the edge would never track it either).
-    check_id(IdKind::Tenant, &common.tenant).context("--tenant")?;
-    check_id(IdKind::Contact, &common.contact).context("--contact")?;
-    check_id(IdKind::Campaign, &common.campaign).context("--campaign")?;
     let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated)?;
-    let channel: Channel = common
-        .channel
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
-    let claims = Claims {
+    let claims = checked_claims(
         kind,
-        tenant_id: common.tenant,
-        campaign_id: common.campaign,
-        message_id: common.message,
-        contact_id: common.contact,
-        channel,
-        issued_at_ms: common.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
+        common.tenant,
+        common.campaign,
+        common.message,
+        common.contact,
+        Some(&common.channel),
+        common.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
         link_id,
         url,
-    };
+    )?;
     let token = keyring.sign(&claims).context("signing")?;
-    let base = common.base_url.trim_end_matches('/');
-    match kind {
-        TokenKind::Open => println!("{base}/o/{token}.gif"),
-        TokenKind::Click => println!("{base}/c/{token}"),
-    }
+    println!("{}", tracked_url(&common.base_url, kind, &token));
     Ok(())
+}
+
+/// The claims of one URL, with the checks every way of signing applies: ids follow the id rule
+/// (`openclick_common::ids`: an id nobody could be opted out by is refused, as the edge would
+/// never track it), and the channel is one the format knows (default `email`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn checked_claims(
+    kind: TokenKind,
+    tenant_id: String,
+    campaign_id: String,
+    message_id: String,
+    contact_id: String,
+    channel: Option<&str>,
+    issued_at_ms: i64,
+    link_id: String,
+    url: String,
+) -> Result<Claims> {
+    check_id(IdKind::Tenant, &tenant_id).context("tenant")?;
+    check_id(IdKind::Contact, &contact_id).context("contact")?;
+    check_id(IdKind::Campaign, &campaign_id).context("campaign")?;
+    let channel: Channel = match channel {
+        None => Channel::Email,
+        Some(c) => c.parse().map_err(|e| anyhow::anyhow!("channel: {e}"))?,
+    };
+    Ok(Claims {
+        kind,
+        tenant_id,
+        campaign_id,
+        message_id,
+        contact_id,
+        channel,
+        issued_at_ms,
+        link_id,
+        url,
+    })
+}
+
+/// `BASE/o/TOKEN.gif` for an open, `BASE/c/TOKEN` for a click (a trailing `/` on the base is
+/// dropped). A `Display`, so a batch writes it without building a `String` per URL.
+pub(crate) fn tracked_url<'a>(
+    base_url: &'a str,
+    kind: TokenKind,
+    token: &'a str,
+) -> impl std::fmt::Display + 'a {
+    struct Url<'a>(&'a str, TokenKind, &'a str);
+    impl std::fmt::Display for Url<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let base = self.0.trim_end_matches('/');
+            match self.1 {
+                TokenKind::Open => write!(f, "{base}/o/{}.gif", self.2),
+                TokenKind::Click => write!(f, "{base}/c/{}", self.2),
+            }
+        }
+    }
+    Url(base_url, kind, token)
 }

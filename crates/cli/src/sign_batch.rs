@@ -19,9 +19,10 @@ use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
-use openclick_common::ids::{check_id, IdKind};
-use openclick_token::{Channel, Claims, Keyring, TokenKind};
+use openclick_token::{Keyring, TokenKind};
 use serde::Deserialize;
+
+use crate::sign::{checked_claims, tracked_url};
 
 /// The claims of one line. Strings borrow from the line unless they hold escapes.
 #[derive(Deserialize)]
@@ -84,7 +85,6 @@ pub fn run(
     keep_going: bool,
     now: impl Fn() -> i64,
 ) -> Result<Report, Stop> {
-    let base = base_url.trim_end_matches('/');
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, output);
     let mut line = String::new();
     let mut report = Report::default();
@@ -101,8 +101,7 @@ pub fn run(
             continue;
         }
         match sign_line(keyring, text, &now) {
-            Ok((TokenKind::Open, token)) => writeln!(out, "{base}/o/{token}.gif"),
-            Ok((TokenKind::Click, token)) => writeln!(out, "{base}/c/{token}"),
+            Ok((kind, token)) => writeln!(out, "{}", tracked_url(base_url, kind, &token)),
             Err(e) if keep_going => {
                 report.failed += 1;
                 eprintln!("line {number}: {e:#}");
@@ -126,36 +125,29 @@ fn sign_line(keyring: &Keyring, text: &str, now: &impl Fn() -> i64) -> Result<(T
         "click" => TokenKind::Click,
         other => anyhow::bail!("kind must be open or click, not {other:?}"),
     };
-    check_id(IdKind::Tenant, &l.tenant_id).context("tenant_id")?;
-    check_id(IdKind::Contact, &l.contact_id).context("contact_id")?;
-    check_id(IdKind::Campaign, &l.campaign_id).context("campaign_id")?;
-    let channel: Channel = match l.channel.as_deref() {
-        None => Channel::Email,
-        Some(c) => c.parse().map_err(|e| anyhow::anyhow!("channel: {e}"))?,
-    };
     let issued_at_ms = match l.issued_at_ms {
         None => now(),
         Some(Millis::Number(n)) => n,
         Some(Millis::Text(s)) => s.parse().context("issued_at_ms")?,
     };
-    let claims = Claims {
+    let claims = checked_claims(
         kind,
-        tenant_id: l.tenant_id.into_owned(),
-        campaign_id: l.campaign_id.into_owned(),
-        message_id: l.message_id.into_owned(),
-        contact_id: l.contact_id.into_owned(),
-        channel,
+        l.tenant_id.into_owned(),
+        l.campaign_id.into_owned(),
+        l.message_id.into_owned(),
+        l.contact_id.into_owned(),
+        l.channel.as_deref(),
         issued_at_ms,
-        link_id: l.link_id.into_owned(),
-        url: l.url.into_owned(),
-    };
+        l.link_id.into_owned(),
+        l.url.into_owned(),
+    )?;
     Ok((kind, keyring.sign(&claims)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openclick_token::Key;
+    use openclick_token::{Channel, Key};
 
     fn keyring() -> Keyring {
         Keyring::new(Key::new("k1", &[7u8; 32]).unwrap(), Vec::new()).unwrap()
