@@ -1,184 +1,34 @@
-//! The spool's segment reader on arbitrary bytes, through the public API: the bytes are written
-//! as segment `00000000000000000001.seg` in an empty directory, `Spool::open` scans it,
-//! `read_batch` hands out records until empty, and every record is acked. Never panics, never
-//! hangs (the read loop is bounded), and agrees with a model of the documented damage rules
-//! (crates/sink/src/spool/mod.rs, "Restart and damage"): the same records in the same order,
-//! the same damage count and skipped bytes; and a drained spool leaves no segment file.
+//! The spool's segment reader on arbitrary bytes, in memory: `scan_segment_bytes` runs the
+//! code a restart runs on each segment file (header check, framing, CRC, resync), over a
+//! `Cursor` instead of a file. Never panics, never loops, and agrees with an independent model
+//! of the documented damage rules (crates/sink/src/spool/mod.rs, "Restart and damage"): the
+//! same records in the same order, the same damage count and skipped bytes, the same verdict
+//! on a foreign header. `spool_open` checks the same through the whole spool and a directory.
 //!
-//! Input: a flags byte, then the segment bytes. Flag bit 0: prepend a valid 16-byte header;
-//! bit 1: fix the CRC of every frame whose length fits (so random bodies become records and the
-//! fuzzer explores framing rather than CRC32C).
+//! Input: a flags byte, then the segment bytes (`openclick_fuzz::spool_model::segment`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openclick_sink::spool::{FsyncPolicy, Spool, SpoolConfig};
-
-const HEADER_LEN: usize = 16;
-const MAX_BODY_LEN: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, PartialEq, Eq)]
-struct Rec {
-    written_at_ms: i64,
-    key: Vec<u8>,
-    payload: Vec<u8>,
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
-}
-
-/// A frame at `off`: `Ok((record or None for a bad body, next))`, `Err(())` when it cannot be
-/// framed (torn or absurd length: the rest of the segment is lost).
-#[allow(clippy::type_complexity)]
-fn frame(b: &[u8], off: usize) -> Result<(Option<Rec>, usize), ()> {
-    if b.len() - off < 8 {
-        return Err(());
-    }
-    let len = u32_at(b, off) as usize;
-    if !(10..=MAX_BODY_LEN).contains(&len) || off + 8 + len > b.len() {
-        return Err(());
-    }
-    let body = &b[off + 8..off + 8 + len];
-    let next = off + 8 + len;
-    if crc32c::crc32c(body) != u32_at(b, off + 4) {
-        return Ok((None, next));
-    }
-    let key_len = usize::from(u16::from_le_bytes([body[8], body[9]]));
-    if key_len > len - 10 {
-        return Ok((None, next));
-    }
-    Ok((
-        Some(Rec {
-            written_at_ms: i64::from_le_bytes(body[..8].try_into().unwrap()),
-            key: body[10..10 + key_len].to_vec(),
-            payload: body[10 + key_len..].to_vec(),
-        }),
-        next,
-    ))
-}
-
-/// What the spool should find: the records, damaged spots, skipped bytes, and whether the file
-/// is set aside as foreign.
-fn model(b: &[u8]) -> (Vec<Rec>, u64, u64, bool) {
-    if b.len() < HEADER_LEN {
-        return (Vec::new(), u64::from(!b.is_empty()), b.len() as u64, false);
-    }
-    if &b[..4] != b"OCSP" || b[4..6] != [1, 0] {
-        return (Vec::new(), 0, 0, true);
-    }
-    let (mut recs, mut damage, mut skipped) = (Vec::new(), 0u64, 0u64);
-    let mut off = HEADER_LEN;
-    while off < b.len() {
-        match frame(b, off) {
-            Ok((Some(r), next)) => {
-                recs.push(r);
-                off = next;
-            }
-            Ok((None, next)) => {
-                // Trust the length only if the next frame proves it (or the segment ends).
-                let resync = next == b.len() || matches!(frame(b, next), Ok((Some(_), _)));
-                let to = if resync { next } else { b.len() };
-                damage += 1;
-                skipped += (to - off) as u64;
-                off = to;
-            }
-            Err(()) => {
-                damage += 1;
-                skipped += (b.len() - off) as u64;
-                off = b.len();
-            }
-        }
-    }
-    (recs, damage, skipped, false)
-}
-
-/// Bit 1 of the flags: rewrite every frame's CRC that can be framed.
-fn fix_crcs(b: &mut [u8]) {
-    let mut off = HEADER_LEN;
-    while b.len() >= off + 8 {
-        let len = u32_at(b, off) as usize;
-        if !(10..=MAX_BODY_LEN).contains(&len) || off + 8 + len > b.len() {
-            return;
-        }
-        let crc = crc32c::crc32c(&b[off + 8..off + 8 + len]);
-        b[off + 4..off + 8].copy_from_slice(&crc.to_le_bytes());
-        off += 8 + len;
-    }
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    // tmpfs when there is one: the target writes and deletes a file per run.
-    tempfile::Builder::new()
-        .prefix("openclick-fuzz-spool")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap()
-}
+use openclick_fuzz::spool_model::{model, segment, Rec};
+use openclick_sink::spool::fuzzing::scan_segment_bytes;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else {
+    let Some(seg) = segment(data) else {
         return;
     };
-    let mut seg = Vec::with_capacity(rest.len() + HEADER_LEN);
-    if flags & 1 == 1 {
-        seg.extend_from_slice(b"OCSP\x01\x00\x00\x00");
-        seg.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
-    }
-    seg.extend_from_slice(rest);
-    if flags & 2 == 2 {
-        fix_crcs(&mut seg);
-    }
     let (want, want_damage, want_skipped, foreign) = model(&seg);
-
-    let dir = temp_dir();
-    let name = "00000000000000000001.seg";
-    std::fs::write(dir.path().join(name), &seg).unwrap();
-    let spool = Spool::open(SpoolConfig {
-        fsync: FsyncPolicy::Never,
-        ..SpoolConfig::new(dir.path())
-    })
-    .expect("a spool opens whatever its segment holds");
-    let opened = spool.stats();
-    assert_eq!(opened.corrupt_records, want_damage, "damage count");
-    assert_eq!(opened.torn_bytes, want_skipped, "skipped bytes");
-    assert_eq!(opened.corrupt_segments, u64::from(foreign));
-    assert_eq!(opened.records_on_disk, want.len() as u64);
-
-    let mut got = Vec::new();
-    let mut calls = 0usize;
-    loop {
-        calls += 1;
-        assert!(calls <= want.len() + 4, "read_batch does not run dry");
-        let batch = spool.read_batch(7).expect("read_batch");
-        if batch.is_empty() {
-            break;
-        }
-        for r in batch {
-            spool.ack(r.id);
-            got.push(Rec {
-                written_at_ms: r.written_at_ms,
-                key: r.key,
-                payload: r.payload,
-            });
-        }
-    }
-    assert_eq!(got, want, "records");
-    assert!(spool.is_empty(), "everything acked");
-    let s = spool.stats();
-    assert_eq!(s.corrupt_records, want_damage, "damage counted once");
-    assert_eq!(
-        (s.replayed, s.acked),
-        (want.len() as u64, want.len() as u64)
-    );
-    assert_eq!(s.segments, 0);
-    drop(spool);
-    let left: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let got = scan_segment_bytes(&seg);
+    assert_eq!(got.foreign, foreign, "foreign header");
+    assert_eq!(got.damaged, want_damage, "damage count");
+    assert_eq!(got.skipped_bytes, want_skipped, "skipped bytes");
+    let records: Vec<Rec> = got
+        .records
+        .into_iter()
+        .map(|r| Rec {
+            written_at_ms: r.written_at_ms,
+            key: r.key,
+            payload: r.payload,
+        })
         .collect();
-    if foreign {
-        assert_eq!(left, vec![format!("{name}.corrupt")]);
-    } else {
-        assert!(left.is_empty(), "left behind: {left:?}");
-    }
+    assert_eq!(records, want, "records");
 });

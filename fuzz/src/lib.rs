@@ -1,6 +1,8 @@
 //! Helpers shared by the fuzz targets: the fixed keyring, and a line-based text form of a
 //! request (so seed corpora are readable and libFuzzer's mutations stay meaningful).
 
+pub mod spool_model;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use http::header::{HeaderName, HeaderValue};

@@ -142,7 +142,8 @@ pub fn read_changes<R: BufRead>(
 ) -> Result<usize, LineError> {
     let at = |line: usize, error: SuppressError| LineError { line, error };
     let mut line = String::new();
-    let mut csv = CsvLine::default();
+    // Built on the first CSV line: building the comma DFA costs more than parsing a short file.
+    let mut csv: Option<CsvLine> = None;
     let mut lineno = 0usize;
     let mut seen_data = false;
     let mut n = 0usize;
@@ -170,7 +171,10 @@ pub fn read_changes<R: BufRead>(
         let change = if t.starts_with('{') {
             parse_json_line(t, now_ms)
         } else {
-            let fields = csv.split(t).map_err(|e| at(lineno, e))?;
+            let fields = csv
+                .get_or_insert_with(CsvLine::default)
+                .split(t)
+                .map_err(|e| at(lineno, e))?;
             if first && fields.first() == Some(&"tenant") {
                 continue; // header line
             }

@@ -153,16 +153,36 @@ pub(crate) enum Frame {
     Damaged { damage: Damage, skip_to: u64 },
 }
 
-/// Reads frames from one segment file, with a read buffer for sequential access.
-pub(crate) struct SegmentReader {
+/// Where a [`SegmentReader`] reads from: a seekable byte source that can move by a relative
+/// amount cheaply (`BufReader::seek_relative` keeps its buffer where `seek` would drop it).
+pub(crate) trait Source: Read + Seek {
+    /// Moves the position by `delta` bytes.
+    fn skip(&mut self, delta: i64) -> io::Result<()>;
+}
+
+impl Source for io::BufReader<File> {
+    fn skip(&mut self, delta: i64) -> io::Result<()> {
+        self.seek_relative(delta)
+    }
+}
+
+impl Source for io::Cursor<&[u8]> {
+    fn skip(&mut self, delta: i64) -> io::Result<()> {
+        self.seek(SeekFrom::Current(delta)).map(drop)
+    }
+}
+
+/// Reads frames from one segment, with a read buffer for sequential access: a file in the
+/// spool, or bytes in memory (`Cursor`, for the fuzz target) through the same code.
+pub(crate) struct SegmentReader<R = io::BufReader<File>> {
     id: u64,
     path: PathBuf,
-    file: io::BufReader<File>,
+    file: R,
     pos: u64,
     body: Vec<u8>,
 }
 
-impl std::fmt::Debug for SegmentReader {
+impl<R> std::fmt::Debug for SegmentReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SegmentReader")
             .field("id", &self.id)
@@ -176,13 +196,24 @@ impl SegmentReader {
     /// Opens segment `id` at `path` for reading.
     pub(crate) fn open(id: u64, path: &Path) -> io::Result<SegmentReader> {
         let file = File::open(path)?;
-        Ok(SegmentReader {
+        Ok(SegmentReader::from_reader(
+            id,
+            path,
+            io::BufReader::with_capacity(256 * 1024, file),
+        ))
+    }
+}
+
+impl<R: Source> SegmentReader<R> {
+    /// Reads segment `id` from `file`, positioned at its start; `path` is for messages.
+    pub(crate) fn from_reader(id: u64, path: &Path, file: R) -> SegmentReader<R> {
+        SegmentReader {
             id,
             path: path.to_path_buf(),
-            file: io::BufReader::with_capacity(256 * 1024, file),
+            file,
             pos: 0,
             body: Vec::new(),
-        })
+        }
     }
 
     /// The segment id this reader reads.
@@ -194,7 +225,7 @@ impl SegmentReader {
         if off != self.pos {
             let delta = off as i128 - self.pos as i128;
             match i64::try_from(delta) {
-                Ok(d) => self.file.seek_relative(d)?,
+                Ok(d) => self.file.skip(d)?,
                 Err(_) => {
                     self.file.seek(SeekFrom::Start(off))?;
                 }

@@ -610,6 +610,70 @@ impl Spool {
             && st.segs.values().all(|s| s.records <= s.acked)
     }
 }
+/// A segment's bytes read the way a restart reads a segment file, without a directory: the
+/// entry point of the `spool_segment` fuzz target (fuzz/). Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::Cursor;
+    use std::path::Path;
+
+    use super::format::SegmentReader;
+    use super::recovery::{scan_frames, Scan};
+
+    /// One good record.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ScannedRecord {
+        /// When it was spooled.
+        pub written_at_ms: i64,
+        /// The Kafka key.
+        pub key: Vec<u8>,
+        /// The event bytes.
+        pub payload: Vec<u8>,
+    }
+
+    /// What a restart would find in one segment.
+    #[derive(Debug, Default)]
+    pub struct SegmentScan {
+        /// The header is not ours: the file would be set aside, no record read.
+        pub foreign: bool,
+        /// The good records, in order.
+        pub records: Vec<ScannedRecord>,
+        /// Damaged spots (`SpoolStats::corrupt_records`).
+        pub damaged: u64,
+        /// Bytes skipped over them (`SpoolStats::torn_bytes`).
+        pub skipped_bytes: u64,
+    }
+
+    /// Scans `bytes` as one segment file.
+    pub fn scan_segment_bytes(bytes: &[u8]) -> SegmentScan {
+        let mut out = SegmentScan::default();
+        let mut reader = SegmentReader::from_reader(0, Path::new("<memory>"), Cursor::new(bytes));
+        let mut records = Vec::new();
+        let (mut damaged, mut skipped) = (0, 0);
+        let scan = scan_frames(
+            &mut reader,
+            bytes.len() as u64,
+            |r| {
+                records.push(ScannedRecord {
+                    written_at_ms: r.written_at_ms,
+                    key: r.key,
+                    payload: r.payload,
+                })
+            },
+            |_, _, n| {
+                damaged += 1;
+                skipped += n;
+            },
+        )
+        .expect("reading memory does not fail");
+        out.foreign = matches!(scan, Scan::Foreign);
+        out.records = records;
+        out.damaged = damaged;
+        out.skipped_bytes = skipped;
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,10 @@
 //! checked) and queued for replay before anything appended later; damage is counted, never
 //! fatal (see the [module docs](super), "Restart and damage").
 
+use std::io;
 use std::path::Path;
 
-use super::format::{self, HeaderCheck, SegmentReader, HEADER_LEN};
+use super::format::{self, Damage, DecodedRecord, HeaderCheck, SegmentReader, Source, HEADER_LEN};
 use super::state::{Counters, SegState};
 use super::{Shared, SpoolError};
 
@@ -69,34 +70,24 @@ pub(super) fn recover(shared: &Shared) -> Result<u64, SpoolError> {
 /// or unreadable (set it aside).
 fn scan_segment(shared: &Shared, id: u64, path: &Path) -> Result<Option<SegState>, String> {
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len < HEADER_LEN {
-        if len > 0 {
-            shared.count_damage(path, 0, format::Damage::TornTail, len);
-        }
-        return Ok(None);
-    }
     let mut reader = SegmentReader::open(id, path).map_err(|e| e.to_string())?;
-    let created_at_ms = match reader.read_header().map_err(|e| e.to_string())? {
-        HeaderCheck::Ok { created_at_ms } => created_at_ms,
-        HeaderCheck::Foreign => return Err("bad magic or unsupported version".into()),
-    };
-    let mut off = HEADER_LEN;
     let mut records = 0u64;
     let mut first_written_ms = None;
-    loop {
-        match reader.read_frame(off, len).map_err(|e| e.to_string())? {
-            format::Frame::Record { record, next } => {
-                records += 1;
-                first_written_ms.get_or_insert(record.written_at_ms);
-                off = next;
-            }
-            format::Frame::End => break,
-            format::Frame::Damaged { damage, skip_to } => {
-                shared.count_damage(path, off, damage, skip_to.saturating_sub(off));
-                off = skip_to.max(off + 1);
-            }
-        }
-    }
+    let scan = scan_frames(
+        &mut reader,
+        len,
+        |record| {
+            records += 1;
+            first_written_ms.get_or_insert(record.written_at_ms);
+        },
+        |off, damage, skipped| shared.count_damage(path, off, damage, skipped),
+    )
+    .map_err(|e| e.to_string())?;
+    let created_at_ms = match scan {
+        Scan::TooShort => return Ok(None),
+        Scan::Foreign => return Err("bad magic or unsupported version".into()),
+        Scan::Ours { created_at_ms } => created_at_ms,
+    };
     if records == 0 {
         return Ok(None);
     }
@@ -114,4 +105,50 @@ fn scan_segment(shared: &Shared, id: u64, path: &Path) -> Result<Option<SegState
         first_written_ms: first_written_ms.or(Some(created_at_ms)),
         roll_requested: false,
     }))
+}
+
+/// What [`scan_frames`] found at the start of a segment.
+pub(super) enum Scan {
+    /// Shorter than a header (counted as a torn tail when not empty): nothing to keep.
+    TooShort,
+    /// Wrong magic or version: not ours, set aside untouched.
+    Foreign,
+    /// Our header; the frames were reported.
+    Ours { created_at_ms: i64 },
+}
+
+/// Reads a segment of `len` bytes the way a restart does: the header, then every frame in
+/// order, each good record to `on_record` and each damaged spot to `on_damage` (offset, kind,
+/// bytes skipped), by the rules in the [module docs](super). Shared by recovery and the
+/// in-memory fuzz entry point, [`super::fuzzing::scan_segment_bytes`].
+pub(super) fn scan_frames<R: Source>(
+    reader: &mut SegmentReader<R>,
+    len: u64,
+    mut on_record: impl FnMut(DecodedRecord),
+    mut on_damage: impl FnMut(u64, Damage, u64),
+) -> io::Result<Scan> {
+    if len < HEADER_LEN {
+        if len > 0 {
+            on_damage(0, Damage::TornTail, len);
+        }
+        return Ok(Scan::TooShort);
+    }
+    let created_at_ms = match reader.read_header()? {
+        HeaderCheck::Ok { created_at_ms } => created_at_ms,
+        HeaderCheck::Foreign => return Ok(Scan::Foreign),
+    };
+    let mut off = HEADER_LEN;
+    loop {
+        match reader.read_frame(off, len)? {
+            format::Frame::Record { record, next } => {
+                on_record(record);
+                off = next;
+            }
+            format::Frame::End => return Ok(Scan::Ours { created_at_ms }),
+            format::Frame::Damaged { damage, skip_to } => {
+                on_damage(off, damage, skip_to.saturating_sub(off));
+                off = skip_to.max(off + 1);
+            }
+        }
+    }
 }
