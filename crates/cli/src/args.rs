@@ -111,13 +111,17 @@ pub struct KeyArgs {
     /// Directory for local state (the development keyring, the spool).
     #[arg(long, env = "OPENCLICK_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// Signing keys, `ID:BASE64URL_SECRET[,ID:SECRET...]`: the first signs, all verify.
-    /// Without it (or --keys-file), a development keyring is generated in the data directory.
-    /// On the command line it is visible to every local user: prefer --keys-file.
+    /// Signing keys, `ID:BASE64URL_SECRET[,ID:SECRET...]`: the first signs, all verify. An
+    /// entry `TENANT/ID:SECRET` is that tenant's own key: a tenant with keys of its own signs and
+    /// verifies only with them (the first signs); other tenants use the unscoped keys, and with
+    /// none are refused. Without it (or --keys-file), a development keyring is generated in the
+    /// data directory. On the command line it is visible to every local user: prefer
+    /// --keys-file.
     #[arg(long, env = "OPENCLICK_KEYS", hide_env_values = true)]
     pub keys: Option<Secret>,
     /// File holding the signing keys in the --keys format (one or more keys per line, `#`
-    /// comment lines); `serve` re-reads it on SIGHUP.
+    /// comment lines; tenants' own keys as `TENANT/ID:SECRET`); `serve` re-reads it on SIGHUP
+    /// and within 5 s of a change on disk.
     #[arg(long, env = "OPENCLICK_KEYS_FILE", value_name = "FILE")]
     pub keys_file: Option<PathBuf>,
 }

@@ -35,7 +35,10 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         );
     }
     tracing::info!(%summary, "template compiled");
-    let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
+    let (keys, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
+    let keyring = keys.keyring_for(&args.tenant).context(
+        "no signing key for --tenant: the keys hold neither its own keys nor a global keyring",
+    )?;
     let sent_at_ms = args.sent_at_ms.unwrap_or_else(openclick_common::now_ms);
     let check_recipient = |contact: &'_ str, message: &'_ str| -> Result<()> {
         check_id(IdKind::Contact, contact).context("contact")?;
@@ -51,7 +54,7 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         );
         check_recipient(contact, msg).context("--contact / --message")?;
         let out = template.render(
-            &keyring,
+            keyring,
             &Message {
                 tenant_id: &args.tenant,
                 campaign_id: &args.campaign,
@@ -96,7 +99,7 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         check_recipient(contact, msg).with_context(|| format!("recipients CSV line {row}"))?;
         html_buf.clear();
         template.render_into(
-            &keyring,
+            keyring,
             &Message {
                 tenant_id: &args.tenant,
                 campaign_id: &args.campaign,

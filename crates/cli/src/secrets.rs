@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use openclick_token::Keyring;
+use openclick_token::KeyStore;
 
 /// The `--keys` spec a keys file holds: one or more `ID:SECRET` entries per line (commas
 /// between entries on a line), blank lines and `#` comment lines ignored; the first entry
@@ -18,12 +18,13 @@ pub fn keys_spec(text: &str) -> String {
         .join(",")
 }
 
-/// Reads and parses a keys file.
-pub fn read_keys_file(path: &Path) -> Result<Keyring> {
+/// Reads and parses a keys file: global `ID:SECRET` and tenants' `TENANT/ID:SECRET` entries.
+pub fn read_keys_file(path: &Path) -> Result<KeyStore> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading --keys-file {}", path.display()))?;
     warn_if_readable_by_others(path, "--keys-file");
-    Keyring::from_spec(&keys_spec(&text)).with_context(|| format!("--keys-file {}", path.display()))
+    KeyStore::from_spec(&keys_spec(&text))
+        .with_context(|| format!("--keys-file {}", path.display()))
 }
 
 /// Reads an admin token file: its content without surrounding whitespace, not empty.
@@ -67,12 +68,14 @@ mod tests {
     fn a_keys_file_holds_one_key_per_line_with_comments() {
         let text = "# rotated 2024-06\n k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8 \n\n\
                     k1:AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n";
-        let k = Keyring::from_spec(&keys_spec(text)).unwrap();
+        let k = openclick_token::Keyring::from_spec(&keys_spec(text)).unwrap();
         assert_eq!(k.key_ids().collect::<Vec<_>>(), ["k2", "k1"]);
         // The --keys format (comma-separated on one line) is a valid file too.
         let one = "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,k1:AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n";
         assert_eq!(
-            Keyring::from_spec(&keys_spec(one)).unwrap().to_spec(),
+            openclick_token::Keyring::from_spec(&keys_spec(one))
+                .unwrap()
+                .to_spec(),
             k.to_spec()
         );
     }

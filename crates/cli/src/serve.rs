@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use openclick_admin::{Admin, BearerToken, Metrics, Readiness, SuppressApi};
 use openclick_edge::{
     ClientIpConfig, EdgeState, LimitConfig, Limits, Pipeline, ReplayLimiter, ServerConfig,
-    SharedKeyring,
+    SharedKeys,
 };
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_http::tls::CertStore;
@@ -26,7 +26,7 @@ use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
 use openclick_suppress::blocks::BlockList;
 use openclick_suppress::{SuppressionSet, SuppressionWriter};
-use openclick_token::Keyring;
+use openclick_token::{KeyStore, Keyring};
 use serde_json::{Map, Value};
 
 use crate::args::{EnrichArgs, KeyArgs, Secret, ServeArgs};
@@ -108,11 +108,11 @@ fn load_tls(args: &ServeArgs) -> Result<Option<Arc<CertStore>>> {
     }
 }
 
-/// Loads the keyring from `--keys`, `--keys-file`, or the development keyring in the data
-/// directory.
-pub fn load_keyring(args: &KeyArgs, warn: DevWarning) -> Result<(Keyring, KeySource)> {
+/// Loads the keys from `--keys`, `--keys-file`, or the development keyring in the data
+/// directory: a global keyring and tenants' own keys (`TENANT/KEY_ID:SECRET` entries).
+pub fn load_keyring(args: &KeyArgs, warn: DevWarning) -> Result<(KeyStore, KeySource)> {
     if let Some(spec) = &args.keys {
-        let k = Keyring::from_spec(spec.expose()).context("--keys / OPENCLICK_KEYS")?;
+        let k = KeyStore::from_spec(spec.expose()).context("--keys / OPENCLICK_KEYS")?;
         return Ok((k, KeySource::Inline));
     }
     if let Some(path) = &args.keys_file {
@@ -134,7 +134,24 @@ pub fn load_keyring(args: &KeyArgs, warn: DevWarning) -> Result<(Keyring, KeySou
              Do not send real email with it; configure --keys-file / OPENCLICK_KEYS_FILE in production."
         );
     }
-    Ok((keyring, KeySource::Development(path)))
+    Ok((KeyStore::global(keyring), KeySource::Development(path)))
+}
+
+/// Key ids only, never a secret, and no tenant id: `global signing k2 (verify: k2, k1); 3
+/// tenants with their own keys`.
+pub fn describe_keys(keys: &KeyStore) -> String {
+    let global = match keys.global_keyring() {
+        Some(k) => format!(
+            "global signing {} (verify: {})",
+            k.signing_key_id(),
+            k.key_ids().collect::<Vec<_>>().join(", ")
+        ),
+        None => "no global keyring".to_owned(),
+    };
+    match keys.tenant_count() {
+        0 => global,
+        n => format!("{global}; {n} tenant(s) with their own keys"),
+    }
 }
 
 /// The admin API's bearer token from `--admin-token` or `--admin-token-file`.
@@ -180,7 +197,7 @@ fn kafka_config(args: &ServeArgs, brokers: &str) -> KafkaConfig {
 }
 
 struct Components {
-    keyring: Keyring,
+    keyring: KeyStore,
     key_source: KeySource,
     admin_token: Option<String>,
     enricher: Arc<Enricher>,
@@ -270,9 +287,8 @@ pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) 
         args.spool_fsync
     );
     println!(
-        "  keys:             signing {} (verify: {}) from {}",
-        c.keyring.signing_key_id(),
-        c.keyring.key_ids().collect::<Vec<_>>().join(", "),
+        "  keys:             {} from {}",
+        describe_keys(&c.keyring),
         c.key_source
     );
     println!(
@@ -540,7 +556,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_limits(limits)
         .with_blocks(blocks.clone());
-        let shared_keyring = pipeline.keyring().clone();
+        let shared_keyring = pipeline.keys().clone();
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
 
@@ -643,7 +659,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 /// What SIGHUP re-reads: the GeoIP databases, and the secrets given as files.
 struct Reload {
     enricher: Arc<Enricher>,
-    keyring: SharedKeyring,
+    keyring: SharedKeys,
     keys_file: Option<PathBuf>,
     bearer: BearerToken,
     admin_token_file: Option<PathBuf>,
@@ -659,17 +675,23 @@ impl Reload {
                 tracing::error!(error = %err, "SIGHUP: GeoIP reload failed; keeping the old databases")
             }
         }
+        self.reload_secrets("SIGHUP");
+    }
+
+    /// Re-reads the secret files (`trigger`: SIGHUP, or a change seen by
+    /// [`watch_secret_files`]).
+    fn reload_secrets(&self, trigger: &'static str) {
         if let Some(path) = &self.keys_file {
             match crate::secrets::read_keys_file(path) {
                 Ok(k) => {
-                    let ids = k.key_ids().collect::<Vec<_>>().join(",");
-                    let signing = k.signing_key_id().to_owned();
+                    let keys = describe_keys(&k);
                     self.keyring.store(k);
-                    tracing::info!(signing = %signing, keys = %ids, "SIGHUP: keyring reloaded from --keys-file");
+                    tracing::info!(trigger, %keys, "keys reloaded from --keys-file");
                 }
                 Err(err) => tracing::error!(
+                    trigger,
                     error = %format!("{err:#}"),
-                    "SIGHUP: --keys-file not reloaded; keeping the keys in force"
+                    "--keys-file not reloaded; keeping the keys in force"
                 ),
             }
         }
@@ -677,25 +699,75 @@ impl Reload {
             match crate::secrets::read_token_file(path) {
                 Ok(t) => {
                     self.bearer.set(Some(&t));
-                    tracing::info!("SIGHUP: admin token reloaded from --admin-token-file");
+                    tracing::info!(trigger, "admin token reloaded from --admin-token-file");
                 }
                 Err(err) => tracing::error!(
+                    trigger,
                     error = %format!("{err:#}"),
-                    "SIGHUP: --admin-token-file not reloaded; keeping the token in force"
+                    "--admin-token-file not reloaded; keeping the token in force"
                 ),
             }
         }
     }
 }
 
+/// How often the secret files are checked for a change.
+const SECRET_POLL: Duration = Duration::from_secs(5);
+
+/// What identifies a file's content without reading it: modification time, length, inode
+/// (Kubernetes swaps a mounted Secret by symlink, which changes all three). `None`: missing.
+fn file_stamp(path: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.modified().ok(), m.len(), ino))
+}
+
+/// Re-reads `--keys-file` and `--admin-token-file` when either changes on disk (checked every
+/// [`SECRET_POLL`]), so a tenant's key rotates without a restart or a signal. A file caught
+/// half-written fails to parse and keeps the secrets in force; the next change reloads it.
+fn watch_secret_files(reload: Arc<Reload>) {
+    let files: Vec<PathBuf> = [&reload.keys_file, &reload.admin_token_file]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let stamps = |files: Vec<PathBuf>| async move {
+            tokio::task::spawn_blocking(move || files.iter().map(|f| file_stamp(f)).collect())
+                .await
+                .unwrap_or_default()
+        };
+        let mut last: Vec<_> = stamps(files.clone()).await;
+        let mut tick = tokio::time::interval(SECRET_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now: Vec<_> = stamps(files.clone()).await;
+            if now != last {
+                last = now;
+                tracing::info!("a secret file changed on disk: reloading the secrets");
+                let r = reload.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_secrets("file change")).await;
+            }
+        }
+    });
+}
+
 fn spawn_reload_on_sighup(reload: Reload) {
+    let reload = Arc::new(reload);
+    watch_secret_files(reload.clone());
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        let reload = Arc::new(reload);
         while hup.recv().await.is_some() {
             let r = reload.clone();
             if let Err(err) = tokio::task::spawn_blocking(move || r.run()).await {

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
-use openclick_token::{Keyring, TokenKind};
+use openclick_token::{KeyStore, TokenKind};
 use serde::Deserialize;
 
 use crate::sign::{checked_claims, tracked_url};
@@ -78,7 +78,7 @@ pub enum Stop {
 /// time of lines without one. Without `keep_going` the first bad line is the error (with its
 /// line number); with it, a bad line writes an empty line and a message on stderr.
 pub fn run(
-    keyring: &Keyring,
+    keyring: &KeyStore,
     base_url: &str,
     mut input: impl BufRead,
     output: impl Write,
@@ -118,7 +118,11 @@ pub fn run(
     Ok(report)
 }
 
-fn sign_line(keyring: &Keyring, text: &str, now: &impl Fn() -> i64) -> Result<(TokenKind, String)> {
+fn sign_line(
+    keyring: &KeyStore,
+    text: &str,
+    now: &impl Fn() -> i64,
+) -> Result<(TokenKind, String)> {
     let l: Line<'_> = serde_json::from_str(text).context("not a claims object")?;
     let kind = match &*l.kind {
         "open" => TokenKind::Open,
@@ -149,8 +153,10 @@ mod tests {
     use super::*;
     use openclick_token::{Channel, Key};
 
-    fn keyring() -> Keyring {
-        Keyring::new(Key::new("k1", &[7u8; 32]).unwrap(), Vec::new()).unwrap()
+    fn keyring() -> KeyStore {
+        openclick_token::Keyring::new(Key::new("k1", &[7u8; 32]).unwrap(), Vec::new())
+            .unwrap()
+            .into()
     }
 
     fn batch(input: &str, keep_going: bool) -> (Result<Report, Stop>, String) {

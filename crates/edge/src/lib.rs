@@ -33,5 +33,5 @@ pub mod server;
 pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};
 pub use metrics::describe_metrics;
-pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply, SharedKeyring};
+pub use pipeline::{HitClass, Limits, Outcome, Pipeline, Reply, SharedKeys};
 pub use server::{run, run_with_https, EdgeState, ServerConfig, PIXEL_GIF};

@@ -14,37 +14,38 @@ use openclick_enrich::{Enricher, Hit, HitKind};
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
 use openclick_suppress::blocks::BlockList;
 use openclick_suppress::SuppressionSet;
-use openclick_token::{Channel, Keyring, TokenKind};
+use openclick_token::{Channel, KeyStore, TokenKind};
 
 use crate::client_ip::{client_ip, ClientIpConfig};
 use crate::limits::{ReplayLimiter, Verdict};
 
-/// The keyring a pipeline verifies with, shared with whoever may replace it (`serve` re-reads
-/// `--keys-file` on SIGHUP). Replacing it is one atomic pointer swap; requests in flight finish
-/// with the keyring they loaded, the next ones verify with the new one.
+/// The keys a pipeline verifies with (a [`KeyStore`]: the global keyring and tenants' own
+/// keys), shared with whoever may replace them (`serve` re-reads `--keys-file` on SIGHUP and
+/// when it changes). Replacing them is one atomic pointer swap; requests in flight finish with
+/// the keys they loaded, the next ones verify with the new ones.
 #[derive(Clone)]
-pub struct SharedKeyring(Arc<arc_swap::ArcSwap<Keyring>>);
+pub struct SharedKeys(Arc<arc_swap::ArcSwap<KeyStore>>);
 
-impl SharedKeyring {
-    /// A handle on `keyring`.
-    pub fn new(keyring: Keyring) -> SharedKeyring {
-        SharedKeyring(Arc::new(arc_swap::ArcSwap::from_pointee(keyring)))
+impl SharedKeys {
+    /// A handle on `keys`.
+    pub fn new(keys: impl Into<KeyStore>) -> SharedKeys {
+        SharedKeys(Arc::new(arc_swap::ArcSwap::from_pointee(keys.into())))
     }
 
-    /// Makes `keyring` the one every holder of this handle verifies with.
-    pub fn store(&self, keyring: Keyring) {
-        self.0.store(Arc::new(keyring));
+    /// Makes `keys` the ones every holder of this handle verifies with.
+    pub fn store(&self, keys: KeyStore) {
+        self.0.store(Arc::new(keys));
     }
 
-    /// The keyring in force.
-    pub fn load(&self) -> Arc<Keyring> {
+    /// The keys in force.
+    pub fn load(&self) -> Arc<KeyStore> {
         self.0.load_full()
     }
 }
 
-impl std::fmt::Debug for SharedKeyring {
+impl std::fmt::Debug for SharedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The keyring's own Debug prints key ids only, never a secret.
+        // The store's own Debug prints key ids and a tenant count, never a secret.
         self.0.load().fmt(f)
     }
 }
@@ -181,7 +182,7 @@ impl Default for Limits {
 /// Everything the request -> event function needs. Shared by all connections.
 #[derive(Clone)]
 pub struct Pipeline {
-    keyring: SharedKeyring,
+    keyring: SharedKeys,
     enricher: Arc<Enricher>,
     suppression: Arc<SuppressionSet>,
     client_ip: Arc<ClientIpConfig>,
@@ -206,13 +207,13 @@ impl Pipeline {
     /// Assembles a pipeline: forwarding headers believed per `client_ip`, no rate limit, no
     /// maximum token age (see [`Pipeline::with_limits`]).
     pub fn new(
-        keyring: Keyring,
+        keyring: impl Into<KeyStore>,
         enricher: Arc<Enricher>,
         suppression: Arc<SuppressionSet>,
         client_ip: ClientIpConfig,
     ) -> Pipeline {
         Pipeline {
-            keyring: SharedKeyring::new(keyring),
+            keyring: SharedKeys::new(keyring),
             enricher,
             suppression,
             client_ip: Arc::new(client_ip),
@@ -227,9 +228,9 @@ impl Pipeline {
         self
     }
 
-    /// The handle on the keyring this pipeline (and every clone of it) verifies with:
-    /// [`SharedKeyring::store`] rotates keys without a restart.
-    pub fn keyring(&self) -> &SharedKeyring {
+    /// The handle on the keys this pipeline (and every clone of it) verifies with:
+    /// [`SharedKeys::store`] rotates keys without a restart.
+    pub fn keys(&self) -> &SharedKeys {
         &self.keyring
     }
 
@@ -497,7 +498,7 @@ pub fn route(path: &str) -> Option<(TokenKind, &str)> {
 mod tests {
     use super::*;
     use openclick_enrich::EnrichConfig;
-    use openclick_token::{Claims, Key};
+    use openclick_token::{Claims, Key, Keyring};
 
     const NOW: i64 = 1_700_000_000_000;
 

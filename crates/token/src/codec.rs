@@ -107,6 +107,12 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self, max: usize) -> Result<String, TokenError> {
+        let s = self.bytes(max)?;
+        let s = std::str::from_utf8(s).map_err(|_| malformed("field is not UTF-8"))?;
+        Ok(s.to_owned())
+    }
+
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8], TokenError> {
         let len = self.varint()?;
         if len > max as u64 {
             return Err(malformed("field too long"));
@@ -117,9 +123,20 @@ impl<'a> Reader<'a> {
         }
         let (s, rest) = self.buf.split_at(len);
         self.buf = rest;
-        let s = std::str::from_utf8(s).map_err(|_| malformed("field is not UTF-8"))?;
-        Ok(s.to_owned())
+        Ok(s)
     }
+}
+
+/// The `tenant_id` of a body, read before the tag is checked so that a [`crate::KeyStore`]
+/// can pick the tenant's keys. Reads only as far as the tenant (the kind/channel byte is
+/// skipped, not judged: that stays after the tag check); the same strict varint and length
+/// rules as [`decode_body`].
+pub(crate) fn peek_tenant(body: &[u8]) -> Result<&str, TokenError> {
+    let mut r = Reader { buf: body };
+    r.byte()?;
+    r.varint()?;
+    let tenant = r.bytes(MAX_ID_LEN)?;
+    std::str::from_utf8(tenant).map_err(|_| malformed("field is not UTF-8"))
 }
 
 /// Parses a body written by [`encode_body`]. Strict: unknown kind/channel codes, truncation,

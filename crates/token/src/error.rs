@@ -27,6 +27,10 @@ pub enum TokenError {
     /// The token names a key id this keyring does not hold (never held, or dropped by rotation).
     #[error("unknown signing key id {0:?}")]
     UnknownKey(String),
+    /// Signing for a tenant that has no keys of its own, with no global keyring
+    /// ([`crate::KeyStore`]).
+    #[error("no signing key for this tenant")]
+    NoTenantKey,
     /// The token's version byte is not one this build understands.
     #[error("unsupported token version {0}")]
     UnsupportedVersion(u8),
@@ -69,7 +73,7 @@ impl TokenError {
     }
 
     /// A short, stable, bounded label for this error, suitable as a metric label value:
-    /// one of `malformed`, `too_long`, `bad_signature`, `unknown_key`, `unsupported_version`,
+    /// one of `malformed`, `too_long`, `bad_signature`, `unknown_key`, `no_tenant_key`, `unsupported_version`,
     /// `invalid_destination`, `field_too_long`, `invalid_claims`, `invalid_key`, `invalid_spec`,
     /// `io`.
     pub fn reason(&self) -> &'static str {
@@ -78,6 +82,7 @@ impl TokenError {
             TokenError::TooLong { .. } => "too_long",
             TokenError::BadSignature => "bad_signature",
             TokenError::UnknownKey(_) => "unknown_key",
+            TokenError::NoTenantKey => "no_tenant_key",
             TokenError::UnsupportedVersion(_) => "unsupported_version",
             TokenError::InvalidDestination(_) => "invalid_destination",
             TokenError::FieldTooLong { .. } => "field_too_long",

@@ -1,5 +1,6 @@
 //! Keys, keyrings, signing and verification.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
@@ -187,49 +188,20 @@ impl Keyring {
     /// claims and the id of the key that verified it. Never panics; rejects tokens longer than
     /// [`MAX_TOKEN_LEN`] before decoding. A click's destination is validated again.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
-        let t = token.as_bytes();
-        if t.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::TooLong {
-                len: t.len(),
-                max: MAX_TOKEN_LEN,
-            });
-        }
-        let not_b64 = || TokenError::Malformed("not base64url");
-        let len = b64::decoded_len(t.len()).ok_or_else(not_b64)?;
-        if len <= STACK_DECODE_LEN {
-            let mut buf = [0u8; STACK_DECODE_LEN];
-            let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
-            self.verify_bytes(buf.get(..n).unwrap_or_default())
-        } else {
-            let mut buf = vec![0u8; len];
-            let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
-            self.verify_bytes(buf.get(..n).unwrap_or_default())
-        }
+        with_decoded(token, |data| {
+            let (kid, _) = split_header(data)?;
+            self.verify_with(kid, data)
+        })
     }
 
-    fn verify_bytes<'k>(&'k self, data: &[u8]) -> Result<Verified<'k>, TokenError> {
-        let malformed = TokenError::Malformed;
-        let (&version, rest) = data.split_first().ok_or_else(|| malformed("empty"))?;
-        if version != VERSION {
-            return Err(TokenError::UnsupportedVersion(version));
-        }
-        let (&kid_len, rest) = rest.split_first().ok_or_else(|| malformed("truncated"))?;
-        let kid_len = usize::from(kid_len);
-        if kid_len == 0 || kid_len > MAX_KEY_ID_LEN {
-            return Err(malformed("bad key id length"));
-        }
-        if rest.len() < kid_len + MIN_BODY_LEN + TAG_LEN {
-            return Err(malformed("truncated"));
-        }
-        let (kid, rest) = rest.split_at(kid_len);
-        if !key_id_ok(kid) {
-            return Err(malformed("bad key id"));
-        }
+    /// The tag check and body decoding of `data` (a decoded token whose header
+    /// [`split_header`] accepted, key id `kid`), with this keyring's key of that id.
+    fn verify_with<'k>(&'k self, kid: &[u8], data: &[u8]) -> Result<Verified<'k>, TokenError> {
         let key = self
             .keys
             .iter()
             .find(|k| k.id.as_bytes() == kid)
-            .ok_or_else(|| TokenError::UnknownKey(String::from_utf8_lossy(kid).into_owned()))?;
+            .ok_or_else(|| unknown_key(kid))?;
         let signed_len = data.len() - TAG_LEN;
         let (signed, tag) = data.split_at(signed_len);
         let mut mac = key.mac.clone();
@@ -237,7 +209,7 @@ impl Keyring {
         // Constant-time comparison of the first TAG_LEN bytes.
         mac.verify_truncated_left(tag)
             .map_err(|_| TokenError::BadSignature)?;
-        let body = &rest[..rest.len() - TAG_LEN];
+        let body = &signed[2 + kid.len()..];
         let claims = codec::decode_body(body)?;
         if claims.kind == TokenKind::Click {
             validate_destination(&claims.url)?;
@@ -250,42 +222,21 @@ impl Keyring {
 
     /// Parses a keyring spec: comma-separated `KEY_ID:BASE64URL_SECRET` entries (padding
     /// optional, whitespace around entries ignored). The first entry signs, the rest verify.
-    /// Error messages never include a secret.
+    /// Tenant-scoped entries (`TENANT/KEY_ID:SECRET`) are refused: they belong in a
+    /// [`KeyStore`]. Error messages never include a secret.
     pub fn from_spec(spec: &str) -> Result<Keyring, TokenError> {
-        if spec.trim().is_empty() {
-            return Err(TokenError::InvalidSpec("empty".to_owned()));
-        }
         let mut keys = Vec::new();
-        for (i, entry) in spec.split(',').enumerate() {
-            let n = i + 1;
-            let entry = entry.trim();
-            if entry.is_empty() {
-                return Err(TokenError::InvalidSpec(format!("entry {n} is empty")));
-            }
-            let Some((id, secret)) = entry.split_once(':') else {
+        for (n, tenant, key) in parse_spec(spec)? {
+            if tenant.is_some() {
                 return Err(TokenError::InvalidSpec(format!(
-                    "entry {n}: expected KEY_ID:BASE64URL_SECRET"
-                )));
-            };
-            let id = id.trim();
-            if !key_id_ok(id.as_bytes()) {
-                return Err(TokenError::InvalidSpec(format!(
-                    "entry {n}: key id must be 1 to 16 characters of [A-Za-z0-9_-]"
+                    "entry {n}: a tenant's key (TENANT/KEY_ID:SECRET) where a keyring of \
+                     KEY_ID:SECRET entries is expected"
                 )));
             }
-            let secret = URL_SAFE_NO_PAD
-                .decode(secret.trim().trim_end_matches('='))
-                .map_err(|_| {
-                    TokenError::InvalidSpec(format!(
-                        "entry {n} (key {id:?}): secret is not valid base64url"
-                    ))
-                })?;
-            keys.push(Key::new(id, &secret)?);
+            keys.push(key);
         }
         let mut keys = keys.into_iter();
-        let Some(signing) = keys.next() else {
-            return Err(TokenError::InvalidSpec("empty".to_owned()));
-        };
+        let signing = keys.next().expect("parse_spec returns at least one entry");
         Keyring::new(signing, keys.collect())
     }
 
@@ -332,6 +283,262 @@ impl Keyring {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Decodes the base64url text of a token into a buffer (on the stack when it fits) and hands
+/// the bytes to `f`. Tokens over [`MAX_TOKEN_LEN`] characters are refused before decoding.
+fn with_decoded<'k>(
+    token: &str,
+    f: impl FnOnce(&[u8]) -> Result<Verified<'k>, TokenError>,
+) -> Result<Verified<'k>, TokenError> {
+    let t = token.as_bytes();
+    if t.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong {
+            len: t.len(),
+            max: MAX_TOKEN_LEN,
+        });
+    }
+    let not_b64 = || TokenError::Malformed("not base64url");
+    let len = b64::decoded_len(t.len()).ok_or_else(not_b64)?;
+    if len <= STACK_DECODE_LEN {
+        let mut buf = [0u8; STACK_DECODE_LEN];
+        let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
+        f(buf.get(..n).unwrap_or_default())
+    } else {
+        let mut buf = vec![0u8; len];
+        let n = b64::decode(t, &mut buf).ok_or_else(not_b64)?;
+        f(buf.get(..n).unwrap_or_default())
+    }
+}
+
+/// The checks on a decoded token before any key is used (docs/token-v1.md, verification steps
+/// 3 to 6): version, key id length and bytes, room for the smallest body and the tag. Returns
+/// the key id and the body (between the key id and the tag).
+fn split_header(data: &[u8]) -> Result<(&[u8], &[u8]), TokenError> {
+    let malformed = TokenError::Malformed;
+    let (&version, rest) = data.split_first().ok_or_else(|| malformed("empty"))?;
+    if version != VERSION {
+        return Err(TokenError::UnsupportedVersion(version));
+    }
+    let (&kid_len, rest) = rest.split_first().ok_or_else(|| malformed("truncated"))?;
+    let kid_len = usize::from(kid_len);
+    if kid_len == 0 || kid_len > MAX_KEY_ID_LEN {
+        return Err(malformed("bad key id length"));
+    }
+    if rest.len() < kid_len + MIN_BODY_LEN + TAG_LEN {
+        return Err(malformed("truncated"));
+    }
+    let (kid, rest) = rest.split_at(kid_len);
+    if !key_id_ok(kid) {
+        return Err(malformed("bad key id"));
+    }
+    Ok((kid, &rest[..rest.len() - TAG_LEN]))
+}
+
+fn unknown_key(kid: &[u8]) -> TokenError {
+    // Safe to quote: split_header checked the bytes are [A-Za-z0-9_-].
+    TokenError::UnknownKey(String::from_utf8_lossy(kid).into_owned())
+}
+
+/// One entry of a key spec: its number (from 1), its tenant, its key.
+type SpecEntry<'a> = (usize, Option<&'a str>, Key);
+
+/// The entries of a key spec, numbered from 1, each with its tenant (`TENANT/KEY_ID:SECRET`)
+/// or `None` (`KEY_ID:SECRET`). Never empty. Error messages never include a secret.
+fn parse_spec(spec: &str) -> Result<Vec<SpecEntry<'_>>, TokenError> {
+    if spec.trim().is_empty() {
+        return Err(TokenError::InvalidSpec("empty".to_owned()));
+    }
+    let mut out = Vec::new();
+    for (i, entry) in spec.split(',').enumerate() {
+        let n = i + 1;
+        let entry = entry.trim();
+        if entry.is_empty() {
+            return Err(TokenError::InvalidSpec(format!("entry {n} is empty")));
+        }
+        let Some((name, secret)) = entry.split_once(':') else {
+            return Err(TokenError::InvalidSpec(format!(
+                "entry {n}: expected KEY_ID:BASE64URL_SECRET or TENANT/KEY_ID:BASE64URL_SECRET"
+            )));
+        };
+        let (tenant, id) = match name.split_once('/') {
+            Some((tenant, id)) => (Some(tenant.trim()), id.trim()),
+            None => (None, name.trim()),
+        };
+        if let Some(t) = tenant {
+            if t.is_empty() || t.len() > MAX_ID_LEN || t.chars().any(char::is_control) {
+                return Err(TokenError::InvalidSpec(format!(
+                    "entry {n}: the tenant id must be 1 to {MAX_ID_LEN} bytes without control \
+                     characters"
+                )));
+            }
+        }
+        if !key_id_ok(id.as_bytes()) {
+            return Err(TokenError::InvalidSpec(format!(
+                "entry {n}: key id must be 1 to 16 characters of [A-Za-z0-9_-]"
+            )));
+        }
+        let secret = URL_SAFE_NO_PAD
+            .decode(secret.trim().trim_end_matches('='))
+            .map_err(|_| {
+                TokenError::InvalidSpec(format!(
+                    "entry {n} (key {id:?}): secret is not valid base64url"
+                ))
+            })?;
+        out.push((n, tenant, Key::new(id, &secret)?));
+    }
+    Ok(out)
+}
+
+/// Keys scoped to tenants, beside an optional global keyring (docs/token-v1.md, section 6):
+/// a tenant with keys of its own signs and verifies only with them, so a sender holding one
+/// tenant's secret can mint nothing for another tenant, and a key id means a different key in
+/// each tenant; a tenant without keys of its own uses the global keyring, and with no global
+/// keyring its tokens are refused (`unknown_key`). Cheap to clone (shared, immutable): replace
+/// the whole store to rotate.
+///
+/// Written as a spec like a [`Keyring`]'s, whose entries may be scoped to a tenant:
+/// `TENANT/KEY_ID:SECRET`. Per tenant, and for the unscoped entries, the first entry signs.
+///
+/// ```
+/// use openclick_token::KeyStore;
+/// // Two tenants, each with its own key "k1" (32-byte secrets in base64url).
+/// let (a, b) = ("A".repeat(43), format!("{}A", "B".repeat(42)));
+/// let store = KeyStore::from_spec(&format!("acme/k1:{a}, globex/k1:{b}"))?;
+/// assert_eq!(store.keyring_for("acme").unwrap().signing_key_id(), "k1");
+/// assert!(store.keyring_for("initech").is_none()); // no global keyring
+/// # Ok::<(), openclick_token::TokenError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyStore {
+    global: Option<Keyring>,
+    tenants: Arc<HashMap<Box<str>, Keyring>>,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("global", &self.global)
+            .field("tenants", &self.tenants.len())
+            .finish()
+    }
+}
+
+impl From<Keyring> for KeyStore {
+    fn from(keyring: Keyring) -> KeyStore {
+        KeyStore::global(keyring)
+    }
+}
+
+impl KeyStore {
+    /// One keyring for every tenant (single-tenant use).
+    pub fn global(keyring: Keyring) -> KeyStore {
+        KeyStore {
+            global: Some(keyring),
+            tenants: Arc::default(),
+        }
+    }
+
+    /// A global keyring (or none) and keyrings of tenants. At least one keyring.
+    pub fn new(
+        global: Option<Keyring>,
+        tenants: impl IntoIterator<Item = (String, Keyring)>,
+    ) -> Result<KeyStore, TokenError> {
+        let mut map = HashMap::new();
+        for (tenant, keyring) in tenants {
+            if map.insert(tenant.into_boxed_str(), keyring).is_some() {
+                return Err(TokenError::InvalidKey(
+                    "a tenant is given two keyrings".to_owned(),
+                ));
+            }
+        }
+        if global.is_none() && map.is_empty() {
+            return Err(TokenError::InvalidSpec("no keys".to_owned()));
+        }
+        Ok(KeyStore {
+            global,
+            tenants: Arc::new(map),
+        })
+    }
+
+    /// Parses a spec of `KEY_ID:SECRET` (global) and `TENANT/KEY_ID:SECRET` entries, separated
+    /// by commas. Within a tenant, and among the global entries, the first signs and ids must
+    /// be distinct; the same id in two tenants names two different keys.
+    pub fn from_spec(spec: &str) -> Result<KeyStore, TokenError> {
+        let mut global: Vec<Key> = Vec::new();
+        let mut tenants: Vec<(&str, Vec<Key>)> = Vec::new();
+        for (_, tenant, key) in parse_spec(spec)? {
+            match tenant {
+                None => global.push(key),
+                Some(t) => match tenants.iter_mut().find(|(name, _)| *name == t) {
+                    Some((_, keys)) => keys.push(key),
+                    None => tenants.push((t, vec![key])),
+                },
+            }
+        }
+        let ring = |keys: Vec<Key>| -> Result<Option<Keyring>, TokenError> {
+            let mut keys = keys.into_iter();
+            match keys.next() {
+                Some(signing) => Keyring::new(signing, keys.collect()).map(Some),
+                None => Ok(None),
+            }
+        };
+        let global = ring(global)?;
+        let mut scoped = Vec::with_capacity(tenants.len());
+        for (t, keys) in tenants {
+            let keyring = ring(keys)
+                .map_err(|e| TokenError::InvalidSpec(format!("tenant {t:?}: {e}")))?
+                .expect("a listed tenant has a key");
+            scoped.push((t.to_owned(), keyring));
+        }
+        KeyStore::new(global, scoped)
+    }
+
+    /// The keyring that signs and verifies for `tenant_id`: its own, else the global one.
+    pub fn keyring_for(&self, tenant_id: &str) -> Option<&Keyring> {
+        self.tenants.get(tenant_id).or(self.global.as_ref())
+    }
+
+    /// The global keyring, if any.
+    pub fn global_keyring(&self) -> Option<&Keyring> {
+        self.global.as_ref()
+    }
+
+    /// How many tenants have keys of their own.
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// The tenants with keys of their own and their keyrings, in no particular order.
+    pub fn tenants(&self) -> impl Iterator<Item = (&str, &Keyring)> {
+        self.tenants.iter().map(|(t, k)| (&**t, k))
+    }
+
+    /// Signs `claims` with the signing key of the claims' tenant ([`KeyStore::keyring_for`]);
+    /// [`TokenError::NoTenantKey`] when there is none.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        self.keyring_for(&claims.tenant_id)
+            .ok_or(TokenError::NoTenantKey)?
+            .sign(claims)
+    }
+
+    /// Verifies `token` with the keys of the tenant it names, as [`Keyring::verify`] does with
+    /// one keyring. With tenant keys configured, the tenant id is read before the tag is
+    /// checked (a body too broken to give one is `malformed`), and a key id the tenant's
+    /// keyring lacks is `unknown_key` even if another tenant has a key of that id.
+    pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
+        with_decoded(token, |data| {
+            let (kid, body) = split_header(data)?;
+            let keyring = if self.tenants.is_empty() {
+                self.global.as_ref()
+            } else {
+                self.keyring_for(codec::peek_tenant(body)?)
+            };
+            keyring
+                .ok_or_else(|| unknown_key(kid))?
+                .verify_with(kid, data)
+        })
     }
 }
 

@@ -100,7 +100,7 @@ use std::str::FromStr;
 
 pub use dest::validate_destination;
 pub use error::TokenError;
-pub use keyring::{Key, Keyring, Verified};
+pub use keyring::{Key, KeyStore, Keyring, Verified};
 
 /// Longest token accepted by [`Keyring::verify`], in characters (checked before decoding).
 /// 4.5 KiB: just above the longest token [`Keyring::sign`] can produce (every id at
