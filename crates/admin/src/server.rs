@@ -9,21 +9,42 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use http::Request;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use openclick_http::thread::ThreadServer;
 use openclick_http::ConnConfig;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use crate::Admin;
 
 /// The thread's name: `serve`'s priority watcher leaves it at normal priority.
 pub const THREAD_NAME: &str = "openclick-admin";
+
+/// How long open admin connections get to finish at stop.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// The admin routes as a hyper service, one per connection.
+#[derive(Clone)]
+struct AdminService(Arc<Admin>);
+
+impl hyper::service::Service<Request<Incoming>> for AdminService {
+    type Response = http::Response<openclick_http::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let admin = self.0.clone();
+        Box::pin(async move { Ok(crate::routes::handle(&admin, req).await) })
+    }
+}
+
+fn make_service(admin: Arc<Admin>) -> impl FnMut(std::net::SocketAddr) -> AdminService + Send {
+    move |_peer| AdminService(admin.clone())
+}
 
 /// Serves the admin routes on `listener` until `shutdown` resolves; open connections then get
 /// a second to finish.
@@ -34,52 +55,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let stats = admin.connections.clone();
-    let drain = openclick_http::serve(
+    openclick_http::thread::run(
         "admin",
         listener,
         conn,
         stats,
-        move |_peer| {
-            let admin = admin.clone();
-            service_fn(move |req: Request<Incoming>| {
-                let admin = admin.clone();
-                async move { Ok::<_, Infallible>(crate::routes::handle(&admin, req).await) }
-            })
-        },
+        GRACE,
+        make_service(admin),
         shutdown,
     )
     .await;
-    drain.drain(Duration::from_secs(1)).await;
 }
 
-/// The admin plane running on its own thread.
-#[derive(Debug)]
-pub struct AdminHandle {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl AdminHandle {
-    /// Stops the admin listener and waits for its thread.
-    pub fn stop(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for AdminHandle {
-    fn drop(&mut self) {
-        self.stop_now();
-    }
-}
+/// The admin plane running on its own thread: [`ThreadServer::stop`] ends it.
+pub type AdminHandle = ThreadServer;
 
 /// Starts the admin plane on its own thread and runtime. `listener` is already bound (so a
 /// bad address fails before anything starts) and is made non-blocking here.
@@ -88,30 +77,14 @@ pub fn spawn(
     admin: Arc<Admin>,
     conn: ConnConfig,
 ) -> std::io::Result<AdminHandle> {
-    listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (tx, rx) = oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name(THREAD_NAME.into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "admin listener unusable");
-                        return;
-                    }
-                };
-                run(listener, admin, &conn, async {
-                    let _ = rx.await;
-                })
-                .await;
-            });
-        })?;
-    Ok(AdminHandle {
-        stop: Some(tx),
-        thread: Some(thread),
-    })
+    let stats = admin.connections.clone();
+    openclick_http::thread::spawn(
+        THREAD_NAME,
+        "admin",
+        listener,
+        conn,
+        stats,
+        GRACE,
+        make_service(admin),
+    )
 }

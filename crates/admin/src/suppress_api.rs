@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use openclick_common::now_ms;
 use openclick_http::Body;
@@ -325,22 +324,9 @@ async fn write(api: &SuppressApi, changes: Vec<Change>) -> Response<Body> {
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Box<Response<Body>>> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.is::<http_body_util::LengthLimitError>() {
-                Err(Box::new(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body over {limit} bytes"),
-                )))
-            } else {
-                Err(Box::new(error(
-                    StatusCode::BAD_REQUEST,
-                    "could not read the body",
-                )))
-            }
-        }
-    }
+    openclick_http::read_body(req.into_body(), limit)
+        .await
+        .map_err(|e| Box::new(error(e.status(), &e.to_string())))
 }
 
 /// `{tenant}` or `{tenant}/{contact}` (percent-decoded), plus `?campaign=` on a tenant.

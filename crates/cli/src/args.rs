@@ -198,6 +198,22 @@ pub struct ServeArgs {
     /// SIGHUP.
     #[arg(long, env = "OPENCLICK_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Sending API listener (`POST /v1/sign`, `/v1/rewrite`) for sending services, on its own
+    /// thread; off unless given. Keep it on a private address: it signs URLs.
+    #[arg(
+        long,
+        env = "OPENCLICK_SENDING_LISTEN",
+        requires = "sending_tokens_file"
+    )]
+    pub sending_listen: Option<SocketAddr>,
+    /// File of the sending API's bearer tokens, `TENANT:TOKEN` per line (`#` comments; a token
+    /// is 16+ characters and names its tenant: a caller signs only for it, with its keys);
+    /// re-read on SIGHUP and within 5 s of a change.
+    #[arg(long, env = "OPENCLICK_SENDING_TOKENS_FILE", value_name = "FILE")]
+    pub sending_tokens_file: Option<PathBuf>,
+    /// Tracking base URL of the sending API's URLs when a request gives no `?base_url=`.
+    #[arg(long, env = "OPENCLICK_SENDING_BASE_URL")]
+    pub sending_base_url: Option<String>,
     /// Compacted suppressions topic, read from the beginning and followed by every replica.
     #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::record::DEFAULT_SUPPRESSIONS_TOPIC)]
     pub suppressions_topic: String,

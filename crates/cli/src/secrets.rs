@@ -27,6 +27,15 @@ pub fn read_keys_file(path: &Path) -> Result<KeyStore> {
         .with_context(|| format!("--keys-file {}", path.display()))
 }
 
+/// Reads the sending API's tokens file (`TENANT:TOKEN` lines).
+pub fn read_sending_tokens(path: &Path) -> Result<openclick_sending::TenantTokens> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --sending-tokens-file {}", path.display()))?;
+    warn_if_readable_by_others(path, "--sending-tokens-file");
+    openclick_sending::TenantTokens::parse(&text)
+        .with_context(|| format!("--sending-tokens-file {}", path.display()))
+}
+
 /// Reads an admin token file: its content without surrounding whitespace, not empty.
 pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)

@@ -197,6 +197,7 @@ fn kafka_config(args: &ServeArgs, brokers: &str) -> KafkaConfig {
 }
 
 struct Components {
+    sending_tokens: Option<openclick_sending::TenantTokens>,
     keyring: KeyStore,
     key_source: KeySource,
     admin_token: Option<String>,
@@ -217,6 +218,13 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
     let tls = load_tls(args)?;
     let (keyring, key_source) = load_keyring(&args.keys, DevWarning::Always)?;
     let admin_token = admin_token(args.admin_token.as_ref(), args.admin_token_file.as_deref())?;
+    let sending_tokens = match &args.sending_tokens_file {
+        Some(p) => Some(crate::secrets::read_sending_tokens(p)?),
+        None => None,
+    };
+    if let Some(base) = &args.sending_base_url {
+        openclick_rewrite::Template::compile("", base).context("--sending-base-url")?;
+    }
     let enricher = Arc::new(build_enricher(&args.enrich)?);
     let suppression = Arc::new(SuppressionSet::new());
     if let Some(path) = &args.suppression_file {
@@ -230,6 +238,7 @@ fn build_components(args: &ServeArgs) -> Result<Components> {
         .validate()
         .context("Kafka producer configuration")?;
     Ok(Components {
+        sending_tokens,
         keyring,
         key_source,
         admin_token,
@@ -457,6 +466,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     };
     let admin_listener = std::net::TcpListener::bind(args.admin_listen)
         .with_context(|| format!("binding --admin-listen {}", args.admin_listen))?;
+    let sending_listener = match args.sending_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding --sending-listen {addr}"))?,
+        ),
+        None => None,
+    };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if args.workers > 0 {
         rt.worker_threads(args.workers);
@@ -617,6 +633,35 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     blocks.export_metrics();
                 })
         };
+        // The sending API: its own thread, listener and small connection cap; it signs with
+        // the keys the edge verifies with (rotations included).
+        let sending_stats = Arc::new(openclick_http::ConnStats::default());
+        let sending_tokens = c.sending_tokens.clone().unwrap_or_default();
+        let sending = match sending_listener {
+            Some(l) => {
+                let addr = l.local_addr()?.to_string();
+                let keys = shared_keyring.clone();
+                let api = openclick_sending::SendingApi::new(
+                    Arc::new(move || keys.load()),
+                    sending_tokens.clone(),
+                    args.sending_base_url.clone(),
+                );
+                let conn = ConnConfig {
+                    header_read_timeout,
+                    max_connections: admin_cap,
+                    ..ConnConfig::default()
+                };
+                info.insert("sending_listen".into(), addr.into());
+                Some(
+                    openclick_sending::server::spawn(l, Arc::new(api), conn, sending_stats.clone())
+                        .context("starting the sending listener")?,
+                )
+            }
+            None => None,
+        };
+        let metrics = metrics
+            .describe(openclick_sending::describe_metrics)
+            .with_exporter(move || sending_stats.export("sending"));
         let admin = Arc::new(Admin::new(info, readiness, metrics, Some(suppress_api)));
         let admin_handle =
             openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)
@@ -637,6 +682,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             keys_file: args.keys.keys_file.clone(),
             bearer,
             admin_token_file: args.admin_token_file.clone(),
+            sending_tokens,
+            sending_tokens_file: args.sending_tokens_file.clone(),
         });
         let draining = admin.clone();
         openclick_edge::run_with_https(listener, https, state, async move {
@@ -645,6 +692,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         })
         .await;
         drop(follower);
+        drop(sending);
         admin_handle.stop();
         anyhow::Ok(())
     });
@@ -663,6 +711,8 @@ struct Reload {
     keys_file: Option<PathBuf>,
     bearer: BearerToken,
     admin_token_file: Option<PathBuf>,
+    sending_tokens: openclick_sending::TenantTokens,
+    sending_tokens_file: Option<PathBuf>,
 }
 
 impl Reload {
@@ -708,6 +758,24 @@ impl Reload {
                 ),
             }
         }
+        if let Some(path) = &self.sending_tokens_file {
+            match crate::secrets::read_sending_tokens(path) {
+                Ok(t) => {
+                    let tokens = t.len();
+                    self.sending_tokens.set(t);
+                    tracing::info!(
+                        trigger,
+                        tokens,
+                        "sending tokens reloaded from --sending-tokens-file"
+                    );
+                }
+                Err(err) => tracing::error!(
+                    trigger,
+                    error = %format!("{err:#}"),
+                    "--sending-tokens-file not reloaded; keeping the tokens in force"
+                ),
+            }
+        }
     }
 }
 
@@ -729,11 +797,15 @@ fn file_stamp(path: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> 
 /// [`SECRET_POLL`]), so a tenant's key rotates without a restart or a signal. A file caught
 /// half-written fails to parse and keeps the secrets in force; the next change reloads it.
 fn watch_secret_files(reload: Arc<Reload>) {
-    let files: Vec<PathBuf> = [&reload.keys_file, &reload.admin_token_file]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    let files: Vec<PathBuf> = [
+        &reload.keys_file,
+        &reload.admin_token_file,
+        &reload.sending_tokens_file,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     if files.is_empty() {
         return;
     }

@@ -12,7 +12,9 @@
 //!   plain or HTTPS ([`Listener`]); the public plane serves `--listen` and `--https-listen`
 //!   with it.
 //! - [`tls`]: HTTPS certificates from a directory, chosen by SNI, reloaded on change.
-//! - [`text`], [`json`]: the small responses both planes answer with.
+//! - [`thread`]: a listener on an OS thread and runtime of its own (admin, sending API).
+//! - [`text`], [`json`]: the small responses the planes answer with; [`read_body`], a request
+//!   body up to a limit.
 //!
 //! Each listener runs its own accept loop: a flood on one never starves the other's accepts.
 //!
@@ -69,6 +71,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+pub mod thread;
 pub mod tls;
 
 /// The response body type of every listener: one buffer.
@@ -762,4 +765,40 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// Why a request body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Longer than the limit (answer 413).
+    #[error("body over {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed mid-body (answer 400).
+    #[error("could not read the body")]
+    Read,
+}
+
+impl BodyError {
+    /// Whether sending the request again could succeed: only after a read failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BodyError::Read)
+    }
+
+    /// The status to answer with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(_) => Err(BodyError::Read),
+    }
 }
