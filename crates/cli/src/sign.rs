@@ -5,15 +5,21 @@ use openclick_common::ids::{check_id, IdKind};
 use openclick_token::{Channel, Claims, TokenKind};
 
 use crate::args::{SignArgs, SignKind};
-use crate::serve::{load_keyring, DevWarning};
+use crate::serve::{bad_config, load_keyring, DevWarning};
 
-/// Prints the URL, or with `--batch` one URL per stdin line.
+/// Prints the URL, or with `--batch` one URL per stdin line. Everything `sign open|click` is
+/// given is a setting, so whatever it refuses (no kind, the keys, an id, the channel, a
+/// destination the token rules refuse) is a configuration error (exit 64) and nothing is
+/// printed; `--batch` refuses its keys the same way, then exits 65 for a bad line and 74 for
+/// an I/O error (see [`crate::sign_batch`]).
 pub fn sign(args: SignArgs) -> Result<()> {
     let Some(kind) = args.kind else {
         if !args.batch {
-            anyhow::bail!("say what to sign: `sign open`, `sign click` or `sign --batch`");
+            return Err(bad_config(anyhow::anyhow!(
+                "say what to sign: `sign open`, `sign click` or `sign --batch`"
+            )));
         }
-        let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
+        let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated).map_err(bad_config)?;
         let stdin = std::io::stdin().lock();
         let stdout = std::io::stdout().lock();
         use crate::sign_batch::{run, Stop};
@@ -53,7 +59,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
             url,
         } => (common, TokenKind::Click, link_id, url),
     };
-    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated)?;
+    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated).map_err(bad_config)?;
     let claims = checked_claims(
         kind,
         common.tenant,
@@ -64,8 +70,12 @@ pub fn sign(args: SignArgs) -> Result<()> {
         common.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
         link_id,
         url,
-    )?;
-    let token = keyring.sign(&claims).context("signing")?;
+    )
+    .map_err(bad_config)?;
+    let token = keyring
+        .sign(&claims)
+        .context("signing")
+        .map_err(bad_config)?;
     println!("{}", tracked_url(&common.base_url, kind, &token));
     Ok(())
 }
