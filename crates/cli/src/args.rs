@@ -91,6 +91,16 @@ pub enum Command {
     /// Run the edge.
     Serve(ServeArgs),
     /// Print a signed open-pixel or click URL.
+    ///
+    /// Exit status: 0 when the URL is printed. 64 (EX_USAGE) for a bad setting, with nothing
+    /// printed: neither `open`, `click` nor --batch; keys that are missing, malformed or
+    /// unreadable (--keys, --keys-file, the development keyring); a claim the token rules
+    /// refuse (--tenant, --campaign, --contact, --message, --link-id, --channel, or a --url that
+    /// is not an absolute http(s) URL).
+    ///
+    /// With --batch, after the same check of the keys: 65 (EX_DATAERR) for a line that cannot
+    /// be signed (at the first one, or at the end with --keep-going), 74 (EX_IOERR) when reading
+    /// stdin or writing stdout fails.
     Sign(SignArgs),
     /// Print events from the topic, one proto3 JSON object per line.
     Tail(TailArgs),
@@ -102,6 +112,22 @@ pub enum Command {
     Suppress(SuppressArgs),
     /// Track an HTML email: signed click URLs for its links and an open pixel, for one
     /// recipient or for every row of a recipients CSV.
+    ///
+    /// Exit status: 0 when every recipient's copy is written.
+    ///
+    /// 64 (EX_USAGE) for a bad setting, found before any recipient is rewritten, with nothing
+    /// written: an id the id rule refuses (--tenant, --campaign, --contact, --message), an
+    /// unknown --channel, a --base-url that is not an absolute http(s) URL without query or
+    /// fragment; keys that are missing, malformed or unreadable (--keys, --keys-file, the
+    /// development keyring); an --input that cannot be read; a template that is not UTF-8 or
+    /// that the rewriter refuses (a bad data-link-id); a --recipients file that cannot be
+    /// opened, whose header cannot be read or lacks a `contact` or `message` column; an
+    /// --out-dir that cannot be created.
+    ///
+    /// 1 for a failure while rewriting: a recipients row that cannot be read (a malformed CSV
+    /// record) or whose ids are refused, a message id that is not a file name with --out-dir,
+    /// reading standard input, writing stdout or a file. It stops at that row; the rows before
+    /// it are already written.
     Rewrite(RewriteArgs),
 }
 

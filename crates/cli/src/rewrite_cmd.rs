@@ -8,22 +8,41 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use openclick_common::ids::{check_id, IdKind};
-use openclick_rewrite::{Message, Skip, Template};
-use openclick_token::{Channel, MAX_ID_LEN};
+use openclick_rewrite::{Message, RewriteError, Skip, Template};
+use openclick_token::Channel;
 
 use crate::args::RewriteArgs;
-use crate::serve::{load_keyring, DevWarning};
+use crate::serve::{bad_config, load_keyring, DevWarning};
 
-/// Runs the subcommand.
+/// Runs the subcommand. Every setting is checked before the first recipient is rewritten, and
+/// a bad one is a configuration error (exit 64, nothing written): the ids, `--channel`,
+/// `--base-url`, the keys, `--input` and the template, the `--recipients` file and its header,
+/// `--out-dir`. After that, a recipient row that cannot be read or signed, and reading standard
+/// input or writing the output, are failures while running (exit 1).
 pub fn rewrite(args: RewriteArgs) -> Result<()> {
-    check_id(IdKind::Tenant, &args.tenant).context("--tenant")?;
-    check_id(IdKind::Campaign, &args.campaign).context("--campaign")?;
-    let channel: Channel = args
-        .channel
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
+    let channel = check_settings(&args).map_err(bad_config)?;
+    let (keys, _) = load_keyring(&args.keys, DevWarning::WhenCreated).map_err(bad_config)?;
+    let keyring = keys
+        .keyring_for(&args.tenant)
+        .context(
+            "no signing key for --tenant: the keys hold neither its own keys nor a global keyring",
+        )
+        .map_err(bad_config)?;
+    let recipients = match &args.recipients {
+        Some(path) => Some(open_recipients(path).map_err(bad_config)?),
+        None => None,
+    };
     let html = read_input(args.input.as_deref())?;
-    let template = Template::compile(&html, &args.base_url).context("rewriting the HTML")?;
+    let template = match Template::compile(&html, &args.base_url) {
+        Ok(t) => t,
+        Err(e @ RewriteError::Internal(_)) => {
+            return Err(anyhow::Error::new(e).context("rewriting the HTML"))
+        }
+        Err(e @ RewriteError::BaseUrl(_)) => {
+            return Err(bad_config(anyhow::Error::new(e).context("--base-url")))
+        }
+        Err(e) => return Err(bad_config(anyhow::Error::new(e).context("the template"))),
+    };
     // Counts only: a template's URLs are not personal, but a log line needs none of them.
     let summary = template.summary();
     if summary.skipped(Skip::Refused) > 0 {
@@ -35,24 +54,23 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         );
     }
     tracing::info!(%summary, "template compiled");
-    let (keys, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
-    let keyring = keys.keyring_for(&args.tenant).context(
-        "no signing key for --tenant: the keys hold neither its own keys nor a global keyring",
-    )?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --out-dir {}", dir.display()))
+            .map_err(bad_config)?;
+    }
     let sent_at_ms = args.sent_at_ms.unwrap_or_else(openclick_common::now_ms);
-    let check_recipient = |contact: &'_ str, message: &'_ str| -> Result<()> {
-        check_id(IdKind::Contact, contact).context("contact")?;
-        if message.is_empty() || message.len() > MAX_ID_LEN {
-            bail!("message id must be 1..={MAX_ID_LEN} bytes");
-        }
-        Ok(())
-    };
-    let Some(recipients) = &args.recipients else {
+
+    let Some(Recipients {
+        mut reader,
+        contact_col,
+        message_col,
+    }) = recipients
+    else {
         let (contact, msg) = (
             args.contact.as_deref().unwrap_or_default(),
             args.message.as_deref().unwrap_or_default(),
         );
-        check_recipient(contact, msg).context("--contact / --message")?;
         let out = template.render(
             keyring,
             &Message {
@@ -70,21 +88,6 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
         return Ok(());
     };
 
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(recipients)
-        .with_context(|| format!("opening {}", recipients.display()))?;
-    let headers = reader.headers().context("reading the CSV header")?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
-            .with_context(|| format!("the recipients CSV has no `{name}` column"))
-    };
-    let (contact_col, message_col) = (column("contact")?, column("message")?);
-    if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let started = Instant::now();
     let mut stdout = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut html_buf = String::with_capacity(html.len() * 2);
@@ -144,20 +147,82 @@ pub fn rewrite(args: RewriteArgs) -> Result<()> {
     Ok(())
 }
 
+/// The settings checked without reading a file: the ids and the channel (returned).
+fn check_settings(args: &RewriteArgs) -> Result<Channel> {
+    check_id(IdKind::Tenant, &args.tenant).context("--tenant")?;
+    check_id(IdKind::Campaign, &args.campaign).context("--campaign")?;
+    let channel: Channel = args
+        .channel
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
+    if args.recipients.is_none() {
+        check_recipient(
+            args.contact.as_deref().unwrap_or_default(),
+            args.message.as_deref().unwrap_or_default(),
+        )
+        .context("--contact / --message")?;
+    }
+    Ok(channel)
+}
+
+/// A contact id follows the id rule; a message id is 1..=255 bytes
+/// (`openclick_sending::claims::check_recipient`, as the sending API checks).
+fn check_recipient(contact: &str, message: &str) -> Result<()> {
+    Ok(openclick_sending::claims::check_recipient(
+        contact, message,
+    )?)
+}
+
+/// The recipients CSV, open, its header read.
+struct Recipients {
+    reader: csv::Reader<std::fs::File>,
+    contact_col: usize,
+    message_col: usize,
+}
+
+/// Opens `--recipients` and finds its `contact` and `message` columns.
+fn open_recipients(path: &Path) -> Result<Recipients> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("opening --recipients {}", path.display()))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("reading the header of --recipients {}", path.display()))?;
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .with_context(|| format!("the recipients CSV has no `{name}` column"))
+    };
+    let (contact_col, message_col) = (column("contact")?, column("message")?);
+    Ok(Recipients {
+        reader,
+        contact_col,
+        message_col,
+    })
+}
+
+/// The template: `--input` (a file that cannot be read, or that is not UTF-8, is a
+/// configuration error) or standard input (a read error is not; bytes that are not UTF-8
+/// are).
 fn read_input(path: Option<&Path>) -> Result<String> {
-    let mut bytes = Vec::new();
-    match path {
-        Some(p) => {
-            bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        }
+    let bytes = match path {
+        Some(p) => std::fs::read(p)
+            .with_context(|| format!("reading --input {}", p.display()))
+            .map_err(bad_config)?,
         None => {
+            let mut bytes = Vec::new();
             std::io::stdin()
                 .lock()
                 .read_to_end(&mut bytes)
                 .context("reading standard input")?;
+            bytes
         }
-    }
-    String::from_utf8(bytes).context("the HTML must be UTF-8")
+    };
+    String::from_utf8(bytes)
+        .context("the HTML must be UTF-8")
+        .map_err(bad_config)
 }
 
 fn is_file_name(s: &str) -> bool {

@@ -1,19 +1,24 @@
 //! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]).
 
 use anyhow::{Context, Result};
-use openclick_common::ids::{check_id, IdKind};
-use openclick_token::{Channel, Claims, TokenKind};
+use openclick_token::{Claims, TokenKind};
 
 use crate::args::{SignArgs, SignKind};
-use crate::serve::{load_keyring, DevWarning};
+use crate::serve::{bad_config, load_keyring, DevWarning};
 
-/// Prints the URL, or with `--batch` one URL per stdin line.
+/// Prints the URL, or with `--batch` one URL per stdin line. Everything `sign open|click` is
+/// given is a setting, so whatever it refuses (no kind, the keys, an id, the channel, a
+/// destination the token rules refuse) is a configuration error (exit 64) and nothing is
+/// printed; `--batch` refuses its keys the same way, then exits 65 for a bad line and 74 for
+/// an I/O error (see [`crate::sign_batch`]).
 pub fn sign(args: SignArgs) -> Result<()> {
     let Some(kind) = args.kind else {
         if !args.batch {
-            anyhow::bail!("say what to sign: `sign open`, `sign click` or `sign --batch`");
+            return Err(bad_config(anyhow::anyhow!(
+                "say what to sign: `sign open`, `sign click` or `sign --batch`"
+            )));
         }
-        let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated)?;
+        let (keyring, _) = load_keyring(&args.keys, DevWarning::WhenCreated).map_err(bad_config)?;
         let stdin = std::io::stdin().lock();
         let stdout = std::io::stdout().lock();
         use crate::sign_batch::{run, Stop};
@@ -53,7 +58,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
             url,
         } => (common, TokenKind::Click, link_id, url),
     };
-    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated)?;
+    let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated).map_err(bad_config)?;
     let claims = checked_claims(
         kind,
         common.tenant,
@@ -64,15 +69,20 @@ pub fn sign(args: SignArgs) -> Result<()> {
         common.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
         link_id,
         url,
-    )?;
-    let token = keyring.sign(&claims).context("signing")?;
+    )
+    .map_err(bad_config)?;
+    let token = keyring
+        .sign(&claims)
+        .context("signing")
+        .map_err(bad_config)?;
     println!("{}", tracked_url(&common.base_url, kind, &token));
     Ok(())
 }
 
-/// The claims of one URL, with the checks every way of signing applies: ids follow the id rule
-/// (`openclick_common::ids`: an id nobody could be opted out by is refused, as the edge would
-/// never track it), and the channel is one the format knows (default `email`).
+pub(crate) use openclick_sending::claims::tracked_url;
+
+/// The claims of one URL, with the checks every way of signing applies
+/// ([`openclick_sending::claims::checked_claims`]: the id rule, a known channel).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn checked_claims(
     kind: TokenKind,
@@ -85,14 +95,7 @@ pub(crate) fn checked_claims(
     link_id: String,
     url: String,
 ) -> Result<Claims> {
-    check_id(IdKind::Tenant, &tenant_id).context("tenant")?;
-    check_id(IdKind::Contact, &contact_id).context("contact")?;
-    check_id(IdKind::Campaign, &campaign_id).context("campaign")?;
-    let channel: Channel = match channel {
-        None => Channel::Email,
-        Some(c) => c.parse().map_err(|e| anyhow::anyhow!("channel: {e}"))?,
-    };
-    Ok(Claims {
+    Ok(openclick_sending::claims::checked_claims(
         kind,
         tenant_id,
         campaign_id,
@@ -102,25 +105,5 @@ pub(crate) fn checked_claims(
         issued_at_ms,
         link_id,
         url,
-    })
-}
-
-/// `BASE/o/TOKEN.gif` for an open, `BASE/c/TOKEN` for a click (a trailing `/` on the base is
-/// dropped). A `Display`, so a batch writes it without building a `String` per URL.
-pub(crate) fn tracked_url<'a>(
-    base_url: &'a str,
-    kind: TokenKind,
-    token: &'a str,
-) -> impl std::fmt::Display + 'a {
-    struct Url<'a>(&'a str, TokenKind, &'a str);
-    impl std::fmt::Display for Url<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            let base = self.0.trim_end_matches('/');
-            match self.1 {
-                TokenKind::Open => write!(f, "{base}/o/{}.gif", self.2),
-                TokenKind::Click => write!(f, "{base}/c/{}", self.2),
-            }
-        }
-    }
-    Url(base_url, kind, token)
+    )?)
 }

@@ -15,46 +15,12 @@
 //! `BASE/c/TOKEN`, one line per input line, in order. Ids follow the id rule
 //! (`openclick_common::ids`): an id nobody could be opted out by is refused, as in `sign`.
 
-use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
 use openclick_token::{KeyStore, TokenKind};
-use serde::Deserialize;
 
-use crate::sign::{checked_claims, tracked_url};
-
-/// The claims of one line. Strings borrow from the line unless they hold escapes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line<'a> {
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    tenant_id: Cow<'a, str>,
-    #[serde(borrow)]
-    campaign_id: Cow<'a, str>,
-    #[serde(borrow)]
-    message_id: Cow<'a, str>,
-    #[serde(borrow)]
-    contact_id: Cow<'a, str>,
-    #[serde(borrow, default)]
-    channel: Option<Cow<'a, str>>,
-    #[serde(default)]
-    issued_at_ms: Option<Millis>,
-    #[serde(borrow, default)]
-    link_id: Cow<'a, str>,
-    #[serde(borrow, default)]
-    url: Cow<'a, str>,
-}
-
-/// `issued_at_ms` as a JSON number or a decimal string (JavaScript senders past 2^53 ms).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Millis {
-    Number(i64),
-    Text(String),
-}
+use openclick_sending::claims::{parse_line, tracked_url, TenantRule};
 
 /// What a batch did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -123,29 +89,8 @@ fn sign_line(
     text: &str,
     now: &impl Fn() -> i64,
 ) -> Result<(TokenKind, String)> {
-    let l: Line<'_> = serde_json::from_str(text).context("not a claims object")?;
-    let kind = match &*l.kind {
-        "open" => TokenKind::Open,
-        "click" => TokenKind::Click,
-        other => anyhow::bail!("kind must be open or click, not {other:?}"),
-    };
-    let issued_at_ms = match l.issued_at_ms {
-        None => now(),
-        Some(Millis::Number(n)) => n,
-        Some(Millis::Text(s)) => s.parse().context("issued_at_ms")?,
-    };
-    let claims = checked_claims(
-        kind,
-        l.tenant_id.into_owned(),
-        l.campaign_id.into_owned(),
-        l.message_id.into_owned(),
-        l.contact_id.into_owned(),
-        l.channel.as_deref(),
-        issued_at_ms,
-        l.link_id.into_owned(),
-        l.url.into_owned(),
-    )?;
-    Ok((kind, keyring.sign(&claims)?))
+    let claims = parse_line(text, TenantRule::Required, now())?;
+    Ok((claims.kind, keyring.sign(&claims)?))
 }
 
 #[cfg(test)]

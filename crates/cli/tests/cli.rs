@@ -4,6 +4,8 @@
 //! - `sign open|click`: the printed URL's token verifies under a keyring built from the same
 //!   `--keys` (and not under another key), and carries exactly the claims given on the command
 //!   line; the click destination is the `--url`.
+//! - `sign` exits 64 (`EX_USAGE`), printing nothing, for each bad setting: no kind, bad or
+//!   missing keys (also with `--batch`), a refused id, channel or destination.
 //! - `enrich --ua`: Gmail's documented image-proxy user agent is classified as the Gmail proxy.
 //! - `check-config`: exit 0 with a good configuration; non-zero with a bad `--keys` or a bad
 //!   `--kafka-property`.
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use common::{openclick, run, serve_command, sign_click, sign_open, try_http, Server, KEYS};
 use openclick_token::{Channel, Keyring, TokenKind};
+
+/// `EX_USAGE` (sysexits.h).
+const EX_USAGE: i32 = 64;
 
 const GMAIL_PROXY_UA: &str =
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
@@ -120,7 +125,7 @@ fn sign_prints_urls_whose_tokens_verify_under_the_same_keys_with_the_given_claim
     assert_eq!(c.channel, Channel::Email, "the default channel");
     assert!(other.verify(token_of(&url)).is_err());
 
-    // A destination that is not an absolute http(s) URL is refused.
+    // A destination that is not an absolute http(s) URL is refused, as a bad setting.
     let out = run(&[
         "sign",
         "click",
@@ -139,8 +144,100 @@ fn sign_prints_urls_whose_tokens_verify_under_the_same_keys_with_the_given_claim
         "--keys",
         KEYS,
     ]);
-    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(out.status.code(), Some(EX_USAGE), "{out:?}");
     assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn sign_exits_64_on_a_bad_setting_and_prints_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    let missing = data.path().join("missing-keys");
+    let not_keys = data.path().join("not-keys");
+    std::fs::write(&not_keys, "this is not a key\n").unwrap();
+    let open = |extra: &[&str], keys: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["sign", "open", "--data-dir", d]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut ids = vec![
+            ("--tenant", "acme"),
+            ("--campaign", "spring"),
+            ("--message", "m-1"),
+            ("--contact", "c-1"),
+        ];
+        let mut extra = extra.to_vec();
+        // A flag given in `extra` replaces the default one.
+        ids.retain(|(k, _)| !extra.contains(k));
+        for (k, v) in ids {
+            a.extend([k.to_string(), v.to_string()]);
+        }
+        a.extend(extra.drain(..).map(str::to_string));
+        a.extend(keys.iter().map(|s| s.to_string()));
+        a
+    };
+    // (what, arguments, what stderr must name)
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "no kind and no --batch",
+            vec!["sign".into(), "--keys".into(), KEYS.into()],
+            "say what to sign",
+        ),
+        (
+            "malformed --keys",
+            open(&[], &["--keys", "k1:short"]),
+            "--keys",
+        ),
+        (
+            "missing --keys-file",
+            open(&[], &["--keys-file", missing.to_str().unwrap()]),
+            "missing-keys",
+        ),
+        (
+            "malformed --keys-file",
+            open(&[], &["--keys-file", not_keys.to_str().unwrap()]),
+            "not-keys",
+        ),
+        (
+            "unknown --channel",
+            open(&["--channel", "fax"], &["--keys", KEYS]),
+            "channel",
+        ),
+        (
+            "empty --tenant",
+            open(&["--tenant", ""], &["--keys", KEYS]),
+            "tenant",
+        ),
+        (
+            "a contact id with a control character",
+            open(&["--contact", "c\u{1}"], &["--keys", KEYS]),
+            "contact",
+        ),
+        (
+            "--batch with malformed --keys",
+            vec![
+                "sign".into(),
+                "--batch".into(),
+                "--keys".into(),
+                "k1:short".into(),
+            ],
+            "--keys",
+        ),
+    ];
+    for (what, args, names) in &cases {
+        let out = openclick().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(EX_USAGE), "{what}: {stderr}");
+        assert!(stdout(&out).is_empty(), "{what}: {out:?}");
+        assert!(stderr.contains(names), "{what}: {names:?} not in {stderr}");
+    }
+    // The defaults alone sign: each case failed for its one bad value.
+    let out = openclick()
+        .args(open(&[], &["--keys", KEYS]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("/o/"), "{out:?}");
 }
 
 #[test]

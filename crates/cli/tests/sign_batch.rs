@@ -3,6 +3,7 @@
 //! claims, fed as NDJSON under the vector's key, come back as exactly the vector's token, in
 //! input order. Vectors whose ids the id rule refuses (`sign` never makes a token the edge would
 //! not track) come back as empty lines and are reported on stderr, and the batch exits 65.
+//! Writing stdout failing (a full device) exits 74, with the line signed but not written.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -137,4 +138,38 @@ fn without_keep_going_a_bad_line_stops_the_batch_with_exit_65_and_its_line_numbe
     assert_eq!(out.status.code(), Some(65), "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn a_full_stdout_exits_74() {
+    let data = tempfile::tempdir().unwrap();
+    let ok =
+        r#"{"kind":"open","tenant_id":"t","campaign_id":"c","message_id":"m","contact_id":"x"}"#;
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "sign",
+            "--batch",
+            "--keys",
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+        ])
+        .args(["--data-dir", data.path().to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{ok}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(stderr.contains("writing stdout"), "{stderr}");
 }
