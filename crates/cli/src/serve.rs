@@ -637,6 +637,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         // the keys the edge verifies with (rotations included).
         let sending_stats = Arc::new(openclick_http::ConnStats::default());
         let sending_tokens = c.sending_tokens.clone().unwrap_or_default();
+        let mut sending_api = None;
         let sending = match sending_listener {
             Some(l) => {
                 let addr = l.local_addr()?.to_string();
@@ -652,8 +653,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     ..ConnConfig::default()
                 };
                 info.insert("sending_listen".into(), addr.into());
+                let api = Arc::new(api);
+                sending_api = Some(api.clone());
                 Some(
-                    openclick_sending::server::spawn(l, Arc::new(api), conn, sending_stats.clone())
+                    openclick_sending::server::spawn(l, api, conn, sending_stats.clone())
                         .context("starting the sending listener")?,
                 )
             }
@@ -661,7 +664,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         };
         let metrics = metrics
             .describe(openclick_sending::describe_metrics)
-            .with_exporter(move || sending_stats.export("sending"));
+            .with_exporter(move || {
+                if let Some(api) = &sending_api {
+                    sending_stats.export("sending");
+                    api.export_metrics();
+                }
+            });
         let admin = Arc::new(Admin::new(info, readiness, metrics, Some(suppress_api)));
         let admin_handle =
             openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)

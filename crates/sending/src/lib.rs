@@ -30,6 +30,7 @@ pub mod routes;
 pub mod server;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openclick_common::ids::{check_id, IdKind};
@@ -145,8 +146,43 @@ impl TenantTokens {
 /// The keys in force, read on every request.
 pub type KeySource = Arc<dyn Fn() -> Arc<KeyStore> + Send + Sync>;
 
+/// Routes and results counted (bounded label values).
+const ROUTES: [&str; 3] = ["sign", "rewrite", "other"];
+const RESULTS: [&str; 7] = [
+    "ok",
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "too_large",
+    "unprocessable",
+    "error",
+];
+
+/// The API's counters, kept in atomics and exported at scrape time.
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: [[AtomicU64; RESULTS.len()]; ROUTES.len()],
+    tokens: [AtomicU64; ROUTES.len()],
+}
+
+fn index(all: &[&str], v: &str) -> usize {
+    all.iter().position(|x| *x == v).unwrap_or(all.len() - 1)
+}
+
+impl Counters {
+    pub(crate) fn request(&self, route: &str, result: &str) {
+        self.requests[index(&ROUTES, route)][index(&RESULTS, result)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tokens(&self, route: &str, n: u64) {
+        self.tokens[index(&ROUTES, route)].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// The API's state.
 pub struct SendingApi {
+    pub(crate) counters: Arc<Counters>,
     pub(crate) keys: KeySource,
     pub(crate) tokens: TenantTokens,
     pub(crate) base_url: Option<String>,
@@ -167,10 +203,30 @@ impl SendingApi {
     /// base used when a request gives none (`None`: requests must give `?base_url=`).
     pub fn new(keys: KeySource, tokens: TenantTokens, base_url: Option<String>) -> SendingApi {
         SendingApi {
+            counters: Arc::default(),
             keys,
             tokens,
             base_url,
             now_ms: openclick_common::now_ms,
+        }
+    }
+}
+
+impl SendingApi {
+    /// Emits the counters (`openclick_sending_*`) through the `metrics` macros.
+    pub fn export_metrics(&self) {
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (i, result) in RESULTS.iter().enumerate() {
+                let n = self.counters.requests[r][i].load(Ordering::Relaxed);
+                if n > 0 {
+                    metrics::counter!(routes::REQUESTS, "route" => *route, "result" => *result)
+                        .absolute(n);
+                }
+            }
+            if r < 2 {
+                metrics::counter!(routes::TOKENS, "route" => *route)
+                    .absolute(self.counters.tokens[r].load(Ordering::Relaxed));
+            }
         }
     }
 }

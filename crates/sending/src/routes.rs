@@ -69,7 +69,7 @@ pub async fn handle(api: &std::sync::Arc<SendingApi>, req: Request<Incoming>) ->
         _ => "other",
     };
     let answer = answer(api, route, req).await;
-    metrics::counter!(REQUESTS, "route" => route, "result" => answer.result).increment(1);
+    api.counters.request(route, answer.result);
     answer.response
 }
 
@@ -125,9 +125,15 @@ async fn answer(
     };
     let keys = (api.keys)();
     let now_ms = (api.now_ms)();
-    let work = move || match route {
-        "sign" => sign(&keys, &tenant, &base_url, &body, now_ms),
-        _ => rewrite(&keys, &tenant, &base_url, &body, now_ms),
+    let counters = api.counters.clone();
+    let work = move || {
+        let mut minted = 0;
+        let answer = match route {
+            "sign" => sign(&keys, &tenant, &base_url, &body, now_ms, &mut minted),
+            _ => rewrite(&keys, &tenant, &base_url, &body, now_ms, &mut minted),
+        };
+        counters.tokens(route, minted);
+        answer
     };
     match tokio::task::spawn_blocking(work).await {
         Ok(a) => a,
@@ -145,7 +151,14 @@ fn claims_status(e: &ClaimsError) -> StatusCode {
 }
 
 /// `POST /v1/sign`: every line or none (the first bad line is the answer, with its number).
-fn sign(keys: &KeyStore, tenant: &str, base_url: &str, body: &[u8], now_ms: i64) -> Answer {
+fn sign(
+    keys: &KeyStore,
+    tenant: &str,
+    base_url: &str,
+    body: &[u8],
+    now_ms: i64,
+    minted: &mut u64,
+) -> Answer {
     let Ok(text) = std::str::from_utf8(body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -190,7 +203,7 @@ fn sign(keys: &KeyStore, tenant: &str, base_url: &str, body: &[u8], now_ms: i64)
             Err(e) => return error(claims_status(&e), &e.to_string(), Some(i + 1)),
         }
     }
-    metrics::counter!(TOKENS, "route" => "sign").increment(signed);
+    *minted = signed;
     ok("text/plain; charset=utf-8", out)
 }
 
@@ -224,7 +237,14 @@ struct Recipient {
 
 /// `POST /v1/rewrite`: one recipient (HTML out) or many (NDJSON out, one record per recipient,
 /// in order; the first bad recipient is the answer, with its 1-based index as `line`).
-fn rewrite(keys: &KeyStore, tenant: &str, base_url: &str, body: &[u8], now_ms: i64) -> Answer {
+fn rewrite(
+    keys: &KeyStore,
+    tenant: &str,
+    base_url: &str,
+    body: &[u8],
+    now_ms: i64,
+    minted: &mut u64,
+) -> Answer {
     let req: RewriteRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -292,7 +312,7 @@ fn rewrite(keys: &KeyStore, tenant: &str, base_url: &str, body: &[u8], now_ms: i
         }
         return match template.render(keyring, &message(contact, msg)) {
             Ok(html) => {
-                metrics::counter!(TOKENS, "route" => "rewrite").increment(per_message);
+                *minted = per_message;
                 ok("text/html; charset=utf-8", html)
             }
             Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), None),
@@ -359,27 +379,21 @@ mod tests {
     fn sign_is_all_or_nothing_and_names_the_line() {
         let good = r#"{"kind":"open","campaign_id":"c","message_id":"m","contact_id":"x"}"#;
         let other = good.replace("{", r#"{"tenant_id":"globex","#);
-        let a = sign(
-            &keys(),
-            "acme",
-            "https://t.example",
-            format!("{good}\n{other}\n").as_bytes(),
-            0,
-        );
+        let base = "https://t.example";
+        let m = &mut 0;
+        let both = format!("{good}\n{other}\n");
+        let a = sign(&keys(), "acme", base, both.as_bytes(), 0, m);
         assert_eq!(a.response.status(), StatusCode::FORBIDDEN);
-        let a = sign(&keys(), "globex", "https://t.example", good.as_bytes(), 0);
+        let a = sign(&keys(), "globex", base, good.as_bytes(), 0, m);
         assert_eq!(
             a.response.status(),
             StatusCode::FORBIDDEN,
             "no key for globex"
         );
-        let a = sign(
-            &keys(),
-            "acme",
-            "https://t.example",
-            format!("{good}\n\n{good}\n").as_bytes(),
-            0,
-        );
+        assert_eq!(*m, 0, "nothing minted");
+        let two = format!("{good}\n\n{good}\n");
+        let a = sign(&keys(), "acme", base, two.as_bytes(), 0, m);
         assert_eq!(a.response.status(), StatusCode::OK);
+        assert_eq!(*m, 2);
     }
 }
