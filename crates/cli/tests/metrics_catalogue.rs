@@ -148,7 +148,28 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
         .args(["--geoip-city", &city, "--geoip-asn", &asn])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--kafka-property", "statistics.interval.ms=200"]);
+    // The sending API too, with one request, so its series are scraped.
+    let tokens = dir.path().join("sending-tokens");
+    std::fs::write(&tokens, "acme:metrics-sending-token-1\n").unwrap();
+    cmd.args(["--sending-listen", "127.0.0.1:0"])
+        .arg("--sending-tokens-file")
+        .arg(&tokens)
+        .args(["--sending-base-url", "https://t.example.com"]);
     let server = Server::spawn(cmd);
+    let sending: std::net::SocketAddr = server.info()["sending_listen"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let line = br#"{"kind":"open","tenant_id":"acme","campaign_id":"c","message_id":"m","contact_id":"c-9"}"#;
+    let signed = try_post(
+        sending,
+        "/v1/sign",
+        &[("Authorization", "Bearer metrics-sending-token-1")],
+        line,
+    )
+    .unwrap();
+    assert_eq!(signed.0, 200, "{}", String::from_utf8_lossy(&signed.2));
 
     const OPENS: usize = 5;
     const CLICKS: usize = 3;
