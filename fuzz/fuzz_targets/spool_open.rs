@@ -6,8 +6,8 @@
 //! the same damage count and skipped bytes; and a drained spool leaves no segment file.
 //!
 //! Input: as `spool_segment` (`openclick_fuzz::spool_model::segment`). A run costs a
-//! directory, a file and a writer thread (about 1k runs/s here); `spool_segment` drives the same
-//! scanning code in memory about 100 times faster.
+//! directory, a file and a writer thread (about 1.1k runs/s here); `spool_segment` drives the
+//! same scanning code in memory about 30 times faster (31.7k runs/s over its 10M-run campaign).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
