@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
+use openclick_token::{Channel, Claims, Key, KeyStore, Keyring, TokenKind};
 
 fn claims(kind: TokenKind) -> Claims {
     let click = kind == TokenKind::Click;
@@ -53,6 +53,27 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("verify_bad_signature", |b| {
         b.iter(|| keyring.verify(black_box(&bad)))
+    });
+
+    // The same open token through a KeyStore: global only (the edge's default), and with
+    // 10,000 tenants holding their own keys (the token's tenant among them): the extra cost is
+    // reading the tenant id before the tag and one hash-map lookup.
+    let open = keyring.sign(&claims(TokenKind::Open)).expect("sign");
+    let global = KeyStore::global(keyring.clone());
+    c.bench_function("keystore_global_verify_open", |b| {
+        b.iter(|| global.verify(black_box(&open)))
+    });
+    let mut tenants: Vec<(String, Keyring)> = (0..10_000)
+        .map(|i| {
+            let k = Key::new("t1", &[(i % 251) as u8; 32]).expect("key");
+            (format!("tenant-{i}"), Keyring::new(k, vec![]).expect("ring"))
+        })
+        .collect();
+    tenants.push(("tenant-4711".to_owned(), keyring.clone()));
+    tenants.retain(|(t, k)| t != "tenant-4711" || k.signing_key_id() == "k2");
+    let scoped = KeyStore::new(None, tenants).expect("store");
+    c.bench_function("keystore_10k_tenants_verify_open", |b| {
+        b.iter(|| scoped.verify(black_box(&open)))
     });
 }
 
