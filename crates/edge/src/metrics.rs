@@ -72,7 +72,7 @@ const PROXIES: [(ImageProxy, &str); 6] = [
 ];
 
 /// `reason` label values, indexed by the `BotReason` value (0 is unused).
-const BOT_REASONS: [(BotReason, &str); 11] = [
+const BOT_REASONS: [(BotReason, &str); 19] = [
     (BotReason::Unspecified, "unspecified"),
     (BotReason::KnownBotUa, "known_bot_ua"),
     (BotReason::SecurityScanner, "security_scanner"),
@@ -84,6 +84,14 @@ const BOT_REASONS: [(BotReason, &str); 11] = [
     (BotReason::TooFast, "too_fast"),
     (BotReason::HostingAsn, "hosting_asn"),
     (BotReason::EmptyUa, "empty_ua"),
+    (BotReason::GatewayMicrosoft, "gateway_microsoft"),
+    (BotReason::GatewayMimecast, "gateway_mimecast"),
+    (BotReason::GatewayProofpoint, "gateway_proofpoint"),
+    (BotReason::GatewayBarracuda, "gateway_barracuda"),
+    (BotReason::GatewayCisco, "gateway_cisco"),
+    (BotReason::GatewayOther, "gateway_other"),
+    (BotReason::ClickBurst, "click_burst"),
+    (BotReason::Honeypot, "honeypot"),
 ];
 
 /// One `(route, status_class)` series of the histogram: per-bucket (not cumulative) counts,
