@@ -137,8 +137,9 @@ class Signing(unittest.TestCase):
 
     def test_bad_specs(self):
         s = base64.urlsafe_b64encode(b"\5" * 32).decode().rstrip("=")
+        # "acme/k1:...": a tenant-scoped entry is the edge's; its sender gets the plain "k1:..."
         for spec in ["", " ", s, f"k1:{s},", f"k1:{s},k1:{s}", "k1:not base64!", "bad.id:" + s,
-                     "k1:" + base64.urlsafe_b64encode(b"\5" * 16).decode()]:
+                     "acme/k1:" + s, "k1:" + base64.urlsafe_b64encode(b"\5" * 16).decode()]:
             with self.assertRaises(oc.TokenError, msg=spec):
                 oc.Keyring.from_spec(spec)
         self.assertEqual(oc.Keyring.from_spec(f" a:{s}= ,\n b:{s}\n").keys[1][0], "b")

@@ -155,8 +155,9 @@ test("strict base64url", () => {
 
 test("bad keyring specs", () => {
   const s = Buffer.alloc(32, 5).toString("base64url");
+  // `acme/k1:...`: a tenant-scoped entry is the edge's; its sender gets the plain `k1:...`
   for (const spec of ["", " ", s, `k1:${s},`, `k1:${s},k1:${s}`, "k1:not base64!", `bad.id:${s}`,
-    `k1:${Buffer.alloc(16, 5).toString("base64url")}`]) {
+    `acme/k1:${s}`, `k1:${Buffer.alloc(16, 5).toString("base64url")}`]) {
     assert.throws(() => oc.Keyring.fromSpec(spec), oc.TokenError, spec);
   }
   assert.equal(oc.Keyring.fromSpec(` a:${s}= ,\n b:${s}\n`).keys[1][0], "b");
