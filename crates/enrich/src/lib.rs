@@ -96,6 +96,7 @@ pub mod geo;
 pub mod net;
 pub mod rules;
 pub mod ua;
+pub mod verdict;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -109,6 +110,7 @@ use openclick_events::v1::{self, BotReason, ImageProxy};
 pub use geo::{DatabaseInfo, DatabaseRole, Schema};
 pub use net::{default_apple_ranges, default_hosting_asns, normalize, IpPolicy, NetSet};
 pub use ua::{classify, UaCache, UaInfo};
+pub use verdict::{add_behaviour, MachineOpen};
 
 use geo::Db;
 use ua::reason_bit;
@@ -476,6 +478,7 @@ impl Enricher {
         let mut proxy = ImageProxy::None;
         let mut bare_mozilla = false;
         let mut apple_mail = false;
+        let mut ua_recognised = false;
         match ua {
             Some(s) => {
                 let info = inner.cache.get(s);
@@ -483,6 +486,8 @@ impl Enricher {
                 proxy = info.proxy;
                 bare_mozilla = info.bare_mozilla;
                 apple_mail = info.is_apple_mail();
+                ua_recognised =
+                    !info.client.browser.is_empty() || !info.client.email_client.is_empty();
                 reasons |= info.bot_reasons;
             }
             None => {
@@ -494,7 +499,9 @@ impl Enricher {
         }
 
         // 3. Apple Mail Privacy Protection.
+        let mut machine_open = MachineOpen::No;
         if proxy == ImageProxy::None && (bare_mozilla || apple_mail) && inner.apple.contains(ip) {
+            machine_open = MachineOpen::ByNetwork;
             proxy = ImageProxy::Apple;
             out.signals.machine_open = true;
             if out.client.email_client.is_empty() {
@@ -547,6 +554,16 @@ impl Enricher {
 
         out.signals.suspected_bot = reasons != 0;
         out.signals.bot_reasons = set_reasons(reasons);
+        // 7. One verdict from all of it.
+        let (v, c) = verdict::verdict(&verdict::Evidence {
+            kind: hit.kind,
+            reasons,
+            proxy,
+            machine_open,
+            ua_recognised,
+        });
+        out.signals.verdict = v as i32;
+        out.signals.certainty = c as i32;
         out
     }
 }
