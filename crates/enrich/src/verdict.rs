@@ -150,8 +150,10 @@ mod tests {
         use HitKind::{Click, Open};
         use MachineOpen::{ByNetwork, ByUserAgent, No};
         use Verdict::*;
+        /// name, kind, reasons, proxy, machine open, UA recognised, expected verdict.
+        type Row = (&'static str, HitKind, &'static [BotReason], ImageProxy, MachineOpen, bool, Verdict, Certainty);
         #[rustfmt::skip]
-        let table: &[(&str, HitKind, &[BotReason], ImageProxy, MachineOpen, bool, Verdict, Certainty)] = &[
+        let table: &[Row] = &[
             ("1 honeypot beats a human UA", Click, &[R::Honeypot], ImageProxy::None, No, true, Bot, Certain),
             ("1 honeypot with a burst", Click, &[R::Honeypot, R::ClickBurst], ImageProxy::None, No, true, Bot, Certain),
             ("2 gateway network", Click, &[R::GatewayMicrosoft], ImageProxy::None, No, true, Bot, Certain),
