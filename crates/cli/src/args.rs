@@ -290,7 +290,11 @@ pub struct ServeArgs {
     pub click_window_ms: u32,
     /// Most messages the behaviour window tracks at once; past it, clicks of new messages are
     /// published without the window (counted).
-    #[arg(long, env = "OPENCLICK_CLICK_WINDOW_MAX_MESSAGES", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "OPENCLICK_CLICK_WINDOW_MAX_MESSAGES",
+        default_value_t = 1_000_000
+    )]
     pub click_window_max_messages: usize,
     /// Most click events held at once; past it, a click is published at once (counted).
     #[arg(long, env = "OPENCLICK_MAX_HELD_CLICKS", default_value_t = 200_000)]

@@ -435,7 +435,9 @@ mod tests {
             assert_eq!(*r as usize, i);
         }
         for (i, v) in VERDICTS.iter().enumerate() {
-            let name = openclick_events::v1::Verdict::try_from(i as i32).unwrap().as_str_name();
+            let name = openclick_events::v1::Verdict::try_from(i as i32)
+                .unwrap()
+                .as_str_name();
             assert_eq!(name, format!("VERDICT_{}", v.to_uppercase()));
         }
     }

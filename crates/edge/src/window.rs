@@ -218,9 +218,7 @@ impl ClickWindow {
             return Seen::default();
         };
         let w = self.config.window_ms;
-        let near = clicks
-            .iter()
-            .filter(|c| (c.at_ms - hold.at_ms).abs() <= w);
+        let near = clicks.iter().filter(|c| (c.at_ms - hold.at_ms).abs() <= w);
         let mut links: Vec<u64> = Vec::new();
         let mut honeypot = false;
         for c in near {
@@ -240,8 +238,7 @@ impl ClickWindow {
     fn forget_if_last(&self, hold: Hold, now_ms: i64) {
         let w = self.config.window_ms;
         let removed = self.messages.remove_if(&hold.key, |_, clicks| {
-            clicks.iter().all(|c| c.at_ms <= hold.at_ms)
-                && now_ms.saturating_sub(hold.at_ms) >= w
+            clicks.iter().all(|c| c.at_ms <= hold.at_ms) && now_ms.saturating_sub(hold.at_ms) >= w
         });
         if removed.is_some() {
             self.entries.fetch_sub(1, Ordering::Relaxed);
@@ -389,12 +386,20 @@ mod tests {
     }
 
     /// Clicks `(message, link, at_ms, honeypot)`; released at `until`: (link, burst, honeypot).
-    fn run(w: &ClickWindow, clicks: &[(&str, &str, i64, bool)], until: i64) -> Vec<(String, bool, bool)> {
+    fn run(
+        w: &ClickWindow,
+        clicks: &[(&str, &str, i64, bool)],
+        until: i64,
+    ) -> Vec<(String, bool, bool)> {
         let mut out = Vec::new();
         let mut publish = |e: EngagementEvent| {
             let s = e.signals.unwrap();
             let has = |r: BotReason| s.bot_reasons.contains(&(r as i32));
-            out.push((e.link_id, has(BotReason::ClickBurst), has(BotReason::Honeypot)));
+            out.push((
+                e.link_id,
+                has(BotReason::ClickBurst),
+                has(BotReason::Honeypot),
+            ));
         };
         for &(m, l, at, hp) in clicks {
             w.release_due(at, &mut publish);
@@ -408,7 +413,11 @@ mod tests {
     #[test]
     fn two_links_within_the_window_are_a_burst_both_flagged() {
         let w = window(2, 100);
-        let got = run(&w, &[("m1", "a", 0, false), ("m1", "b", 400, false)], 10_000);
+        let got = run(
+            &w,
+            &[("m1", "a", 0, false), ("m1", "b", 400, false)],
+            10_000,
+        );
         assert_eq!(got, [("a".into(), true, false), ("b".into(), true, false)]);
         assert_eq!((w.held(), w.messages()), (0, 0), "nothing left behind");
     }
@@ -418,12 +427,20 @@ mod tests {
         let w = window(2, 100);
         let got = run(
             &w,
-            &[("m1", "a", 0, false), ("m1", "a", 300, false), ("m1", "b", 2_500, false)],
+            &[
+                ("m1", "a", 0, false),
+                ("m1", "a", 300, false),
+                ("m1", "b", 2_500, false),
+            ],
             10_000,
         );
         assert!(got.iter().all(|(_, burst, _)| !burst), "{got:?}");
         // Other messages never make a burst together.
-        let got = run(&w, &[("m1", "a", 20_000, false), ("m2", "b", 20_001, false)], 30_000);
+        let got = run(
+            &w,
+            &[("m1", "a", 20_000, false), ("m2", "b", 20_001, false)],
+            30_000,
+        );
         assert!(got.iter().all(|(_, burst, _)| !burst), "{got:?}");
         assert_eq!(w.messages(), 0);
     }
@@ -433,7 +450,11 @@ mod tests {
         let w = window(3, 100);
         let got = run(
             &w,
-            &[("m1", "a", 0, false), ("m1", "trap", 500, true), ("m1", "b", 3_000, false)],
+            &[
+                ("m1", "a", 0, false),
+                ("m1", "trap", 500, true),
+                ("m1", "b", 3_000, false),
+            ],
             10_000,
         );
         assert_eq!(
@@ -478,7 +499,12 @@ mod tests {
             assert!(w.record("t", "c", m, "a", false, 0).is_some());
         }
         assert!(w.record("t", "c", "m5", "a", false, 0).is_none(), "full");
-        assert!(w.record("t", "c", "m1", "b", false, 1).is_some(), "known message");
-        assert!(window(0, 100).record("t", "c", "m1", "a", false, 0).is_none());
+        assert!(
+            w.record("t", "c", "m1", "b", false, 1).is_some(),
+            "known message"
+        );
+        assert!(window(0, 100)
+            .record("t", "c", "m1", "a", false, 0)
+            .is_none());
     }
 }

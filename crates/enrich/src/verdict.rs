@@ -151,7 +151,16 @@ mod tests {
         use MachineOpen::{ByNetwork, ByUserAgent, No};
         use Verdict::*;
         /// name, kind, reasons, proxy, machine open, UA recognised, expected verdict.
-        type Row = (&'static str, HitKind, &'static [BotReason], ImageProxy, MachineOpen, bool, Verdict, Certainty);
+        type Row = (
+            &'static str,
+            HitKind,
+            &'static [BotReason],
+            ImageProxy,
+            MachineOpen,
+            bool,
+            Verdict,
+            Certainty,
+        );
         #[rustfmt::skip]
         let table: &[Row] = &[
             ("1 honeypot beats a human UA", Click, &[R::Honeypot], ImageProxy::None, No, true, Bot, Certain),
