@@ -212,43 +212,44 @@ impl ClickWindow {
         Ok(())
     }
 
-    /// What the window saw around a click (the rule in the module docs).
-    fn seen(&self, hold: Hold) -> Seen {
-        let Some(clicks) = self.messages.get(&hold.key) else {
+    /// What the window saw around a click (the rule in the module docs); the message's entry
+    /// goes when this is its latest click and no later click can need it (`now_ms` is past
+    /// this click's window). One map lookup.
+    fn seen_and_forget(&self, hold: Hold, now_ms: i64) -> Seen {
+        let Entry::Occupied(e) = self.messages.entry(hold.key) else {
             return Seen::default();
         };
         let w = self.config.window_ms;
-        let near = clicks.iter().filter(|c| (c.at_ms - hold.at_ms).abs() <= w);
-        let mut links: Vec<u64> = Vec::new();
+        let clicks = e.get();
+        // Distinct links, on the stack (at most MAX_CLICKS_PER_MESSAGE).
+        let mut links = [0u64; MAX_CLICKS_PER_MESSAGE];
+        let mut distinct = 0;
         let mut honeypot = false;
-        for c in near {
+        let mut last = true;
+        for c in clicks {
+            last &= c.at_ms <= hold.at_ms;
+            if (c.at_ms - hold.at_ms).abs() > w {
+                continue;
+            }
             honeypot |= c.honeypot;
-            if !links.contains(&c.link) {
-                links.push(c.link);
+            if !links[..distinct].contains(&c.link) && distinct < links.len() {
+                links[distinct] = c.link;
+                distinct += 1;
             }
         }
-        Seen {
-            burst: links.len() >= self.config.burst_links,
-            honeypot,
-        }
-    }
-
-    /// Removes the message's entry when `hold` is its latest click and no later click can need
-    /// it any more (`now_ms` is past that click's window).
-    fn forget_if_last(&self, hold: Hold, now_ms: i64) {
-        let w = self.config.window_ms;
-        let removed = self.messages.remove_if(&hold.key, |_, clicks| {
-            clicks.iter().all(|c| c.at_ms <= hold.at_ms) && now_ms.saturating_sub(hold.at_ms) >= w
-        });
-        if removed.is_some() {
+        if last && now_ms.saturating_sub(hold.at_ms) >= w {
+            e.remove();
             self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+        Seen {
+            burst: distinct >= self.config.burst_links,
+            honeypot,
         }
     }
 
     fn finish(&self, held: Held, now_ms: i64) -> EngagementEvent {
         let Held { hold, mut event } = held;
-        let seen = self.seen(hold);
-        self.forget_if_last(hold, now_ms);
+        let seen = self.seen_and_forget(hold, now_ms);
         if let Some(signals) = event.signals.as_mut() {
             if seen.burst {
                 self.bursts.fetch_add(1, Ordering::Relaxed);
