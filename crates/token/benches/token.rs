@@ -26,6 +26,7 @@ fn claims(kind: TokenKind) -> Claims {
         } else {
             String::new()
         },
+        honeypot: false,
     }
 }
 
