@@ -79,6 +79,7 @@ fn signed_path(kind: TokenKind, arg: &str) -> Option<String> {
             TokenKind::Open => String::new(),
             TokenKind::Click => arg.into(),
         },
+        honeypot: false,
     };
     let token = FIXTURE.keyring.sign(&claims).ok()?;
     Some(match kind {

@@ -46,6 +46,7 @@ fn check(token: &str) -> Option<TokenError> {
             match v.claims.kind {
                 TokenKind::Open => {
                     assert!(v.claims.link_id.is_empty() && v.claims.url.is_empty());
+                    assert!(!v.claims.honeypot, "an open verified with flags");
                 }
                 TokenKind::Click => {
                     assert!(openclick_token::validate_destination(&v.claims.url).is_ok());

@@ -49,6 +49,7 @@ click_tok = s.sign(*K1, claims("click"))
 old_tok = s.sign(*OLD, claims("open", channel="sms", contact_id="ü\u0000x", issued_at_ms=-1))
 v6_tok = s.sign(*K1, claims("click", channel="web", url="http://[2001:db8::1]:8080/p", link_id=""))
 supp_tok = s.sign(*K1, claims("open", contact_id="suppressed"))
+honeypot_tok = s.sign(*K1, claims("click", honeypot=True))
 
 # token_verify: tokens as text, and `!` + signed bytes (the target appends the tag).
 write("token_verify", "open", open_tok)
@@ -61,6 +62,9 @@ write("token_verify", "vector-unknown-key", vectors["valid"][0]["token"])
 write("token_verify", "raw-open", b"!" + signed_bytes(open_tok))
 write("token_verify", "raw-click", b"!" + signed_bytes(click_tok))
 write("token_verify", "raw-old", b"!" + signed_bytes(old_tok))
+# The click flags extension (docs/token-v1.md section 2): a honeypot click, and as raw bytes.
+write("token_verify", "click-honeypot", honeypot_tok)
+write("token_verify", "raw-click-honeypot", b"!" + signed_bytes(honeypot_tok))
 
 # route: method, path, header lines (fuzz/src/lib.rs, parse_headers).
 ua = "user-agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
@@ -71,6 +75,7 @@ write("route", "suppressed", f"GET\n/o/{supp_tok}\n@peer ::1\nforwarded: for=\"[
 write("route", "sign-click", "GET\n/c/!https://example.com/a?b=c#d\ndnt: 1\n")
 write("route", "sign-open", "GET\n/o/!contact-42\nuser-agent: Microsoft Outlook 16.0\n")
 write("route", "post", f"POST\n/c/{click_tok}\n")
+write("route", "click-honeypot", f"GET\n/c/{honeypot_tok}\n{ua}\n")
 write("route", "not-found", "GET\n/x/abc\n")
 write("route", "blocked-host", "GET\n/c/!https://login.blocked.example./x\n@header x-real-ip\nx-real-ip: 10.0.0.9\n")
 write("route", "open-empty", "GET\n/o/\n")

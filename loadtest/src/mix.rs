@@ -297,6 +297,7 @@ pub fn build(keyring: &Keyring, run: &str, n: usize, cfg: &MixConfig) -> anyhow:
             } else {
                 String::new()
             },
+            honeypot: false,
         };
         let mut token = keyring.sign(&claims)?;
         if invalid {

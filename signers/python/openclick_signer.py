@@ -18,6 +18,10 @@ Build tracking URLs::
     link = keyring.click_url(base, Claims(kind="click", link_id="hero",
                                           url="https://shop.example.com/sale", **common))
     # -> https://t.example.com/c/<token>
+    # A honeypot link (hidden where no person clicks; a hit on it is a machine). Only once
+    # every edge verifying your tokens knows the flags extension (docs/token-v1.md section 7).
+    trap = keyring.click_url(base, Claims(kind="click", link_id="hp", honeypot=True,
+                                          url="https://shop.example.com/", **common))
 
     # Verify (e.g. in tests): claims, key_id = keyring.verify(token, expect_kind="click")
 
@@ -33,8 +37,10 @@ Command line (used by the Rust cross-check test)::
     python3 openclick_signer.py verify-batch < request.json
         request: {"keyring_spec": SPEC, "tokens": [TOKEN, ...]}
         output: one JSON object per line, {"claims": CLAIMS, "key_id": ...} or {"error": CLASS}
-    python3 openclick_signer.py sign --keys SPEC --kind click --tenant-id ... --url ...
+    python3 openclick_signer.py sign --keys SPEC --kind click --tenant-id ... --url ... [--honeypot]
         output: the token, then the tracking URL (--base, default https://t.example.com)
+
+CLAIMS is the vector file's JSON form; "honeypot": true (clicks only) is written only when set.
 """
 
 import base64
@@ -54,6 +60,9 @@ MAX_KEY_ID_LEN = 16
 MIN_SECRET_LEN = 32
 MAX_SECRET_LEN = 1024
 MIN_BODY_LEN = 6
+# Click flags (the trailing flags extension, spec section 2): bit 0, a honeypot link.
+FLAG_HONEYPOT = 1
+KNOWN_FLAGS = FLAG_HONEYPOT
 # One 64-byte block: the text, NUL-padded. MACed before the token bytes.
 MAC_CONTEXT = b"openclick-token v1 HMAC-SHA256 tag for open/click tracking".ljust(64, b"\0")
 
@@ -77,7 +86,12 @@ class TokenError(Exception):
 
 @dataclass(frozen=True)
 class Claims:
-    """What a token says. Opens carry no link_id/url."""
+    """What a token says. Opens carry no link_id/url/honeypot.
+
+    honeypot (clicks only): a link placed where no person sees it, so a hit on it is a
+    machine. Do not sign one before every edge verifying your tokens knows the flags extension
+    (older verifiers refuse such tokens as malformed).
+    """
 
     kind: str  # "open" | "click"
     tenant_id: str
@@ -88,14 +102,26 @@ class Claims:
     issued_at_ms: int  # ms since the Unix epoch, signed 64-bit
     link_id: str = ""
     url: str = ""
+    honeypot: bool = False
 
     @staticmethod
     def from_dict(d):
-        """From the vector file's JSON form (issued_at_ms may be a string)."""
+        """From the vector file's JSON form (issued_at_ms may be a string, honeypot absent)."""
         return Claims(kind=d["kind"], tenant_id=d["tenant_id"], campaign_id=d["campaign_id"],
                       message_id=d["message_id"], contact_id=d["contact_id"],
                       channel=d["channel"], issued_at_ms=int(d["issued_at_ms"]),
-                      link_id=d.get("link_id", ""), url=d.get("url", ""))
+                      link_id=d.get("link_id", ""), url=d.get("url", ""),
+                      honeypot=d.get("honeypot", False))
+
+    def to_dict(self):
+        """The vector file's JSON form: issued_at_ms as a string, honeypot only when set."""
+        d = {k: getattr(self, k) for k in ("kind", "channel", "tenant_id", "campaign_id",
+                                            "message_id", "contact_id", "issued_at_ms",
+                                            "link_id", "url")}
+        d["issued_at_ms"] = str(self.issued_at_ms)
+        if self.honeypot:
+            d["honeypot"] = True
+        return d
 
 
 # ---- encoding -----------------------------------------------------------------------------
@@ -171,6 +197,8 @@ def sign(key_id, secret, claims):
         raise TokenError("invalid_claims", f"unknown channel {c.channel!r}")
     if not isinstance(c.issued_at_ms, int) or not _I64_MIN <= c.issued_at_ms <= _I64_MAX:
         raise TokenError("invalid_claims", "issued_at_ms must be a signed 64-bit integer")
+    if not isinstance(c.honeypot, bool):
+        raise TokenError("invalid_claims", "honeypot must be a boolean")
     ids = {}
     for name in ("tenant_id", "campaign_id", "message_id", "contact_id", "link_id"):
         ids[name] = getattr(c, name).encode("utf-8")
@@ -183,12 +211,17 @@ def sign(key_id, secret, claims):
     if c.kind == "open":
         if c.link_id or c.url:
             raise TokenError("invalid_claims", "open tokens carry no link_id or url")
+        if c.honeypot:
+            raise TokenError("invalid_claims", "honeypot is a click flag; opens carry no flags")
     else:
         url = c.url.encode("utf-8")
         if len(url) > MAX_URL_LEN:
             raise TokenError("field_too_long", f"url: {len(url)} bytes (max 2048)")
         validate_destination(c.url)
         body += _field(ids["link_id"]) + _field(url)
+        flags = FLAG_HONEYPOT if c.honeypot else 0
+        if flags:  # present only when non-zero: a click without flags is unchanged
+            body += _varint(flags)
     kid = key_id.encode("ascii")
     signed = bytes([VERSION, len(kid)]) + kid + bytes(body)
     return b64encode(signed + _tag(secret, signed))
@@ -360,16 +393,25 @@ def verify(token, keys, expect_kind=None):
     issued_at_ms = _unzigzag(r.varint())
     ids = [r.string(MAX_ID_LEN) for _ in range(4)]
     link_id = url = ""
+    honeypot = False
     if kind == "click":
         link_id = r.string(MAX_ID_LEN)
         url = r.string(MAX_URL_LEN)
+        if r.pos != len(r.buf):  # the flags: minimal varint, non-zero, known bits only
+            flags = r.varint()
+            if flags == 0:
+                raise TokenError("malformed", "zero flags")
+            if flags & ~KNOWN_FLAGS:
+                raise TokenError("malformed", "unknown flag bits")
+            honeypot = bool(flags & FLAG_HONEYPOT)
     if r.pos != len(r.buf):
         raise TokenError("malformed", "trailing bytes")
     if kind == "click":
         validate_destination(url)
     if expect_kind is not None and kind != expect_kind:
         raise TokenError("wrong_kind", f"{kind} token on the {expect_kind} route")
-    claims = Claims(kind, ids[0], ids[1], ids[2], ids[3], channel, issued_at_ms, link_id, url)
+    claims = Claims(kind, ids[0], ids[1], ids[2], ids[3], channel, issued_at_ms, link_id, url,
+                    honeypot)
     return claims, kid
 
 
@@ -448,6 +490,7 @@ def _main(argv):
     one.add_argument("--issued-at-ms", type=int, required=True)
     one.add_argument("--link-id", default="")
     one.add_argument("--url", default="")
+    one.add_argument("--honeypot", action="store_true", help="a honeypot click (clicks only)")
     a = p.parse_args(argv)
     if a.cmd == "sign-batch":
         req = json.load(sys.stdin)
@@ -464,12 +507,11 @@ def _main(argv):
             except TokenError as e:
                 print(json.dumps({"error": e.reason}))
                 continue
-            d = dict(claims.__dict__, issued_at_ms=str(claims.issued_at_ms))
-            print(json.dumps({"claims": d, "key_id": key_id}))
+            print(json.dumps({"claims": claims.to_dict(), "key_id": key_id}))
         return 0
     kr = Keyring.from_spec(a.keys)
     c = Claims(a.kind, a.tenant_id, a.campaign_id, a.message_id, a.contact_id, a.channel,
-               a.issued_at_ms, a.link_id, a.url)
+               a.issued_at_ms, a.link_id, a.url, a.honeypot)
     token = kr.sign(c)
     print(token)
     print(open_url(a.base, token) if a.kind == "open" else click_url(a.base, token))

@@ -118,6 +118,31 @@ class Signing(unittest.TestCase):
             oc.sign("k1", b"\0" * 31, oc.Claims(kind="open", **self.base))
         self.assertEqual(cm.exception.reason, "invalid_key")
 
+    def test_honeypot(self):
+        click = oc.Claims(kind="click", link_id="hp", url="https://e.com/", **self.base)
+        trap = oc.Claims(kind="click", link_id="hp", url="https://e.com/", honeypot=True,
+                         **self.base)
+        plain_raw = oc.b64decode_strict(self.kr.sign(click))
+        token = self.kr.sign(trap)
+        raw = oc.b64decode_strict(token)
+        # The click's bytes, then the flags varint 0x01 (bit 0), then the tag.
+        self.assertEqual(raw[:-16], plain_raw[:-16] + b"\x01")
+        claims, _ = self.kr.verify(token, expect_kind="click")
+        self.assertTrue(claims.honeypot)
+        self.assertEqual(claims, trap)
+        self.assertFalse(self.kr.verify(self.kr.sign(click))[0].honeypot)
+        self.assertEqual(trap.to_dict()["honeypot"], True)
+        self.assertNotIn("honeypot", click.to_dict())
+        self.assertEqual(oc.Claims.from_dict(trap.to_dict()), trap)
+        self.assertEqual(self.reason(oc.Claims(kind="open", honeypot=True, **self.base)),
+                         "invalid_claims")
+        self.assertEqual(self.reason(oc.Claims(kind="click", link_id="hp", url="https://e.com/",
+                                               honeypot=1, **self.base)), "invalid_claims")
+        self.assertEqual(self.reason(oc.Claims(kind="click", url="javascript:alert(1)",
+                                               honeypot=True, **self.base)),
+                         "invalid_destination")
+        self.assertTrue(any(c["claims"].get("honeypot") for c in V["valid"]))
+
     def test_destinations(self):
         for good in ["https://example.com", "HTTP://Example.COM:8080/a?b#c",
                      "https://[2001:db8::1]/", "https://xn--caf-dma.example/menu"]:
@@ -161,6 +186,21 @@ class Signing(unittest.TestCase):
              "--issued-at-ms", c["issued_at_ms"], "--link-id", c["link_id"], "--url", c["url"]],
             text=True, capture_output=True, check=True).stdout.split("\n")
         self.assertEqual(out[:2], [case["token"], "https://t.example.com/c/" + case["token"]])
+        # --honeypot gives the vector of the same click with the flag.
+        hp = next(v for v in V["valid"] if v["name"] == "click-email-honeypot")
+        self.assertEqual(dict(hp["claims"], honeypot=False), dict(c, honeypot=False))
+        out = subprocess.run(
+            [sys.executable, script, "sign", "--keys", V["keyring_spec"], "--kind", c["kind"],
+             "--channel", c["channel"], "--tenant-id", c["tenant_id"], "--campaign-id",
+             c["campaign_id"], "--message-id", c["message_id"], "--contact-id", c["contact_id"],
+             "--issued-at-ms", c["issued_at_ms"], "--link-id", c["link_id"], "--url", c["url"],
+             "--honeypot"],
+            text=True, capture_output=True, check=True).stdout.split("\n")
+        self.assertEqual(out[0], hp["token"])
+        req = json.dumps({"keyring_spec": V["keyring_spec"], "tokens": [hp["token"], case["token"]]})
+        out = subprocess.run([sys.executable, script, "verify-batch"], input=req, text=True,
+                             capture_output=True, check=True).stdout.splitlines()
+        self.assertEqual([json.loads(l)["claims"] for l in out], [hp["claims"], c])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ interface JsonClaims {
   issued_at_ms: string;
   link_id: string;
   url: string;
+  honeypot?: boolean;
 }
 
 const vectorsPath =
@@ -37,7 +38,11 @@ const secret = (b64: string): Buffer => {
 };
 const KEYS: [string, Buffer][] = V.keys.map((k) => [k.id, secret(k.secret)]);
 const SECRET = new Map(KEYS);
-const claimsOf = (c: JsonClaims): oc.VerifiedClaims => ({ ...c, issued_at_ms: BigInt(c.issued_at_ms) });
+const claimsOf = (c: JsonClaims): oc.VerifiedClaims => ({
+  ...c,
+  issued_at_ms: BigInt(c.issued_at_ms),
+  honeypot: c.honeypot ?? false,
+});
 
 function reasonOf(f: () => unknown): string {
   try {
@@ -108,6 +113,30 @@ test("tracking URLs", () => {
   assert.equal(kr.verify(token, "click").claims.url, "https://e.com/");
   // A number and the same bigint sign identically.
   assert.equal(kr.sign({ kind: "open", ...common }), kr.sign({ kind: "open", ...common, issued_at_ms: 1_700_000_000_000n }));
+});
+
+test("honeypot links: the click flags extension", () => {
+  const kr = new oc.Keyring(KEYS.slice(0, 1));
+  const click = {
+    kind: "click" as const, tenant_id: "acme", campaign_id: "c", message_id: "m", contact_id: "u",
+    channel: "email" as const, issued_at_ms: 1_700_000_000_000, link_id: "hp", url: "https://e.com/",
+  };
+  const plain = secret(kr.sign(click));
+  const token = kr.sign({ ...click, honeypot: true });
+  const raw = secret(token);
+  // The click's bytes, then the flags varint 0x01 (bit 0), then the tag.
+  assert.deepEqual(raw.subarray(0, -16), Buffer.concat([plain.subarray(0, -16), Buffer.from([1])]));
+  assert.equal(kr.verify(token, "click").claims.honeypot, true);
+  assert.equal(kr.verify(kr.sign(click)).claims.honeypot, false);
+  // honeypot: false signs exactly as no honeypot.
+  assert.equal(kr.sign({ ...click, honeypot: false }), kr.sign(click));
+  assert.equal(reasonOf(() => kr.verify(token, "open")), "wrong_kind");
+  assert.ok(V.valid.some((c) => c.claims.honeypot === true));
+  const [id, s] = KEYS[0];
+  const open = { ...click, kind: "open" as const, link_id: "", url: "" };
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...open, honeypot: true })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...click, honeypot: 1 as unknown as boolean })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...click, honeypot: true, url: "javascript:alert(1)" })), "invalid_destination");
 });
 
 test("signing refusals", () => {

@@ -24,6 +24,11 @@
  *   kind: "click", ...common, link_id: "hero", url: "https://shop.example.com/sale",
  * });
  * //  -> https://t.example.com/c/<token>
+ * // A honeypot link (hidden where no person clicks; a hit on it is a machine). Only once every
+ * // edge verifying your tokens knows the flags extension (docs/token-v1.md section 7).
+ * const trap = keyring.clickUrl(base, {
+ *   kind: "click", ...common, link_id: "hp", url: "https://shop.example.com/", honeypot: true,
+ * });
  *
  * // Verify (e.g. in tests): const { claims, keyId } = keyring.verify(token, "click");
  * ```
@@ -47,6 +52,9 @@ export const MAX_KEY_ID_LEN = 16;
 export const MIN_SECRET_LEN = 32;
 export const MAX_SECRET_LEN = 1024;
 const MIN_BODY_LEN = 6;
+/** Click flags (the trailing flags extension, spec section 2): bit 0, a honeypot link. */
+const FLAG_HONEYPOT = 1n;
+const KNOWN_FLAGS = FLAG_HONEYPOT;
 
 /** One 64-byte block: the text, NUL-padded. MACed before the token bytes. */
 const MAC_CONTEXT = (() => {
@@ -68,7 +76,7 @@ const KEY_ID_RE = /^[A-Za-z0-9_-]{1,16}$/;
 const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
 
-/** What a token says. Opens carry no link_id/url (omit them or leave them empty). */
+/** What a token says. Opens carry no link_id/url/honeypot (omit them or leave them empty). */
 export interface Claims {
   kind: Kind;
   tenant_id: string;
@@ -80,6 +88,12 @@ export interface Claims {
   issued_at_ms: number | bigint;
   link_id?: string;
   url?: string;
+  /**
+   * Clicks only: a honeypot link, placed where no person sees it, so a hit on it is a machine.
+   * Do not sign one before every edge verifying your tokens knows the flags extension (older
+   * verifiers refuse such tokens as malformed).
+   */
+  honeypot?: boolean;
 }
 
 /** Claims as `verify` returns them. */
@@ -87,6 +101,7 @@ export interface VerifiedClaims extends Claims {
   issued_at_ms: bigint;
   link_id: string;
   url: string;
+  honeypot: boolean;
 }
 
 /** A failure; `reason` is the spec's error class. */
@@ -183,6 +198,8 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
   }
   const linkId = c.link_id ?? "";
   const url = c.url ?? "";
+  const honeypot = c.honeypot ?? false;
+  if (typeof honeypot !== "boolean") throw new TokenError("invalid_claims", "honeypot must be a boolean");
   const ids: Record<string, Buffer> = {};
   for (const [name, value] of [
     ["tenant_id", c.tenant_id],
@@ -208,11 +225,15 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
     if (linkId !== "" || url !== "") {
       throw new TokenError("invalid_claims", "open tokens carry no link_id or url");
     }
+    if (honeypot) throw new TokenError("invalid_claims", "honeypot is a click flag; opens carry no flags");
   } else {
     const u = Buffer.from(url, "utf8");
     if (u.length > MAX_URL_LEN) throw new TokenError("field_too_long", `url: ${u.length} bytes (max 2048)`);
     validateDestination(url);
     parts.push(field(ids.link_id), field(u));
+    // Flags: present only when non-zero, so a click without them is unchanged.
+    const flags = honeypot ? FLAG_HONEYPOT : 0n;
+    if (flags !== 0n) parts.push(Buffer.from(varint(flags)));
   }
   const kid = Buffer.from(keyId, "ascii");
   const signed = Buffer.concat([Buffer.from([VERSION, kid.length]), kid, ...parts]);
@@ -371,16 +392,24 @@ export function verify(
   const [tenant_id, campaign_id, message_id, contact_id] = [0, 1, 2, 3].map(() => r.string(MAX_ID_LEN));
   let link_id = "";
   let url = "";
+  let honeypot = false;
   if (kind === "click") {
     link_id = r.string(MAX_ID_LEN);
     url = r.string(MAX_URL_LEN);
+    if (!r.done) {
+      // The flags: minimal varint, non-zero, known bits only.
+      const flags = r.varint();
+      if (flags === 0n) throw new TokenError("malformed", "zero flags");
+      if ((flags & ~KNOWN_FLAGS) !== 0n) throw new TokenError("malformed", "unknown flag bits");
+      honeypot = (flags & FLAG_HONEYPOT) !== 0n;
+    }
   }
   if (!r.done) throw new TokenError("malformed", "trailing bytes");
   if (kind === "click") validateDestination(url);
   if (expectKind !== undefined && kind !== expectKind) {
     throw new TokenError("wrong_kind", `${kind} token on the ${expectKind} route`);
   }
-  const claims = { kind, tenant_id, campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url };
+  const claims = { kind, tenant_id, campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url, honeypot };
   return { claims, keyId: kid };
 }
 

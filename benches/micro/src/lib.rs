@@ -40,6 +40,7 @@ pub fn claims(kind: TokenKind, contact: &str) -> Claims {
         } else {
             String::new()
         },
+        honeypot: false,
     }
 }
 

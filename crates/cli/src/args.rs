@@ -378,8 +378,8 @@ pub struct SignArgs {
     #[command(subcommand)]
     pub kind: Option<SignKind>,
     /// Sign many: read NDJSON claims on stdin (the token vectors' claim form: kind, tenant_id,
-    /// campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url), write one URL
-    /// per line on stdout, in order.
+    /// campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url, and optionally
+    /// "honeypot": true for a honeypot click), write one URL per line on stdout, in order.
     #[arg(long)]
     pub batch: bool,
     /// With --batch: a line that cannot be signed writes an empty line (stdout stays aligned with
@@ -415,6 +415,11 @@ pub enum SignKind {
         /// Destination (absolute http or https URL).
         #[arg(long)]
         url: String,
+        /// A honeypot link: put it where no person sees or clicks it, so a hit on it is a
+        /// machine (a link scanner). Edges older than the token's flags extension refuse it
+        /// (404): use it only once every edge runs a version that knows it.
+        #[arg(long)]
+        honeypot: bool,
     },
 }
 
@@ -682,11 +687,56 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Sign(SignArgs {
-                kind: Some(SignKind::Click { .. }),
+                kind: Some(SignKind::Click {
+                    honeypot: false,
+                    ..
+                }),
                 batch: false,
                 ..
             })
         ));
+        let cli = Cli::try_parse_from([
+            "openclick",
+            "sign",
+            "click",
+            "--tenant",
+            "t",
+            "--campaign",
+            "c",
+            "--message",
+            "m",
+            "--contact",
+            "x",
+            "--link-id",
+            "l",
+            "--url",
+            "https://e.com/",
+            "--honeypot",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sign(SignArgs {
+                kind: Some(SignKind::Click { honeypot: true, .. }),
+                ..
+            })
+        ));
+        // Opens have no honeypot.
+        assert!(Cli::try_parse_from([
+            "openclick",
+            "sign",
+            "open",
+            "--tenant",
+            "t",
+            "--campaign",
+            "c",
+            "--message",
+            "m",
+            "--contact",
+            "x",
+            "--honeypot",
+        ])
+        .is_err());
         let cli = Cli::try_parse_from(["openclick", "sign", "--batch", "--keep-going"]).unwrap();
         assert!(matches!(
             cli.command,

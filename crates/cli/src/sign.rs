@@ -50,16 +50,17 @@ pub fn sign(args: SignArgs) -> Result<()> {
         }
         return Ok(());
     };
-    let (common, kind, link_id, url) = match kind {
-        SignKind::Open(c) => (c, TokenKind::Open, String::new(), String::new()),
+    let (common, kind, link_id, url, honeypot) = match kind {
+        SignKind::Open(c) => (c, TokenKind::Open, String::new(), String::new(), false),
         SignKind::Click {
             common,
             link_id,
             url,
-        } => (common, TokenKind::Click, link_id, url),
+            honeypot,
+        } => (common, TokenKind::Click, link_id, url, honeypot),
     };
     let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated).map_err(bad_config)?;
-    let claims = checked_claims(
+    let mut claims = checked_claims(
         kind,
         common.tenant,
         common.campaign,
@@ -71,6 +72,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
         url,
     )
     .map_err(bad_config)?;
+    claims.honeypot = honeypot;
     let token = keyring
         .sign(&claims)
         .context("signing")

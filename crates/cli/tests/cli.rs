@@ -3,7 +3,8 @@
 //!
 //! - `sign open|click`: the printed URL's token verifies under a keyring built from the same
 //!   `--keys` (and not under another key), and carries exactly the claims given on the command
-//!   line; the click destination is the `--url`.
+//!   line; the click destination is the `--url`. `sign click --honeypot` prints exactly the
+//!   token vectors' honeypot click (and without it, the same click without the flag).
 //! - `sign` exits 64 (`EX_USAGE`), printing nothing, for each bad setting: no kind, bad or
 //!   missing keys (also with `--batch`), a refused id, channel or destination.
 //! - `enrich --ua`: Gmail's documented image-proxy user agent is classified as the Gmail proxy.
@@ -146,6 +147,96 @@ fn sign_prints_urls_whose_tokens_verify_under_the_same_keys_with_the_given_claim
     ]);
     assert_eq!(out.status.code(), Some(EX_USAGE), "{out:?}");
     assert!(stdout(&out).is_empty());
+}
+
+/// `sign click --honeypot` against the token vectors (docs/token-v1.md §2, click flags): the
+/// claims of `click-email-honeypot` on the command line give exactly its token; without
+/// `--honeypot`, exactly the token of `click-email` (the same click without the flag).
+#[test]
+fn sign_click_honeypot_gives_the_vector_token() {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../token/tests/vectors/token-v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let vector = |name: &str| {
+        v["valid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no vector {name}"))
+            .clone()
+    };
+    let (trap, plain) = (vector("click-email-honeypot"), vector("click-email"));
+    assert_eq!(trap["claims"]["honeypot"], true);
+    let key_id = trap["key_id"].as_str().unwrap();
+    let secret = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id)
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap();
+    let keys = format!("{key_id}:{secret}");
+    let c = &trap["claims"];
+    let f = |k: &str| c[k].as_str().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let sign = |extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            "click",
+            "--tenant",
+            f("tenant_id"),
+            "--campaign",
+            f("campaign_id"),
+            "--message",
+            f("message_id"),
+            "--contact",
+            f("contact_id"),
+            "--channel",
+            f("channel"),
+            "--sent-at-ms",
+            f("issued_at_ms"),
+            "--link-id",
+            f("link_id"),
+            "--url",
+            f("url"),
+            "--keys",
+            &keys,
+            "--base-url",
+            "https://t.example.com",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out).trim().to_owned()
+    };
+    let url = sign(&["--honeypot"]);
+    assert_eq!(
+        url,
+        format!(
+            "https://t.example.com/c/{}",
+            trap["token"].as_str().unwrap()
+        )
+    );
+    let keyring = Keyring::from_spec(&keys).unwrap();
+    assert!(keyring.verify(token_of(&url)).unwrap().claims.honeypot);
+    let url = sign(&[]);
+    assert_eq!(
+        url,
+        format!(
+            "https://t.example.com/c/{}",
+            plain["token"].as_str().unwrap()
+        )
+    );
+    assert!(!keyring.verify(token_of(&url)).unwrap().claims.honeypot);
 }
 
 #[test]

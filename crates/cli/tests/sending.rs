@@ -7,6 +7,8 @@
 //! - `POST /v1/rewrite` for many recipients gives the same records as `openclick rewrite
 //!   --recipients` with the same keys and send time, and its click URLs redirect to the
 //!   template's destinations with entities decoded;
+//! - a line with `"honeypot":true` gives a click whose token, verified with acme's key, says
+//!   honeypot (and that the edge answers as a click); on an open it is refused (422);
 //! - a caller signs only for its own tenant: a line naming another tenant is 403 with its line
 //!   number, a tenant without keys (no global keyring) is 403, no or a wrong token is 401;
 //! - a token added to the tokens file works within seconds, without a signal;
@@ -104,6 +106,26 @@ fn the_sending_api_signs_and_rewrites_for_the_callers_tenant_only() {
     assert_eq!((s, header(&h, "content-type")), (200, Some("image/gif")));
     let (s, h, _) = try_http_full(server.listen, "GET", &path_of(urls[1]), &[]).unwrap();
     assert_eq!((s, header(&h, "location")), (302, Some(url)));
+
+    // A honeypot click: the token says so under acme's key, and the edge answers it as a click.
+    // On an open the flag is refused, with its line.
+    let trap = format!(
+        "{{\"kind\":\"click\",\"campaign_id\":\"spring\",\"message_id\":\"m-1\",\"contact_id\":\"c-1\",\"link_id\":\"hp\",\"url\":\"{url}\",\"honeypot\":true}}\n"
+    );
+    let (status, _, out) = post(api, &sign_path, Some(ACME), &format!("{body}{trap}"));
+    assert_eq!(status, 200, "{out}");
+    let urls: Vec<&str> = out.lines().collect();
+    let acme = openclick_token::Keyring::from_spec(&format!("a1:{KEY_SECRET}")).unwrap();
+    let token = |u: &str| u.rsplit('/').next().unwrap().to_owned();
+    assert!(acme.verify(&token(urls[2])).unwrap().claims.honeypot);
+    assert!(!acme.verify(&token(urls[1])).unwrap().claims.honeypot);
+    let (s, h, _) = try_http_full(server.listen, "GET", &path_of(urls[2]), &[]).unwrap();
+    assert_eq!((s, header(&h, "location")), (302, Some(url)));
+    let open_trap = "{\"kind\":\"open\",\"campaign_id\":\"spring\",\"message_id\":\"m-1\",\"contact_id\":\"c-1\",\"honeypot\":true}\n";
+    let (status, _, out) = post(api, &sign_path, Some(ACME), &format!("{body}{open_trap}"));
+    assert_eq!(status, 422, "{out}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["line"], 4, "{out}");
 
     // Another tenant's line: refused whole, with its line number.
     let other = body.replace("\"tenant_id\":\"acme\"", "\"tenant_id\":\"globex\"");

@@ -1,8 +1,9 @@
 //! `openclick sign --batch`, black box, against the token vectors (`crates/token/tests/vectors/
 //! token-v1.json`, which the Python and TypeScript signers also reproduce): every valid vector's
 //! claims, fed as NDJSON under the vector's key, come back as exactly the vector's token, in
-//! input order. Vectors whose ids the id rule refuses (`sign` never makes a token the edge would
-//! not track) come back as empty lines and are reported on stderr, and the batch exits 65.
+//! input order (honeypot clicks included: their claims carry `"honeypot":true`). Vectors whose
+//! ids the id rule refuses (`sign` never makes a token the edge would not track) come back as
+//! empty lines and are reported on stderr, and the batch exits 65.
 //! Writing stdout failing (a full device) exits 74, with the line signed but not written.
 
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ fn batch_reproduces_every_vector_token_in_order() {
             .or_default()
             .push(vector);
     }
-    let (mut matched, mut refused) = (0, 0);
+    let (mut matched, mut refused, mut honeypots) = (0, 0, 0);
     for (key_id, vectors) in by_key {
         let input: String = vectors
             .iter()
@@ -102,10 +103,17 @@ fn batch_reproduces_every_vector_token_in_order() {
             };
             assert_eq!(line, &want, "{name}: {stderr}");
             matched += 1;
+            if vector["claims"]["honeypot"] == true {
+                honeypots += 1;
+            }
         }
         assert_eq!(code, if any_refused { 65 } else { 0 }, "{stderr}");
     }
     assert!(matched >= 10, "only {matched} vectors reproduced");
+    assert!(
+        honeypots >= 2,
+        "only {honeypots} honeypot vectors reproduced"
+    );
     eprintln!("{matched} vector tokens reproduced, {refused} refused by the id rule");
 }
 

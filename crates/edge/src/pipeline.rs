@@ -569,6 +569,7 @@ mod tests {
                 issued_at_ms,
                 link_id: String::new(),
                 url: String::new(),
+                honeypot: false,
             })
             .unwrap();
         format!("/o/{t}.gif")

@@ -94,6 +94,7 @@ fn sign(keyring: &Keyring, kind: TokenKind, contact: &str) -> String {
             } else {
                 String::new()
             },
+            honeypot: false,
         })
         .unwrap()
 }

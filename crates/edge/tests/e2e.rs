@@ -90,6 +90,7 @@ impl Harness {
             } else {
                 String::new()
             },
+            honeypot: false,
         }
     }
 

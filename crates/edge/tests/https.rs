@@ -39,6 +39,7 @@ fn claims(kind: TokenKind, contact: &str) -> Claims {
         } else {
             String::new()
         },
+        honeypot: false,
     }
 }
 

@@ -97,6 +97,7 @@ fn readyz_names_kafka_while_the_broker_is_down_and_draining_while_shutting_down(
             issued_at_ms: 1_700_000_000_000,
             link_id: String::new(),
             url: String::new(),
+            honeypot: false,
         })
         .unwrap();
     let r = http(served.addr, "GET", &format!("/o/{token}.gif"), &[], b"");

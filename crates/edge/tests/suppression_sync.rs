@@ -82,6 +82,7 @@ impl Cluster {
                 issued_at_ms: 1_700_000_000_000,
                 link_id: String::new(),
                 url: String::new(),
+                honeypot: false,
             })
             .unwrap()
     }
@@ -437,6 +438,7 @@ fn a_block_written_through_a_stops_redirects_on_b_and_lifts() {
                 issued_at_ms: 1_700_000_000_000,
                 link_id: link.into(),
                 url: url.into(),
+                honeypot: false,
             })
             .unwrap();
         http(b.served.addr, "GET", &format!("/c/{t}"), &[], b"")

@@ -283,6 +283,7 @@ impl Template {
             issued_at_ms: message.sent_at_ms,
             link_id: String::new(),
             url: String::new(),
+            honeypot: false,
         };
         let open_token = keyring.sign(&claims)?;
         claims.kind = TokenKind::Click;

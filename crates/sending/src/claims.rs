@@ -8,10 +8,12 @@
 //!  "channel":"email","issued_at_ms":1717000000000,"link_id":"l1","url":"https://shop.example/"}
 //! ```
 //!
-//! `channel` defaults to `email`, `issued_at_ms` (a number or a decimal string) to now, and
-//! `link_id`/`url` to empty (opens). Unknown fields are refused, so a misspelt claim is an
-//! error rather than a silently different token. Ids follow the id rule
-//! (`openclick_common::ids`): an id nobody could be opted out by is refused.
+//! `channel` defaults to `email`, `issued_at_ms` (a number or a decimal string) to now,
+//! `link_id`/`url` to empty (opens), and `honeypot` to `false`: `"honeypot":true` makes a click a
+//! honeypot link (docs/token-v1.md §2, click flags; an open with it is refused when signed).
+//! Unknown fields are refused, so a misspelt claim is an error rather than a silently different
+//! token. Ids follow the id rule (`openclick_common::ids`): an id nobody could be opted out by is
+//! refused.
 
 use std::borrow::Cow;
 
@@ -83,6 +85,8 @@ struct Line<'a> {
     link_id: Cow<'a, str>,
     #[serde(borrow, default)]
     url: Cow<'a, str>,
+    #[serde(default)]
+    honeypot: bool,
 }
 
 /// `issued_at_ms` as a JSON number or a decimal string (JavaScript senders past 2^53 ms).
@@ -122,7 +126,7 @@ pub fn parse_line(text: &str, tenant: TenantRule<'_>, now_ms: i64) -> Result<Cla
         Some(Millis::Number(n)) => n,
         Some(Millis::Text(s)) => s.parse().map_err(|_| ClaimsError::IssuedAt)?,
     };
-    checked_claims(
+    let mut claims = checked_claims(
         kind,
         tenant_id,
         l.campaign_id.into_owned(),
@@ -132,7 +136,9 @@ pub fn parse_line(text: &str, tenant: TenantRule<'_>, now_ms: i64) -> Result<Cla
         issued_at_ms,
         l.link_id.into_owned(),
         l.url.into_owned(),
-    )
+    )?;
+    claims.honeypot = l.honeypot;
+    Ok(claims)
 }
 
 fn id(kind: IdKind, field: &'static str, value: &str) -> Result<(), ClaimsError> {
@@ -142,7 +148,8 @@ fn id(kind: IdKind, field: &'static str, value: &str) -> Result<(), ClaimsError>
 /// The claims of one URL, with the checks every way of signing applies: ids follow the id rule
 /// (`openclick_common::ids`: an id nobody could be opted out by is refused, as the edge would
 /// never track it), and the channel is one the format knows (default `email`). The token rules
-/// (destination, lengths) are checked when signing.
+/// (destination, lengths, an open with `honeypot`) are checked when signing. The claims are not
+/// a honeypot link: set [`Claims::honeypot`] on a click for one.
 #[allow(clippy::too_many_arguments)]
 pub fn checked_claims(
     kind: TokenKind,
@@ -174,6 +181,7 @@ pub fn checked_claims(
         issued_at_ms,
         link_id,
         url,
+        honeypot: false,
     })
 }
 
@@ -231,6 +239,54 @@ mod tests {
             parse_line(&named, TenantRule::Is("globex"), now),
             Err(ClaimsError::OtherTenant)
         ));
+    }
+
+    #[test]
+    fn honeypot_is_an_optional_boolean() {
+        let click = r#"{"kind":"click","campaign_id":"c","message_id":"m","contact_id":"x","link_id":"hp","url":"https://e.com/"}"#;
+        let plain = parse_line(click, TenantRule::Is("acme"), 0).unwrap();
+        assert!(!plain.honeypot);
+        let with = |v: &str| click.replace(r#""url""#, &format!(r#""honeypot":{v},"url""#));
+        let trap = parse_line(&with("true"), TenantRule::Is("acme"), 0).unwrap();
+        assert!(trap.honeypot);
+        assert_eq!(
+            trap,
+            Claims {
+                honeypot: true,
+                ..plain.clone()
+            }
+        );
+        assert_eq!(
+            parse_line(&with("false"), TenantRule::Is("acme"), 0).unwrap(),
+            plain
+        );
+        for bad in ["1", r#""true""#, "null"] {
+            assert!(
+                matches!(
+                    parse_line(&with(bad), TenantRule::Is("acme"), 0),
+                    Err(ClaimsError::Json(_))
+                ),
+                "{bad}"
+            );
+        }
+        // An open may say it; signing refuses it (opens carry no flags).
+        let open = parse_line(
+            &OPEN.replace("{", r#"{"honeypot":true,"#),
+            TenantRule::Is("acme"),
+            0,
+        )
+        .unwrap();
+        let keyring = openclick_token::Keyring::new(
+            openclick_token::Key::new("k1", &[7; 32]).unwrap(),
+            vec![],
+        )
+        .unwrap();
+        assert!(matches!(
+            keyring.sign(&open),
+            Err(TokenError::InvalidClaims(_))
+        ));
+        let token = keyring.sign(&trap).unwrap();
+        assert!(keyring.verify(&token).unwrap().claims.honeypot);
     }
 
     #[test]

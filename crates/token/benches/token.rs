@@ -26,6 +26,7 @@ fn claims(kind: TokenKind) -> Claims {
         } else {
             String::new()
         },
+        honeypot: false,
     }
 }
 
@@ -45,6 +46,16 @@ fn bench(c: &mut Criterion) {
             b.iter(|| keyring.verify(black_box(&token)))
         });
     }
+    // A honeypot click (the click flags extension): the same click plus one flags byte.
+    let honeypot = Claims {
+        honeypot: true,
+        ..claims(TokenKind::Click)
+    };
+    let token = keyring.sign(&honeypot).expect("sign");
+    c.bench_function(
+        &format!("verify_click_honeypot ({} chars)", token.len()),
+        |b| b.iter(|| keyring.verify(black_box(&token))),
+    );
     let bad = {
         let mut t = keyring.sign(&claims(TokenKind::Open)).expect("sign");
         let last = t.pop().expect("non-empty");

@@ -13,6 +13,10 @@ pub(crate) const MAC_CONTEXT: &[u8; 64] =
     b"openclick-token v1 HMAC-SHA256 tag for open/click tracking\0\0\0\0\0\0";
 /// Smallest body: kind/channel byte, 1-byte varint time, four 1-byte zero lengths.
 pub(crate) const MIN_BODY_LEN: usize = 6;
+/// Click flags (the trailing flags extension, docs/token-v1.md §2): bit 0, a honeypot link.
+pub(crate) const FLAG_HONEYPOT: u64 = 1;
+/// Every flag bit this build knows; a token with any other bit set is refused.
+pub(crate) const KNOWN_FLAGS: u64 = FLAG_HONEYPOT;
 
 fn malformed(why: &'static str) -> TokenError {
     TokenError::Malformed(why)
@@ -51,6 +55,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 pub(crate) fn body_len_hint(c: &Claims) -> usize {
     1 + 10
         + 2 * 6
+        + 1
         + c.tenant_id.len()
         + c.campaign_id.len()
         + c.message_id.len()
@@ -59,7 +64,9 @@ pub(crate) fn body_len_hint(c: &Claims) -> usize {
         + c.url.len()
 }
 
-/// Appends the body (everything after the key id, before the tag). No validation here.
+/// Appends the body (everything after the key id, before the tag). No validation here: the
+/// flags are written after the last field of either kind when non-zero (so tests can forge an
+/// open carrying them; `sign` refuses that).
 pub(crate) fn encode_body(out: &mut Vec<u8>, c: &Claims) {
     out.push(kind_channel_byte(c.kind, c.channel));
     put_varint(out, zigzag(c.issued_at_ms));
@@ -70,6 +77,10 @@ pub(crate) fn encode_body(out: &mut Vec<u8>, c: &Claims) {
     if c.kind == TokenKind::Click {
         put_bytes(out, c.link_id.as_bytes());
         put_bytes(out, c.url.as_bytes());
+    }
+    let flags = if c.honeypot { FLAG_HONEYPOT } else { 0 };
+    if flags != 0 {
+        put_varint(out, flags);
     }
 }
 
@@ -140,7 +151,8 @@ pub(crate) fn peek_tenant(body: &[u8]) -> Result<&str, TokenError> {
 }
 
 /// Parses a body written by [`encode_body`]. Strict: unknown kind/channel codes, truncation,
-/// overlong varints and trailing bytes are errors.
+/// overlong varints and trailing bytes are errors. After a click's `url` may come its flags
+/// (one minimal varint, non-zero, known bits only); an open has none.
 pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     let mut r = Reader { buf: body };
     let kc = r.byte()?;
@@ -159,8 +171,13 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
         TokenKind::Click => (r.string(MAX_ID_LEN)?, r.string(MAX_URL_LEN)?),
         TokenKind::Open => (String::new(), String::new()),
     };
+    // Without flags, the body ends here: the same one test as before the extension.
+    let mut honeypot = false;
     if !r.buf.is_empty() {
-        return Err(malformed("trailing bytes"));
+        if kind != TokenKind::Click {
+            return Err(malformed("trailing bytes"));
+        }
+        honeypot = read_click_flags(&mut r)?;
     }
     Ok(Claims {
         kind,
@@ -172,7 +189,27 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
         issued_at_ms,
         link_id,
         url,
+        honeypot,
     })
+}
+
+/// The flags of a click, present because bytes follow its `url`: one minimal varint, non-zero
+/// (a present zero would be a second encoding of "no flags"), no unknown bit, and the end of
+/// the body. Returns the honeypot bit. Out of line: tokens without flags never call it.
+#[cold]
+#[inline(never)]
+fn read_click_flags(r: &mut Reader<'_>) -> Result<bool, TokenError> {
+    let flags = r.varint()?;
+    if flags == 0 {
+        return Err(malformed("zero flags"));
+    }
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(malformed("unknown flag bits"));
+    }
+    if !r.buf.is_empty() {
+        return Err(malformed("trailing bytes"));
+    }
+    Ok(flags & FLAG_HONEYPOT != 0)
 }
 
 #[cfg(test)]

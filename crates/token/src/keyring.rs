@@ -159,8 +159,8 @@ impl Keyring {
     }
 
     /// Signs `claims` with the signing key, after checking them: ids at most
-    /// [`MAX_ID_LEN`] bytes, opens without `link_id`/`url`, clicks with a destination that
-    /// passes [`validate_destination`] (and at most [`MAX_URL_LEN`] bytes).
+    /// [`MAX_ID_LEN`] bytes, opens without `link_id`/`url`/`honeypot`, clicks with a destination
+    /// that passes [`validate_destination`] (and at most [`MAX_URL_LEN`] bytes).
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
         check_claims(claims)?;
         Ok(self.seal(&self.keys[0], claims))
@@ -563,6 +563,11 @@ fn check_claims(c: &Claims) -> Result<(), TokenError> {
             if !c.link_id.is_empty() || !c.url.is_empty() {
                 return Err(TokenError::InvalidClaims(
                     "open tokens carry no link_id or url",
+                ));
+            }
+            if c.honeypot {
+                return Err(TokenError::InvalidClaims(
+                    "honeypot is a click flag; open tokens carry no flags",
                 ));
             }
         }

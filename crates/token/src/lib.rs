@@ -19,6 +19,7 @@
 //!     issued_at_ms: 1_700_000_000_000,
 //!     link_id: "hero".into(),
 //!     url: "https://shop.example.com/sale?utm=mail".into(),
+//!     honeypot: false,
 //! };
 //! let token = keyring.sign(&claims)?;
 //! assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -46,11 +47,13 @@
 //! | 1..=10     | `issued_at_ms`, zigzag-encoded LEB128 varint                              |
 //! | var        | `tenant_id`, `campaign_id`, `message_id`, `contact_id`: each a varint byte length then UTF-8 bytes (<= 255) |
 //! | var        | clicks only: `link_id` (<= 255 bytes) then `url` (<= 2048 bytes), same encoding |
+//! | 0 or 1..=10 | clicks only: flags, a minimal varint present only when non-zero; bit 0 = [`Claims::honeypot`]; other bits are refused |
 //! | 16         | tag: HMAC-SHA256 under the key's secret of a fixed 64-byte context block (`"openclick-token v1 HMAC-SHA256 tag for open/click tracking"`, NUL-padded) followed by every preceding byte, truncated to its first 16 bytes (128 bits) |
 //!
-//! Decoding is strict: varints must be minimal, lengths must fit, strings must be UTF-8, no
-//! trailing bytes, and tokens over [`MAX_TOKEN_LEN`] characters are refused before decoding. An
-//! open token with 4 short ids is about 100 characters.
+//! Decoding is strict: varints must be minimal, lengths must fit, strings must be UTF-8, flags
+//! only on clicks, non-zero and with known bits only, no trailing bytes, and tokens over
+//! [`MAX_TOKEN_LEN`] characters are refused before decoding. An open token with 4 short ids is
+//! about 100 characters.
 //!
 //! # Key rotation
 //!
@@ -115,9 +118,9 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_KEY_ID_LEN: usize = 16;
 
 /// Longest payload `sign` can produce: header, kind/channel, 10-byte time varint, five ids
-/// with 2-byte length varints, the URL with its 2-byte length, the tag.
+/// with 2-byte length varints, the URL with its 2-byte length, the 1-byte flags, the tag.
 const MAX_PAYLOAD_LEN: usize =
-    2 + MAX_KEY_ID_LEN + 1 + 10 + 5 * (2 + MAX_ID_LEN) + (2 + MAX_URL_LEN) + codec::TAG_LEN;
+    2 + MAX_KEY_ID_LEN + 1 + 10 + 5 * (2 + MAX_ID_LEN) + (2 + MAX_URL_LEN) + 1 + codec::TAG_LEN;
 const _: () = assert!(MAX_PAYLOAD_LEN.div_ceil(3) * 4 <= MAX_TOKEN_LEN);
 
 /// What a token tracks.
@@ -242,4 +245,13 @@ pub struct Claims {
     /// Clicks: the destination, an absolute http(s) URL (see [`validate_destination`]).
     /// Empty for opens.
     pub url: String,
+    /// Clicks: a honeypot link, placed where no person sees or clicks it (hidden in the
+    /// message's HTML), so a hit on it is a machine following every link. Carried by the click's
+    /// flags extension (docs/token-v1.md §2: bit 0 of a flags varint after `url`); a click
+    /// without it encodes exactly as before the extension. Always `false` for opens: signing an
+    /// open with it is refused and an open token carrying flags is `malformed`.
+    ///
+    /// Senders must not emit honeypot links until every verifier that may see them runs a
+    /// version that knows the extension: older verifiers reject them as malformed.
+    pub honeypot: bool,
 }

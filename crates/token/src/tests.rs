@@ -26,6 +26,7 @@ fn open_claims() -> Claims {
         issued_at_ms: 1_717_000_000_000,
         link_id: String::new(),
         url: String::new(),
+        honeypot: false,
     }
 }
 
@@ -35,6 +36,13 @@ fn click_claims(url: &str) -> Claims {
         link_id: "cta-1".into(),
         url: url.into(),
         ..open_claims()
+    }
+}
+
+fn honeypot_claims(url: &str) -> Claims {
+    Claims {
+        honeypot: true,
+        ..click_claims(url)
     }
 }
 
@@ -119,6 +127,7 @@ fn round_trip_open_and_click() {
     for claims in [
         open_claims(),
         click_claims("https://example.com/landing?a=1"),
+        honeypot_claims("https://example.com/landing?a=1"),
     ] {
         let token = kr.sign(&claims).unwrap();
         assert!(token
@@ -143,7 +152,11 @@ fn open_token_is_compact() {
 #[test]
 fn every_single_byte_change_fails() {
     let kr = ring("k1", 1);
-    for claims in [open_claims(), click_claims("https://example.com/x")] {
+    for claims in [
+        open_claims(),
+        click_claims("https://example.com/x"),
+        honeypot_claims("https://example.com/x"),
+    ] {
         let raw = decode(&kr.sign(&claims).unwrap());
         for i in 0..raw.len() {
             for mask in [0x01u8, 0x80, 0xff] {
@@ -193,7 +206,11 @@ fn unknown_key_id() {
 #[test]
 fn truncation_and_extension_fail() {
     let kr = ring("k1", 1);
-    for claims in [open_claims(), click_claims("https://example.com/x")] {
+    for claims in [
+        open_claims(),
+        click_claims("https://example.com/x"),
+        honeypot_claims("https://example.com/x"),
+    ] {
         let token = kr.sign(&claims).unwrap();
         for len in 0..token.len() {
             assert!(kr.verify(&token[..len]).is_err(), "prefix {len} verified");
@@ -288,6 +305,98 @@ fn validly_signed_but_malformed_bodies_are_rejected() {
     let v = kr.verify(&forge_raw(&kr, &empty)).unwrap();
     assert_eq!(v.claims.issued_at_ms, 0);
     assert_eq!(v.claims.tenant_id, "");
+}
+
+/// The click flags extension (docs/token-v1.md §2): after `url`, one minimal non-zero varint of
+/// known flag bits (bit 0 = honeypot), present only when non-zero.
+#[test]
+fn honeypot_flag_extension() {
+    let kr = ring("k1", 1);
+    let url = "https://example.com/x";
+    let plain = decode(&kr.sign(&click_claims(url)).unwrap());
+    let honeypot = kr.sign(&honeypot_claims(url)).unwrap();
+    let raw = decode(&honeypot);
+    // The same bytes as the plain click, plus the flags byte 0x01 before the tag.
+    let n = plain.len() - 16;
+    assert_eq!(raw.len(), plain.len() + 1);
+    assert_eq!(&raw[..n], &plain[..n]);
+    assert_eq!(raw[n], 0x01);
+    let v = kr.verify(&honeypot).unwrap();
+    assert!(v.claims.honeypot);
+    assert_eq!(v.claims, honeypot_claims(url));
+    assert!(!kr.verify(&encode(&plain)).unwrap().claims.honeypot);
+
+    // The tag covers the flags: adding or stripping the byte under the old tag fails.
+    let mut stripped = raw.clone();
+    stripped.remove(n);
+    assert!(matches!(
+        kr.verify(&encode(&stripped)),
+        Err(TokenError::BadSignature)
+    ));
+    let mut added = plain.clone();
+    added.insert(n, 0x01);
+    assert!(matches!(
+        kr.verify(&encode(&added)),
+        Err(TokenError::BadSignature)
+    ));
+
+    // Validly tagged bodies the extension forbids.
+    let mut click = Vec::new();
+    codec::encode_body(&mut click, &click_claims(url));
+    let mut open = Vec::new();
+    codec::encode_body(&mut open, &open_claims());
+    let with = |body: &[u8], tail: &[u8]| forge_raw(&kr, &[body, tail].concat());
+    let cases: &[(&[u8], &[u8], &str)] = &[
+        (&click, &[0x00], "zero flags"),
+        (&click, &[0x02], "unknown flag bits"),
+        (&click, &[0x03], "unknown flag bits"),
+        (&click, &[0x80, 0x01], "unknown flag bits"),
+        (
+            &click,
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            "unknown flag bits",
+        ),
+        (&click, &[0x81, 0x00], "non-minimal varint"),
+        (&click, &[0x81], "truncated"),
+        (&click, &[0x01, 0x00], "trailing bytes"),
+        (&click, &[0x01, 0x01], "trailing bytes"),
+        (&open, &[0x01], "trailing bytes"),
+        (&open, &[0x00], "trailing bytes"),
+    ];
+    for (body, tail, why) in cases {
+        match kr.verify(&with(body, tail)) {
+            Err(TokenError::Malformed(got)) => assert_eq!(got, *why, "{tail:?}"),
+            other => panic!("{tail:?}: {other:?}"),
+        }
+    }
+    assert!(kr.verify(&with(&click, &[0x01])).unwrap().claims.honeypot);
+
+    // The body is parsed, flags included, before the destination is judged.
+    let mut js = Vec::new();
+    codec::encode_body(&mut js, &honeypot_claims("javascript:alert(1)"));
+    assert!(matches!(
+        kr.verify(&forge_raw(&kr, &js)),
+        Err(TokenError::InvalidDestination(_))
+    ));
+    js.pop();
+    assert!(matches!(
+        kr.verify(&with(&js, &[0x00])),
+        Err(TokenError::Malformed("zero flags"))
+    ));
+
+    // Signing: an open cannot carry the flag; a bad destination is refused with or without it.
+    let open_honeypot = Claims {
+        honeypot: true,
+        ..open_claims()
+    };
+    assert!(matches!(
+        kr.sign(&open_honeypot),
+        Err(TokenError::InvalidClaims(_))
+    ));
+    assert!(matches!(
+        kr.sign(&honeypot_claims("javascript:alert(1)")),
+        Err(TokenError::InvalidDestination(_))
+    ));
 }
 
 #[test]
@@ -438,6 +547,14 @@ fn claim_limits_at_sign() {
             .claims,
         big
     );
+    // With the longest time varint and the honeypot flag too: the longest signable token.
+    big.issued_at_ms = i64::MIN;
+    big.honeypot = true;
+    let longest = Keyring::new(key("kkkkkkkkkkkkkkkk", 3), vec![]).unwrap();
+    let t = longest.sign(&big).unwrap();
+    assert_eq!(t.len(), 4508);
+    assert!(t.len() <= MAX_TOKEN_LEN);
+    assert_eq!(longest.verify(&t).unwrap().claims, big);
 
     let mut open_with_url = open_claims();
     open_with_url.url = "https://example.com/".into();
@@ -721,9 +838,18 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
         any::<i64>(),
         id_strategy(),
         url_strategy(),
+        any::<bool>(),
     )
         .prop_map(
-            |(click, (tenant_id, campaign_id, message_id, contact_id), channel, ts, link, url)| {
+            |(
+                click,
+                (tenant_id, campaign_id, message_id, contact_id),
+                channel,
+                ts,
+                link,
+                url,
+                honeypot,
+            )| {
                 Claims {
                     kind: if click {
                         TokenKind::Click
@@ -738,6 +864,7 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
                     issued_at_ms: ts,
                     link_id: if click { link } else { String::new() },
                     url: if click { url } else { String::new() },
+                    honeypot: click && honeypot,
                 }
             },
         )

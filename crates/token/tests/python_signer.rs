@@ -92,6 +92,7 @@ impl Rng {
             issued_at_ms: t,
             link_id: if click { self.id() } else { String::new() },
             url: if click { self.url() } else { String::new() },
+            honeypot: click && self.below(4) == 0,
         }
     }
 }
@@ -200,6 +201,21 @@ fn forged_token(rng: &mut Rng, key_id: &[u8], secret: &[u8]) -> String {
         };
         spec_varint(&mut body, len);
         body.extend_from_slice(&content);
+    }
+    // A trailing flags extension (docs/token-v1.md §2), valid or not, after any of the above.
+    if rng.below(3) == 0 {
+        const FLAGS: &[&[u8]] = &[
+            &[0x01],
+            &[0x01],
+            &[0x00],
+            &[0x02],
+            &[0x03],
+            &[0x80, 0x01],
+            &[0x81, 0x00],
+            &[0x81],
+            &[0x01, 0x01],
+        ];
+        body.extend_from_slice(FLAGS[rng.below(FLAGS.len())]);
     }
     if rng.below(8) == 0 {
         body.truncate(rng.below(body.len() + 1));

@@ -41,6 +41,7 @@ fn claims(tenant: &str, kind: TokenKind) -> Claims {
         } else {
             String::new()
         },
+        honeypot: false,
     }
 }
 

@@ -158,6 +158,42 @@ fn tampered_vectors_fail_with_their_class() {
     }
 }
 
+/// The click flags extension in the vectors: every honeypot vector is a click whose signed bytes
+/// are those of the same click without the flag plus the flags varint `0x01`, and the flag comes
+/// back from verification; no vector without it carries any flags byte.
+#[test]
+fn honeypot_vectors_are_the_plain_click_plus_the_flags_byte() {
+    let v = load_vectors();
+    let kr = full_keyring(&v);
+    let mut honeypots = 0;
+    for case in v["valid"].as_array().unwrap() {
+        let name = s(case, "name");
+        let claims = claims_from_json(&case["claims"]);
+        let raw = unb64(s(case, "token"));
+        let signed = &raw[..raw.len() - 16];
+        let key_id = s(case, "key_id");
+        let header = 2 + key_id.len();
+        let plain = spec_body(&Claims {
+            honeypot: false,
+            ..claims.clone()
+        });
+        if claims.honeypot {
+            honeypots += 1;
+            assert_eq!(claims.kind, TokenKind::Click, "{name}");
+            assert_eq!(case["claims"]["honeypot"], json!(true), "{name}");
+            assert_eq!(&signed[header..], [&plain[..], &[0x01]].concat(), "{name}");
+            assert!(
+                kr.verify(s(case, "token")).unwrap().claims.honeypot,
+                "{name}"
+            );
+        } else {
+            assert!(case["claims"].get("honeypot").is_none(), "{name}");
+            assert_eq!(&signed[header..], &plain[..], "{name}");
+        }
+    }
+    assert!(honeypots >= 3, "{honeypots} honeypot vectors");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generator (run once, by hand; see the module docs).
 
@@ -189,7 +225,14 @@ fn claims(kind: TokenKind, channel: &str, ids: [&str; 4], t: i64, link: &str, ur
         issued_at_ms: t,
         link_id: link.into(),
         url: url.into(),
+        honeypot: false,
     }
+}
+
+/// `c` as a honeypot link (the click flags extension, bit 0).
+fn honeypot(mut c: Claims) -> Claims {
+    c.honeypot = true;
+    c
 }
 
 /// Replaces byte `i` (negative: from the end) of the decoded token.
@@ -366,6 +409,44 @@ fn generate_vectors() {
             "k2",
             claims(Click, "email", ids, 1_717_000_000_000, "hero", &long_url),
         ),
+        // The click flags extension: bit 0, a honeypot link. Same bytes as the click without
+        // it, plus the flags varint 0x01 before the tag.
+        (
+            "click-email-honeypot",
+            "k2",
+            honeypot(claims(
+                Click,
+                "email",
+                ids,
+                1_717_000_000_000,
+                "cta-1",
+                "https://shop.example.com/sale?utm_source=mail&utm_campaign=spring#top",
+            )),
+        ),
+        (
+            "click-sms-honeypot-verify-only-key-time-i64-min",
+            "k1",
+            honeypot(claims(
+                Click,
+                "sms",
+                ["acme", "c-1", "m-3", "u-1"],
+                i64::MIN,
+                "",
+                "http://127.0.0.1:8080/x",
+            )),
+        ),
+        (
+            "click-longest-possible-token-honeypot",
+            "abcdefghijklmnop",
+            honeypot(claims(
+                Click,
+                "email",
+                [&i255, &i255, &i255, &i255],
+                i64::MIN,
+                &i255,
+                &max_url,
+            )),
+        ),
         (
             "click-largest-token",
             "abcdefghijklmnop",
@@ -379,6 +460,16 @@ fn generate_vectors() {
             ),
         ),
     ];
+
+    let longest = valid
+        .iter()
+        .find(|v| v.0 == "click-longest-possible-token-honeypot")
+        .unwrap();
+    assert_eq!(
+        spec_token(longest.1, &secret_of(longest.1), &longest.2).len(),
+        4508,
+        "the longest token a signer can produce"
+    );
 
     let mut valid_json = Vec::new();
     for (name, key_id, c) in &valid {
@@ -465,6 +556,23 @@ fn generate_vectors() {
             Err(_) => "malformed",
             Ok(_) => "bad_signature",
         };
+    // The honeypot click: valid since the flags extension. Before it, this very token was the
+    // invalid vector "signed-click-trailing-byte" (a click with the byte 0x01 after url), which
+    // is why the extension needs every verifier to know it before any signer emits it.
+    let honeypot_click = spec_token("k2", &k2, &honeypot(valid[1].2.clone()));
+    assert_eq!(
+        honeypot_click,
+        forged(1, &[&click_body[..], &[0x01]].concat())
+    );
+    assert_eq!(
+        valid
+            .iter()
+            .find(|v| v.0 == "click-email-honeypot")
+            .unwrap()
+            .2,
+        honeypot(valid[1].2.clone())
+    );
+    let click_flags = |flags: &[u8]| forged(1, &[&click_body[..], flags].concat());
     let mut overflow_time = vec![0x11];
     overflow_time.extend_from_slice(&[0xff; 9]);
     overflow_time.extend_from_slice(&[0x02, 0, 0, 0, 0]);
@@ -754,13 +862,6 @@ fn generate_vectors() {
         "validly tagged open with one extra byte after contact_id (e.g. a future flags field)",
     );
     add(
-        "signed-click-trailing-byte",
-        forged(1, &[&click_body[..], &[0x01]].concat()),
-        None,
-        "malformed",
-        "validly tagged click with one extra byte after url",
-    );
-    add(
         "signed-click-without-link-and-url",
         forged(1, &open_kc(0x21)),
         None,
@@ -848,6 +949,122 @@ fn generate_vectors() {
         "invalid_destination",
         "validly tagged click with an empty url",
     );
+    // The click flags extension (bit 0 = honeypot): what it forbids.
+    add(
+        "signed-click-flags-zero",
+        click_flags(&[0x00]),
+        None,
+        "malformed",
+        "validly tagged click with flags present but zero (absent is the only encoding of no flags)",
+    );
+    add(
+        "signed-click-flags-unknown-bit-1",
+        click_flags(&[0x02]),
+        None,
+        "malformed",
+        "validly tagged click with flag bit 1 (not defined)",
+    );
+    add(
+        "signed-click-flags-honeypot-and-unknown-bit",
+        click_flags(&[0x03]),
+        None,
+        "malformed",
+        "validly tagged click with flag bits 0 (honeypot) and 1 (not defined)",
+    );
+    add(
+        "signed-click-flags-unknown-bit-7",
+        click_flags(&[0x80, 0x01]),
+        None,
+        "malformed",
+        "validly tagged click with flag bit 7 (a two-byte flags varint, not defined)",
+    );
+    add(
+        "signed-click-flags-non-minimal",
+        click_flags(&[0x81, 0x00]),
+        None,
+        "malformed",
+        "validly tagged click with the honeypot flag written as the non-minimal varint 0x81 0x00",
+    );
+    add(
+        "signed-click-flags-truncated",
+        click_flags(&[0x81]),
+        None,
+        "malformed",
+        "validly tagged click whose flags varint has a continuation bit and no next byte",
+    );
+    add(
+        "signed-click-flags-then-trailing-byte",
+        click_flags(&[0x01, 0x01]),
+        None,
+        "malformed",
+        "validly tagged honeypot click with one more byte after the flags",
+    );
+    add(
+        "signed-open-honeypot-flag",
+        forged(1, &spec_body(&honeypot(valid[2].2.clone()))),
+        None,
+        "malformed",
+        "validly tagged sms open with the flags byte 0x01 (honeypot) after contact_id: opens carry no flags",
+    );
+    add(
+        "signed-open-flags-zero",
+        forged(1, &[&open_body[..], &[0x00]].concat()),
+        None,
+        "malformed",
+        "validly tagged open with a zero flags byte after contact_id",
+    );
+    add(
+        "payload-honeypot-flag-stripped",
+        {
+            let mut raw = unb64(&honeypot_click);
+            let at = raw.len() - 17;
+            assert_eq!(raw.remove(at), 0x01);
+            b64(&raw)
+        },
+        None,
+        "bad_signature",
+        "the honeypot click with its flags byte removed, tag unchanged",
+    );
+    add(
+        "payload-honeypot-flag-added",
+        {
+            let mut raw = unb64(&click);
+            let at = raw.len() - 16;
+            raw.insert(at, 0x01);
+            b64(&raw)
+        },
+        None,
+        "bad_signature",
+        "the plain click with the flags byte 0x01 inserted before the tag, tag unchanged",
+    );
+    add(
+        "signed-click-honeypot-javascript-url",
+        forged(1, &{
+            let mut c = honeypot(valid[1].2.clone());
+            c.url = "javascript:alert(1)".into();
+            spec_body(&c)
+        }),
+        None,
+        "invalid_destination",
+        "validly tagged honeypot click to javascript:",
+    );
+    add(
+        "signed-click-javascript-url-flags-zero",
+        forged(
+            1,
+            &[&click_with_url("javascript:alert(1)")[..], &[0x00]].concat(),
+        ),
+        None,
+        "malformed",
+        "validly tagged click to javascript: with zero flags: the body is parsed (malformed) before the destination is judged",
+    );
+    add(
+        "honeypot-click-token-on-open-route",
+        honeypot_click.clone(),
+        Some("open"),
+        WRONG_KIND,
+        "valid honeypot click token presented on /o/",
+    );
     add(
         "open-token-on-click-route",
         open.clone(),
@@ -889,6 +1106,7 @@ fn generate_vectors() {
             "keys[0] signs; all keys verify. keyring_spec is the same keyring as a Keyring::from_spec string.",
             "Secrets are unpadded base64url. Test secret i of key ID: SHA-256('openclick-token v1 test key ' || ID || byte(i)) blocks, concatenated, cut to length.",
             "issued_at_ms is a decimal string (it is a signed 64-bit integer; JSON numbers lose precision past 2^53).",
+            "honeypot (clicks only: the click flags extension, bit 0) is present, as true, only when set; absent means false.",
             "valid: signing claims with key_id gives exactly token (signing is deterministic); verifying token with the whole keyring gives claims and key_id. payload_hex is the decoded token.",
             "invalid: verifying token with the whole keyring fails with error; when route is present the token is presented on that route (open = /o/, click = /c/) and a token of the other kind fails with wrong_kind.",
         ],

@@ -70,7 +70,8 @@ pub fn kind_from_str(s: &str) -> TokenKind {
     }
 }
 
-/// Claims from their JSON form (`issued_at_ms` is a decimal string, see the spec).
+/// Claims from their JSON form (`issued_at_ms` is a decimal string, see the spec; `honeypot`
+/// is optional, a boolean, absent meaning `false`).
 pub fn claims_from_json(c: &Value) -> Claims {
     Claims {
         kind: kind_from_str(s(c, "kind")),
@@ -82,12 +83,18 @@ pub fn claims_from_json(c: &Value) -> Claims {
         issued_at_ms: s(c, "issued_at_ms").parse().unwrap(),
         link_id: s(c, "link_id").to_owned(),
         url: s(c, "url").to_owned(),
+        honeypot: match &c["honeypot"] {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => panic!("honeypot must be a boolean, not {other}"),
+        },
     }
 }
 
-/// The JSON form of claims, as in the vector file.
+/// The JSON form of claims, as in the vector file: `honeypot` only when set, so claims without
+/// it keep the form they had before the flags extension.
 pub fn claims_to_json(c: &Claims) -> Value {
-    json!({
+    let mut v = json!({
         "kind": c.kind.as_str(),
         "channel": c.channel.as_str(),
         "tenant_id": c.tenant_id,
@@ -97,7 +104,11 @@ pub fn claims_to_json(c: &Claims) -> Value {
         "issued_at_ms": c.issued_at_ms.to_string(),
         "link_id": c.link_id,
         "url": c.url,
-    })
+    });
+    if c.honeypot {
+        v["honeypot"] = json!(true);
+    }
+    v
 }
 
 /// The error class of a verification failure: `TokenError::reason()`.
@@ -137,7 +148,14 @@ pub fn spec_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// The body bytes of claims (kind/channel byte through the last field).
+/// Section 2, "Flags": the flag bits of claims (bit 0, honeypot).
+pub fn spec_flags(c: &Claims) -> u64 {
+    u64::from(c.honeypot)
+}
+
+/// The body bytes of claims (kind/channel byte through the last field, then the flags varint
+/// when the flags are not zero). Claims the spec forbids are encoded all the same (an open with
+/// `honeypot` gets the flags byte after `contact_id`), so tests can forge such tokens.
 pub fn spec_body(c: &Claims) -> Vec<u8> {
     let kind: u8 = match c.kind {
         TokenKind::Open => 1,
@@ -157,6 +175,10 @@ pub fn spec_body(c: &Claims) -> Vec<u8> {
     if c.kind == TokenKind::Click {
         spec_string(&mut out, c.link_id.as_bytes());
         spec_string(&mut out, c.url.as_bytes());
+    }
+    let flags = spec_flags(c);
+    if flags != 0 {
+        spec_varint(&mut out, flags);
     }
     out
 }
