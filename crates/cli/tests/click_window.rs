@@ -5,6 +5,8 @@
 //!   answered (302) before the second was made;
 //! - a single click of another message, and a click of the same link twice, do not; a plain
 //!   browser click is verdict HUMAN;
+//! - a honeypot link (`sign click --honeypot`) flags itself and the message's other click in
+//!   the window, verdict BOT, CERTAIN;
 //! - clicks are published only after their window (not in Kafka right after the redirect);
 //! - a click still held at SIGTERM is published before the sink closes (accounted in the
 //!   `sink flushed` line), and nothing is lost.
@@ -13,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{serve_command, sign_link, tail, try_http_full, Server};
+use common::{serve_command, sign_link, sign_link_with, tail, try_http_full, Server};
 
 const URL: &str = "https://shop.example.com/sale";
 
@@ -37,12 +39,17 @@ fn bursts_are_flagged_on_every_click_and_held_clicks_survive_shutdown() {
     );
     let single = sign_link("m-single", "a", URL);
     let twice = sign_link("m-twice", "a", URL);
+    // A honeypot link and an ordinary link of another message, the ordinary one clicked first.
+    let trap = sign_link_with("m-trap", "trap", URL, &["--honeypot"]);
+    let beside = sign_link("m-trap", "a", URL);
     let started = Instant::now();
     click(&a);
     click(&b);
     click(&single);
     click(&twice);
     click(&twice);
+    click(&beside);
+    click(&trap);
     // Held: nothing in Kafka while the window runs (checked well inside it).
     if started.elapsed() < Duration::from_millis(700) {
         assert_eq!(
@@ -76,6 +83,6 @@ fn bursts_are_flagged_on_every_click_and_held_clicks_survive_shutdown() {
     assert_eq!(released[0]["released"], 1);
     let flushed = common::log_fields(&lines, "sink flushed");
     assert_eq!(flushed.len(), 1, "{lines:#?}");
-    assert_eq!(flushed[0]["accepted"], 6);
-    assert_eq!(flushed[0]["delivered"], 6);
+    assert_eq!(flushed[0]["accepted"], 8);
+    assert_eq!(flushed[0]["delivered"], 8);
 }

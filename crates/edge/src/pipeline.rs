@@ -427,7 +427,7 @@ impl Pipeline {
                 &claims.campaign_id,
                 &claims.message_id,
                 &claims.link_id,
-                false,
+                claims.honeypot,
                 req.now_ms,
             ),
             _ => None,

@@ -335,7 +335,12 @@ pub fn tail(bootstrap: &str, count: u32, idle_secs: u32) -> Vec<serde_json::Valu
 /// `openclick sign click` of `link` in message `message` for contact c-1, with [`KEYS`]: the
 /// URL's path.
 pub fn sign_link(message: &str, link: &str, url: &str) -> String {
-    let out = run(&[
+    sign_link_with(message, link, url, &[])
+}
+
+/// [`sign_link`] with extra `sign click` arguments (`--honeypot`).
+pub fn sign_link_with(message: &str, link: &str, url: &str, extra: &[&str]) -> String {
+    let mut args = vec![
         "sign",
         "click",
         "--tenant",
@@ -352,7 +357,9 @@ pub fn sign_link(message: &str, link: &str, url: &str) -> String {
         url,
         "--keys",
         KEYS,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     assert!(out.status.success(), "{out:?}");
     path_of(String::from_utf8(out.stdout).unwrap().trim())
 }
