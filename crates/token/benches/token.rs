@@ -66,7 +66,10 @@ fn bench(c: &mut Criterion) {
     let mut tenants: Vec<(String, Keyring)> = (0..10_000)
         .map(|i| {
             let k = Key::new("t1", &[(i % 251) as u8; 32]).expect("key");
-            (format!("tenant-{i}"), Keyring::new(k, vec![]).expect("ring"))
+            (
+                format!("tenant-{i}"),
+                Keyring::new(k, vec![]).expect("ring"),
+            )
         })
         .collect();
     tenants.push(("tenant-4711".to_owned(), keyring.clone()));
