@@ -144,6 +144,12 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
     let missing = dir.path().join("missing.toml");
     let missing = missing.to_str().unwrap();
     let k = keys.to_str().unwrap();
+    // Network files with a bad line 2 (Apple's egress list; the gateway list).
+    let bad_egress = file("egress.csv", "104.28.12.0/24,US,,\n104.28.12.0/99,US,,\n");
+    let bad_gateways = file(
+        "gateways.csv",
+        "10.0.0.0/8,acme,both,x\n10.0.0.0/8,acme,never,x\n",
+    );
     type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case<'_>> = vec![
         (
@@ -232,6 +238,18 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
             vec!["--trusted-proxies", "0.0.0.0/0"],
             vec![],
             "--trusted-proxies",
+        ),
+        (
+            "bad Apple egress list",
+            vec!["--apple-egress-ranges", &bad_egress],
+            vec![],
+            "line 2",
+        ),
+        (
+            "bad gateway networks file",
+            vec![],
+            vec![("OPENCLICK_GATEWAY_NETWORKS", &bad_gateways)],
+            "gateway networks file",
         ),
     ];
     for (what, args, env, names) in &cases {
