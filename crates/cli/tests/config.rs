@@ -376,6 +376,66 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[test]
+fn serve_reloads_the_network_files_on_sighup_and_keeps_them_when_a_new_one_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let egress = dir.path().join("egress-ip-ranges.csv");
+    let gateways = dir.path().join("gateways.csv");
+    // A small list in the shape of Apple's (generated), and an operator's gateway entry.
+    let three = "172.224.226.0/27,GB,GB-EN,London,\n\
+                 104.28.12.0/24,US,US-CA,Los Angeles,\n\
+                 2a02:26f7:b3c0:4000::/64,DE,DE-BE,Berlin,\n";
+    write(&egress, three);
+    write(
+        &gateways,
+        "198.51.100.0/24,acme,both,https://example.test\n",
+    );
+    let mut cmd = openclick();
+    cmd.args(["--log-format", "json", "serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--apple-egress-ranges")
+        .arg(&egress)
+        .arg("--gateway-networks")
+        .arg(&gateways);
+    let server = Server::spawn(cmd);
+    let loaded = |lines: &[String], message: &str| {
+        common::log_fields(lines, message)
+            .iter()
+            .map(|f| (f["egress_prefixes"].clone(), f["gateway_entries"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let shipped = openclick_enrich::default_gateways().len() as u64;
+    assert_eq!(
+        loaded(&server.lines(), "network files loaded"),
+        vec![(3.into(), (shipped + 1).into())]
+    );
+    // A half-written or broken list: refused, the old one stays.
+    write(&egress, &format!("{three}<!DOCTYPE html>\n"));
+    sighup(server.pid());
+    wait_for("the refused reload", || {
+        server
+            .lines()
+            .iter()
+            .any(|l| l.contains("reload failed; keeping the old ones") && l.contains("line 4"))
+    });
+    // Apple's next list: reloaded on SIGHUP (the poller may pick it up first, too).
+    write(
+        &egress,
+        &format!("{three}146.75.146.0/28,FR,FR-IDF,Paris,\n"),
+    );
+    sighup(server.pid());
+    wait_for("the SIGHUP reload", || {
+        loaded(
+            &server.lines(),
+            "SIGHUP: GeoIP databases and network files reloaded",
+        )
+        .contains(&(4.into(), (shipped + 1).into()))
+    });
+    server.sigterm();
+    server.wait();
+}
+
+#[test]
 fn sighup_rotates_keys_and_admin_token_from_files_and_no_secret_is_ever_printed() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
