@@ -10,7 +10,8 @@
 #            crates/rewrite/benches/typical.html (30 KB, 20 tracked links)
 #
 # Knobs: SIGN_REQS=20 SIGN_LINES=13000 REWRITE_REQS=4 REWRITE_RECIPIENTS=1000 CLIENTS=2
-# CARGO_TARGET_DIR=target. Needs curl and python3. Builds the release binary.
+# CARGO_TARGET_DIR=target BUILD=1 (0: use the release binary as it is). Needs curl, python3 and
+# /usr/bin/time. Builds the release binary.
 set -euo pipefail
 SIGN_REQS=${SIGN_REQS:-20}
 SIGN_LINES=${SIGN_LINES:-13000}
@@ -24,7 +25,7 @@ TOKEN="bench-sending-token-0123456789"
 PORT=18281 ADMIN_PORT=19291 SEND_PORT=19391
 
 log() { printf '[sending %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-(cd "$REPO" && cargo build --release --locked -p openclick-cli >&2)
+[ "${BUILD:-1}" = 1 ] && (cd "$REPO" && cargo build --release --locked -p openclick-cli >&2)
 work=$(mktemp -d /tmp/openclick-sending.XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -33,7 +34,7 @@ trap cleanup EXIT
 # CPU seconds (user + system) of a process so far.
 cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
-python3 - "$work" "$SIGN_LINES" "$REWRITE_RECIPIENTS" "$REPO/crates/rewrite/benches/typical.html" <<'PY'
+python3 - "$work" "$SIGN_LINES" "$REWRITE_RECIPIENTS" "$REPO/crates/rewrite/benches/typical.html" "$SIGN_REQS" "$REWRITE_REQS" <<'PY'
 import json, sys
 work, lines, recipients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with open(f"{work}/sign.ndjson", "w") as f:
@@ -51,10 +52,17 @@ html = open(sys.argv[4]).read()
 rec = [dict(contact_id=f"contact-{i:08d}", message_id=f"m-{i}") for i in range(recipients)]
 json.dump(dict(campaign_id="autumn-2026", html=html, recipients=rec, sent_at_ms=1717000000000),
           open(f"{work}/rewrite.json", "w"))
+# The CLI baseline does the work of all the API requests in one run.
+reqs_sign, reqs_rewrite = int(sys.argv[5]), int(sys.argv[6])
+with open(f"{work}/sign-all.ndjson", "w") as f:
+    body = open(f"{work}/sign.ndjson").read()
+    for _ in range(reqs_sign):
+        f.write(body)
 with open(f"{work}/recipients.csv", "w") as f:
     f.write("contact,message\n")
-    for r in rec:
-        f.write(f"{r['contact_id']},{r['message_id']}\n")
+    for _ in range(reqs_rewrite):
+        for r in rec:
+            f.write(f"{r['contact_id']},{r['message_id']}\n")
 PY
 cp "$REPO/crates/rewrite/benches/typical.html" "$work/typical.html"
 printf 'acme/a1:%s\n' "$SECRET" > "$work/keys"
@@ -74,7 +82,7 @@ done
 
 # `calls ROUTE BODY N`: N POSTs, split over CLIENTS concurrent curl loops; fails on a non-200.
 calls() {
-    local route=$1 body=$2 n=$3
+    local route=$1 body=$2 n=$3 pids=()
     for c in $(seq "$CLIENTS"); do
         (
             for _ in $(seq $(( (n + CLIENTS - c) / CLIENTS ))); do
@@ -83,8 +91,9 @@ calls() {
                 [ "$code" = 200 ] || { echo "HTTP $code on $route" >&2; exit 1; }
             done
         ) &
+        pids+=($!)
     done
-    wait
+    for p in "${pids[@]}"; do wait "$p"; done
 }
 
 # `measure NAME UNITS ROUTE BODY N`
@@ -103,7 +112,8 @@ print(f'$name: {u} units in {w:.2f} s wall, {c:.2f} CPU-s: {u/w:,.0f}/s wall, {u
 cli() {
     local name=$1 units=$2; shift 2
     local t
-    t=$( { /usr/bin/time -f '%U %S %e' "$@" > /dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -o "$work/time" -f '%U %S %e' "$@" < "${STDIN:-/dev/null}" > /dev/null 2>/dev/null
+    t=$(tail -1 "$work/time")
     python3 -c "
 u,s,e=map(float,'$t'.split()); n=$units
 print(f'$name: {n} units in {e:.2f} s wall, {u+s:.2f} CPU-s: {n/(u+s):,.0f} per CPU-second')"
@@ -111,11 +121,11 @@ print(f'$name: {n} units in {e:.2f} s wall, {u+s:.2f} CPU-s: {n/(u+s):,.0f} per 
 
 log "sign: $SIGN_REQS requests x $SIGN_LINES lines, $CLIENTS clients"
 measure "api  sign (URLs)" "$SIGN_LINES" "/v1/sign" "$work/sign.ndjson" "$SIGN_REQS"
-cli "cli  sign --batch (URLs)" "$SIGN_LINES" "$BIN" sign --batch --keys-file "$work/sender-keys" \
-    --base-url https://t.example.com --data-dir "$work/cli" < "$work/sign.ndjson"
+STDIN="$work/sign-all.ndjson" cli "cli  sign --batch (URLs)" "$(( SIGN_LINES * SIGN_REQS ))" "$BIN" sign --batch \
+    --keys-file "$work/sender-keys" --base-url https://t.example.com --data-dir "$work/cli"
 log "rewrite: $REWRITE_REQS requests x $REWRITE_RECIPIENTS recipients"
 measure "api  rewrite (recipients)" "$REWRITE_RECIPIENTS" "/v1/rewrite" "$work/rewrite.json" "$REWRITE_REQS"
-cli "cli  rewrite --recipients (recipients)" "$REWRITE_RECIPIENTS" "$BIN" rewrite \
+cli "cli  rewrite --recipients (recipients)" "$(( REWRITE_RECIPIENTS * REWRITE_REQS ))" "$BIN" rewrite \
     --keys-file "$work/sender-keys" --base-url https://t.example.com --tenant acme \
     --campaign autumn-2026 --sent-at-ms 1717000000000 --input "$work/typical.html" \
     --recipients "$work/recipients.csv" --data-dir "$work/cli"

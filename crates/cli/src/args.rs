@@ -291,6 +291,28 @@ pub struct ServeArgs {
         default_value_t = 1_000_000
     )]
     pub rate_limit_max_tokens: usize,
+    /// Distinct links of one message clicked within --click-window-ms that make a burst (a
+    /// scanner following every link): each click of the burst is flagged `CLICK_BURST`, verdict
+    /// BOT. Clicks are held for the window before publishing so their events carry it. 0 turns
+    /// the hold off.
+    #[arg(long, env = "OPENCLICK_CLICK_BURST_LINKS", default_value_t = 2)]
+    pub click_burst_links: usize,
+    /// The behaviour window, milliseconds: how long click events are held, and how close two
+    /// clicks of a message must be to count together.
+    #[arg(long, env = "OPENCLICK_CLICK_WINDOW_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub click_window_ms: u32,
+    /// Most messages the behaviour window tracks at once; past it, clicks of new messages are
+    /// published without the window (counted).
+    #[arg(
+        long,
+        env = "OPENCLICK_CLICK_WINDOW_MAX_MESSAGES",
+        default_value_t = 1_000_000
+    )]
+    pub click_window_max_messages: usize,
+    /// Most click events held at once; past it, a click is published at once (counted).
+    #[arg(long, env = "OPENCLICK_MAX_HELD_CLICKS", default_value_t = 200_000)]
+    pub max_held_clicks: usize,
     /// Tokens issued longer ago than this many days are invalid (0: no maximum age). A click
     /// past it gets a 404 instead of the redirect: set it only if old links may die.
     #[arg(long, env = "OPENCLICK_MAX_TOKEN_AGE_DAYS", default_value_t = 0)]

@@ -586,6 +586,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_limits(limits)
         .with_blocks(blocks.clone());
+        let click_window = Arc::new(openclick_edge::window::ClickWindow::new(
+            openclick_edge::window::WindowConfig {
+                burst_links: args.click_burst_links,
+                window_ms: i64::from(args.click_window_ms),
+                max_messages: args.click_window_max_messages,
+                max_held: args.max_held_clicks,
+            },
+        ));
+        let pipeline = pipeline.with_click_window(click_window.clone());
         let shared_keyring = pipeline.keys().clone();
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
@@ -644,6 +653,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     if let Some(l) = &limiter {
                         l.export_metrics();
                     }
+                    click_window.export_metrics();
                     blocks.export_metrics();
                 })
         };

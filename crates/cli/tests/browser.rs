@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{run, serve_command, Server, KEYS};
+use common::{run, serve_command, tail, Server, KEYS};
 
 const EMAIL: &str = include_str!("fixtures/email.html");
 const CAMPAIGN: &str = include_str!("fixtures/campaign.html");
@@ -281,26 +281,6 @@ fn sign(base: &str, kind: &[&str]) -> String {
     let out = run(&args);
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// `openclick tail --from-beginning --count N --idle-timeout-secs S`: the events as JSON.
-fn tail(bootstrap: &str, count: u32, idle_secs: u32) -> Vec<serde_json::Value> {
-    let out = run(&[
-        "tail",
-        "--brokers",
-        bootstrap,
-        "--from-beginning",
-        "--count",
-        &count.to_string(),
-        "--idle-timeout-secs",
-        &idle_secs.to_string(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn assert_headless_flagged(event: &serde_json::Value, browser_ua: &str) {

@@ -277,6 +277,8 @@ fn enrich_shows_private_relay_machine_opens_and_gateways() {
             v["evidence"]["machineOpen"], "private_relay_egress",
             "{ip}: {v}"
         );
+        assert_eq!(v["signals"]["verdict"], "VERDICT_MACHINE", "{ip}: {v}");
+        assert_eq!(v["signals"]["certainty"], "CERTAINTY_CERTAIN", "{ip}: {v}");
     }
     // The same variable the deployment files would set.
     let out = openclick()
@@ -291,6 +293,8 @@ fn enrich_shows_private_relay_machine_opens_and_gateways() {
     assert_eq!(v["signals"]["machineOpen"], true, "{v}");
     assert_eq!(v["signals"]["imageProxy"], serde_json::Value::Null, "{v}");
     assert_eq!(v["evidence"]["machineOpen"], "bare_user_agent", "{v}");
+    assert_eq!(v["signals"]["verdict"], "VERDICT_MACHINE", "{v}");
+    assert_eq!(v["signals"]["certainty"], "CERTAINTY_PROBABLE", "{v}");
     // A click from Microsoft's published EOP range (shipped list, clicks only).
     let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
     let v = enrich_json(&["enrich", "--click", "--ua", chrome, "--ip", "40.92.1.1"]);
@@ -300,6 +304,8 @@ fn enrich_shows_private_relay_machine_opens_and_gateways() {
         "{v}"
     );
     assert_eq!(v["evidence"]["gateway"], "microsoft", "{v}");
+    assert_eq!(v["signals"]["verdict"], "VERDICT_BOT", "{v}");
+    assert_eq!(v["signals"]["certainty"], "CERTAINTY_CERTAIN", "{v}");
     let v = enrich_json(&["enrich", "--ua", chrome, "--ip", "40.92.1.1"]);
     assert_eq!(v["signals"]["botReasons"], serde_json::Value::Null, "{v}");
     // An operator's own gateway file, with the shipped list left out.

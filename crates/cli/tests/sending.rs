@@ -220,6 +220,11 @@ fn the_sending_api_signs_and_rewrites_for_the_callers_tenant_only() {
     let (status, metrics) = try_http(server.admin, "GET", "/metrics", &[]).unwrap();
     assert_eq!(status, 200);
     let metrics = String::from_utf8(metrics).unwrap();
+    // Three rewritten messages, each with one tracked link and a pixel.
+    assert!(
+        metrics.contains("openclick_sending_tokens_total{route=\"rewrite\"} 6\n"),
+        "{metrics}"
+    );
     for series in [
         r#"openclick_sending_requests_total{route="sign",result="ok"}"#,
         r#"openclick_sending_requests_total{route="sign",result="unauthorized"}"#,

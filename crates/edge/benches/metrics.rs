@@ -61,6 +61,8 @@ fn bench(c: &mut Criterion) {
         prefetch: true,
         dnt: false,
         gpc: false,
+        verdict: openclick_events::v1::Verdict::Machine as i32,
+        certainty: openclick_events::v1::Certainty::Certain as i32,
     };
     g.bench_function("event_signals", |b| {
         b.iter(|| m.event_signals(Some(black_box(&signals))))

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod window;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};
 pub use limits::{LimitConfig, ReplayLimiter};

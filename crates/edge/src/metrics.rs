@@ -58,6 +58,9 @@ pub const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 pub const REQUEST_DURATION: &str = "openclick_http_request_duration_seconds";
 const REQUEST_DURATION_HELP: &str = "Time from a tracking request's head parsed to its response built (token check, suppression, enrichment, publish), by route and status_class; excludes the network write.";
 
+/// `verdict` label values, indexed by the `Verdict` value.
+const VERDICTS: [&str; 5] = ["unspecified", "human", "machine", "bot", "unknown"];
+
 /// Signals counted by `openclick_events_by_signal_total`, with their label value.
 const SIGNALS: [&str; 5] = ["machine_open", "suspected_bot", "prefetch", "dnt", "gpc"];
 
@@ -111,6 +114,7 @@ struct Shard {
     signals: [AtomicU64; SIGNALS.len()],
     proxies: [AtomicU64; PROXIES.len()],
     bot_reasons: [AtomicU64; BOT_REASONS.len()],
+    verdicts: [AtomicU64; VERDICTS.len()],
 }
 
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -247,6 +251,12 @@ impl EdgeMetrics {
                 bump(c);
             }
         }
+        if let Some(c) = usize::try_from(sig.verdict)
+            .ok()
+            .and_then(|i| sh.verdicts.get(i))
+        {
+            bump(c);
+        }
     }
 
     /// Counts an event the sink refused.
@@ -301,6 +311,10 @@ impl EdgeMetrics {
         for (i, (_, reason)) in BOT_REASONS.iter().enumerate().skip(1) {
             counter!("openclick_events_by_bot_reason_total", "reason" => *reason)
                 .absolute(self.sum(|s| &s.bot_reasons[i]));
+        }
+        for (i, verdict) in VERDICTS.iter().enumerate().skip(1) {
+            counter!("openclick_events_by_verdict_total", "verdict" => *verdict)
+                .absolute(self.sum(|s| &s.verdicts[i]));
         }
     }
 
@@ -374,6 +388,11 @@ pub fn describe_metrics() {
         "Events the sink accepted, by the image proxy that fetched them (none, gmail, yahoo, apple, microsoft, other)."
     );
     describe_counter!(
+        "openclick_events_by_verdict_total",
+        "Events the sink accepted, by verdict (human, machine, bot, unknown; docs/verdict.md)."
+    );
+    crate::window::describe_metrics();
+    describe_counter!(
         "openclick_events_by_bot_reason_total",
         "Events the sink accepted, by reason they are suspected automated (an event may carry several)."
     );
@@ -414,6 +433,12 @@ mod tests {
         }
         for (i, (r, _)) in BOT_REASONS.iter().enumerate() {
             assert_eq!(*r as usize, i);
+        }
+        for (i, v) in VERDICTS.iter().enumerate() {
+            let name = openclick_events::v1::Verdict::try_from(i as i32)
+                .unwrap()
+                .as_str_name();
+            assert_eq!(name, format!("VERDICT_{}", v.to_uppercase()));
         }
     }
 

@@ -16,6 +16,8 @@ use openclick_suppress::blocks::BlockList;
 use openclick_suppress::SuppressionSet;
 use openclick_token::{Channel, KeyStore, TokenKind};
 
+use crate::window::ClickWindow;
+
 use crate::client_ip::{client_ip, ClientIpConfig};
 use crate::limits::{ReplayLimiter, Verdict};
 
@@ -141,6 +143,9 @@ pub struct Outcome {
     pub event: Option<EngagementEvent>,
     /// How to count it.
     pub class: HitClass,
+    /// A tracked click the behaviour window noted: hold the event
+    /// ([`crate::window::ClickWindow::hold`]) instead of publishing it now.
+    pub hold: Option<crate::window::Hold>,
 }
 
 /// One request, as the pipeline sees it.
@@ -188,6 +193,7 @@ pub struct Pipeline {
     client_ip: Arc<ClientIpConfig>,
     limits: Limits,
     blocks: Option<Arc<BlockList>>,
+    clicks: Option<Arc<ClickWindow>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -219,7 +225,20 @@ impl Pipeline {
             client_ip: Arc::new(client_ip),
             limits: Limits::default(),
             blocks: None,
+            clicks: None,
         }
+    }
+
+    /// With the behaviour window: tracked clicks are noted in it and their events held
+    /// ([`Outcome::hold`]) so that bursts and honeypot neighbours are flagged before publishing.
+    pub fn with_click_window(mut self, window: Arc<ClickWindow>) -> Pipeline {
+        self.clicks = Some(window);
+        self
+    }
+
+    /// The behaviour window, if any.
+    pub fn click_window(&self) -> Option<&Arc<ClickWindow>> {
+        self.clicks.as_ref()
     }
 
     /// With a redirect block list (the kill switch), checked before every redirect.
@@ -264,6 +283,7 @@ impl Pipeline {
                     reply: Reply::NotFound,
                     event: None,
                     class: HitClass::NotFound,
+                    hold: None,
                 }
             }
         };
@@ -272,6 +292,7 @@ impl Pipeline {
                 reply: Reply::MethodNotAllowed,
                 event: None,
                 class: HitClass::MethodNotAllowed,
+                hold: None,
             };
         }
         let (ok_reply_for, invalid, suppressed, tracked, limited) = match kind {
@@ -294,6 +315,7 @@ impl Pipeline {
             reply: invalid.0.clone(),
             event: None,
             class: invalid.1,
+            hold: None,
         };
         let keyring = self.keyring.0.load();
         let verified = match keyring.verify(token) {
@@ -332,6 +354,7 @@ impl Pipeline {
                         reply: Reply::Gone,
                         event: None,
                         class: HitClass::ClickBlocked,
+                        hold: None,
                     };
                 }
             }
@@ -352,6 +375,7 @@ impl Pipeline {
                 reply,
                 event: None,
                 class: suppressed,
+                hold: None,
             };
         }
         if let Some(limiter) = &lim.replay {
@@ -372,6 +396,7 @@ impl Pipeline {
                     reply,
                     event: None,
                     class: limited,
+                    hold: None,
                 };
             }
         }
@@ -396,6 +421,17 @@ impl Pipeline {
             now_ms: req.now_ms,
         };
         let e = self.enricher.enrich(&hit);
+        let hold = match (&self.clicks, kind) {
+            (Some(w), TokenKind::Click) => w.record(
+                &claims.tenant_id,
+                &claims.campaign_id,
+                &claims.message_id,
+                &claims.link_id,
+                false,
+                req.now_ms,
+            ),
+            _ => None,
+        };
         let event = EngagementEvent {
             event_id: event_id(req.now_ms),
             r#type: match kind {
@@ -422,6 +458,7 @@ impl Pipeline {
             reply,
             event: Some(event),
             class: tracked,
+            hold,
         }
     }
 }

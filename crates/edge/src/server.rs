@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::metrics::EdgeMetrics;
 use crate::pipeline::{self, Pipeline, Reply};
+use crate::window;
 
 /// The 43-byte transparent 1x1 GIF89a.
 pub const PIXEL_GIF: &[u8; 43] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
@@ -109,22 +110,75 @@ impl EdgeState {
             now_ms,
         });
         self.metrics.hit(outcome.class);
-        if let Some(event) = &outcome.event {
-            match self.sink.publish(event) {
-                Ok(()) => self.metrics.event_signals(event.signals.as_ref()),
-                Err(e) => {
-                    self.metrics.publish_error(&e);
-                    log_publish_error(&e);
-                }
-            }
-        }
         let (route, status) = (
             crate::metrics::route(outcome.class),
             crate::metrics::status_class(&outcome.reply),
         );
+        match (outcome.event, outcome.hold, self.pipeline.click_window()) {
+            (Some(event), Some(hold), Some(window)) => {
+                if let Err(event) = window.hold(hold, event) {
+                    self.publish(&event);
+                }
+            }
+            (Some(event), _, _) => self.publish(&event),
+            (None, _, _) => {}
+        }
         let response = reply_response(outcome.reply);
         self.metrics.observe(route, status, start.elapsed());
         response
+    }
+}
+
+impl EdgeState {
+    /// Hands one event to the sink, counting it.
+    pub fn publish(&self, event: &openclick_events::v1::EngagementEvent) {
+        match self.sink.publish(event) {
+            Ok(()) => self.metrics.event_signals(event.signals.as_ref()),
+            Err(e) => {
+                self.metrics.publish_error(&e);
+                log_publish_error(&e);
+            }
+        }
+    }
+
+    /// Publishes the held clicks whose window ended by `now_ms` (see [`crate::window`]).
+    pub fn release_due(&self, now_ms: i64) -> usize {
+        match self.pipeline.click_window() {
+            Some(w) => w.release_due(now_ms, |e| self.publish(&e)),
+            None => 0,
+        }
+    }
+
+    /// Publishes every held click now (shutdown).
+    pub fn release_all(&self) -> usize {
+        match self.pipeline.click_window() {
+            Some(w) => w.release_all(|e| self.publish(&e)),
+            None => 0,
+        }
+    }
+}
+
+/// Releases held clicks every [`window::TICK`] and sweeps the window every [`window::SWEEP`],
+/// until `stop` says so.
+async fn release_clicks(state: Arc<EdgeState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(window) = state.pipeline.click_window().cloned() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(window::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = openclick_common::now_ms();
+        state.release_due(now);
+        if last_sweep.elapsed() >= window::SWEEP {
+            last_sweep = Instant::now();
+            let w = window.clone();
+            let _ = tokio::task::spawn_blocking(move || w.sweep(now)).await;
+        }
     }
 }
 
@@ -202,6 +256,8 @@ pub async fn run_with_https(
     shutdown: impl Future<Output = ()>,
 ) {
     let st = state.clone();
+    let (stop_release, stop_rx) = tokio::sync::watch::channel(false);
+    let releaser = tokio::spawn(release_clicks(state.clone(), stop_rx));
     let mut listeners = vec![Listener {
         name: "public",
         listener,
@@ -232,6 +288,13 @@ pub async fn run_with_https(
     tracing::info!("shutting down: no longer accepting, draining connections");
     if !drain.drain(state.config.drain_timeout).await {
         tracing::warn!("drain deadline passed with connections still open");
+    }
+    // Clicks held for the behaviour window go to the sink now, before it closes.
+    let _ = stop_release.send(true);
+    let _ = releaser.await;
+    let released = state.release_all();
+    if released > 0 {
+        tracing::info!(released, "held clicks published at shutdown");
     }
     let sink = state.sink.clone();
     let flush_timeout = state.config.flush_timeout;

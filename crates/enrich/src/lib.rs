@@ -117,6 +117,7 @@ pub mod net;
 pub mod netdata;
 pub mod rules;
 pub mod ua;
+pub mod verdict;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -134,6 +135,7 @@ pub use netdata::{
     GatewaySet, GatewayTarget, LineError,
 };
 pub use ua::{classify, UaCache, UaInfo};
+pub use verdict::{add_behaviour, MachineOpen};
 
 use geo::Db;
 use ua::reason_bit;
@@ -673,6 +675,7 @@ impl Enricher {
         let mut proxy = ImageProxy::None;
         let mut bare_mozilla = false;
         let mut apple_mail = false;
+        let mut ua_recognised = false;
         match ua {
             Some(s) => {
                 let info = inner.cache.get(s);
@@ -680,6 +683,8 @@ impl Enricher {
                 proxy = info.proxy;
                 bare_mozilla = info.bare_mozilla;
                 apple_mail = info.is_apple_mail();
+                ua_recognised =
+                    !info.client.browser.is_empty() || !info.client.email_client.is_empty();
                 reasons |= info.bot_reasons;
             }
             None => {
@@ -770,6 +775,23 @@ impl Enricher {
 
         out.signals.suspected_bot = reasons != 0;
         out.signals.bot_reasons = set_reasons(reasons);
+        // 7. One verdict from all of it.
+        let machine_open = match out.evidence.machine_open {
+            MachineOpenBasis::None => MachineOpen::No,
+            MachineOpenBasis::BareUserAgent => MachineOpen::ByUserAgent,
+            MachineOpenBasis::AppleNetwork | MachineOpenBasis::PrivateRelayEgress => {
+                MachineOpen::ByNetwork
+            }
+        };
+        let (v, c) = verdict::verdict(&verdict::Evidence {
+            kind: hit.kind,
+            reasons,
+            proxy,
+            machine_open,
+            ua_recognised,
+        });
+        out.signals.verdict = v as i32;
+        out.signals.certainty = c as i32;
         out
     }
 }
@@ -1045,6 +1067,8 @@ mod tests {
             assert_eq!(r.signals.image_proxy, ImageProxy::Apple as i32, "{ip}");
             assert_eq!(r.client.email_client, "Apple Mail", "{ip}");
             assert!(!r.geo.reliable);
+            assert_eq!(r.signals.verdict, v1::Verdict::Machine as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Certain as i32, "{ip}");
         }
         // Just outside the prefixes: only the agent says so.
         for ip in ["172.224.226.32", "104.28.13.0", "2a02:26f7:b3c0:4001::1"] {
@@ -1056,6 +1080,8 @@ mod tests {
                 "{ip}"
             );
             assert_eq!(r.signals.image_proxy, ImageProxy::None as i32, "{ip}");
+            assert_eq!(r.signals.verdict, v1::Verdict::Machine as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Probable as i32, "{ip}");
         }
         // A person's browser on Private Relay (Safari's full agent) is no machine open.
         h.ip = "104.28.12.3".parse().unwrap();
@@ -1179,6 +1205,8 @@ mod tests {
             assert_eq!(reasons(&r), vec![BotReason::GatewayMicrosoft], "{ip}");
             assert_eq!(r.evidence.gateway, Some(GatewayProvider::Microsoft));
             assert!(r.signals.suspected_bot);
+            assert_eq!(r.signals.verdict, v1::Verdict::Bot as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Certain as i32, "{ip}");
             h.kind = HitKind::Open;
             let r = e.enrich(&h);
             assert!(

@@ -312,6 +312,51 @@ pub fn sign_click(contact: &str, url: &str) -> String {
     path_of(String::from_utf8(out.stdout).unwrap().trim())
 }
 
+/// `openclick tail --from-beginning --count N --idle-timeout-secs S`: the events as JSON.
+pub fn tail(bootstrap: &str, count: u32, idle_secs: u32) -> Vec<serde_json::Value> {
+    let out = run(&[
+        "tail",
+        "--brokers",
+        bootstrap,
+        "--from-beginning",
+        "--count",
+        &count.to_string(),
+        "--idle-timeout-secs",
+        &idle_secs.to_string(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `openclick sign click` of `link` in message `message` for contact c-1, with [`KEYS`]: the
+/// URL's path.
+pub fn sign_link(message: &str, link: &str, url: &str) -> String {
+    let out = run(&[
+        "sign",
+        "click",
+        "--tenant",
+        "acme",
+        "--campaign",
+        "spring",
+        "--message",
+        message,
+        "--contact",
+        "c-1",
+        "--link-id",
+        link,
+        "--url",
+        url,
+        "--keys",
+        KEYS,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    path_of(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 /// The path of an absolute URL.
 pub fn path_of(url: &str) -> String {
     let rest = &url[url.find("://").unwrap() + 3..];
