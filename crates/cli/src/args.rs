@@ -167,6 +167,20 @@ pub struct EnrichArgs {
     /// Hits sooner than this after sending are flagged as too fast (0 disables).
     #[arg(long, env = "OPENCLICK_MIN_DELAY_MS", default_value_t = 2000)]
     pub min_delay_ms: i64,
+    /// Apple's iCloud Private Relay egress list, `egress-ip-ranges.csv`
+    /// (https://mask-api.icloud.com/egress-ip-ranges.csv): a bare `Mozilla/5.0` open from one of
+    /// its prefixes is certainly Apple Mail Privacy Protection. Reloaded when the file changes
+    /// (replace it by renaming a new file over it) and on SIGHUP; a bad file is refused.
+    #[arg(long, env = "OPENCLICK_APPLE_EGRESS_RANGES", value_name = "FILE")]
+    pub apple_egress_ranges: Option<PathBuf>,
+    /// Security-gateway networks (`cidr_or_asn,provider,scope,source` lines), added to the
+    /// list shipped in the binary; hits from them get BOT_REASON_GATEWAY_*. Reloaded like
+    /// --apple-egress-ranges.
+    #[arg(long, env = "OPENCLICK_GATEWAY_NETWORKS", value_name = "FILE")]
+    pub gateway_networks: Option<PathBuf>,
+    /// Leave out the shipped security-gateway list: only --gateway-networks is used.
+    #[arg(long, env = "OPENCLICK_NO_DEFAULT_GATEWAYS")]
+    pub no_default_gateways: bool,
 }
 
 /// `openclick serve`.

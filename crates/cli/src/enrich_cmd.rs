@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
-use openclick_enrich::{Enricher, Hit, HitKind};
+use openclick_enrich::{Enricher, Evidence, Hit, HitKind, MachineOpenBasis};
 
 use crate::args::EnrichCmdArgs;
 use crate::serve::build_enricher;
@@ -13,7 +13,7 @@ pub fn enrich(args: EnrichCmdArgs) -> Result<()> {
     let mut enricher_args = args.enrich.clone();
     // A hit typed at the terminal has no send time: never flag it as too fast.
     enricher_args.min_delay_ms = 0;
-    let enricher = build_enricher(&enricher_args)?;
+    let enricher = build_enricher(&enricher_args).map_err(crate::serve::bad_config)?;
     let headers: Vec<(String, String)> = args
         .headers
         .iter()
@@ -75,6 +75,22 @@ fn one(
         "geo": e.geo,
         "network": e.network,
         "signals": e.signals,
+        "evidence": evidence(&e.evidence),
     })
     .to_string())
+}
+
+/// What the enricher found beside the event's signals (not part of the event).
+fn evidence(e: &Evidence) -> serde_json::Value {
+    let machine_open = match e.machine_open {
+        MachineOpenBasis::None => "none",
+        MachineOpenBasis::BareUserAgent => "bare_user_agent",
+        MachineOpenBasis::AppleNetwork => "apple_network",
+        MachineOpenBasis::PrivateRelayEgress => "private_relay_egress",
+    };
+    serde_json::json!({
+        "machineOpen": machine_open,
+        "bareUserAgent": e.bare_user_agent,
+        "gateway": e.gateway.map(|g| format!("{g:?}").to_ascii_lowercase()),
+    })
 }

@@ -172,9 +172,23 @@ pub fn build_enricher(args: &EnrichArgs) -> Result<Enricher> {
         geoip_asn: args.geoip_asn.clone(),
         ip_policy: args.ip_policy,
         min_delay_ms: args.min_delay_ms,
+        apple_egress_ranges: args.apple_egress_ranges.clone(),
+        gateway_networks: args.gateway_networks.clone(),
+        default_gateways: !args.no_default_gateways,
         ..EnrichConfig::default()
     };
-    Enricher::new(config).context("opening GeoIP databases")
+    let enricher = Enricher::new(config).context(
+        "opening the GeoIP databases and network files (--apple-egress-ranges, --gateway-networks)",
+    )?;
+    let data = enricher.network_data();
+    if args.apple_egress_ranges.is_some() || args.gateway_networks.is_some() {
+        tracing::info!(
+            egress_prefixes = data.egress_prefixes,
+            gateway_entries = data.gateway_entries,
+            "network files loaded"
+        );
+    }
+    Ok(enricher)
 }
 
 /// The settings every Kafka client of the process shares.
@@ -722,7 +736,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
-/// What SIGHUP re-reads: the GeoIP databases, and the secrets given as files.
+/// What SIGHUP re-reads: the GeoIP databases and network files, and the secrets given as files.
 struct Reload {
     enricher: Arc<Enricher>,
     keyring: SharedKeys,
@@ -738,9 +752,16 @@ impl Reload {
     /// file, never its content.
     fn run(&self) {
         match self.enricher.reload() {
-            Ok(()) => tracing::info!("SIGHUP: GeoIP databases reloaded"),
+            Ok(()) => {
+                let data = self.enricher.network_data();
+                tracing::info!(
+                    egress_prefixes = data.egress_prefixes,
+                    gateway_entries = data.gateway_entries,
+                    "SIGHUP: GeoIP databases and network files reloaded"
+                )
+            }
             Err(err) => {
-                tracing::error!(error = %err, "SIGHUP: GeoIP reload failed; keeping the old databases")
+                tracing::error!(error = %err, "SIGHUP: GeoIP / network file reload failed; keeping the old ones")
             }
         }
         self.reload_secrets("SIGHUP");

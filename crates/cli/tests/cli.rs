@@ -331,6 +331,148 @@ fn sign_exits_64_on_a_bad_setting_and_prints_nothing() {
     assert!(stdout(&out).contains("/o/"), "{out:?}");
 }
 
+/// A small egress list in the shape of Apple's `egress-ip-ranges.csv` (generated; never
+/// downloaded).
+const EGRESS: &str = "172.224.226.0/27,GB,GB-EN,London,\n\
+                      \n\
+                      104.28.12.0/24,US,US-CA,Los Angeles,\n\
+                      2a02:26f7:b3c0:4000::/64,DE,DE-BE,Berlin,\n";
+
+fn enrich_json(args: &[&str]) -> serde_json::Value {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+#[test]
+fn enrich_shows_private_relay_machine_opens_and_gateways() {
+    let dir = tempfile::tempdir().unwrap();
+    let egress = dir.path().join("egress-ip-ranges.csv");
+    std::fs::write(&egress, EGRESS).unwrap();
+    let egress = egress.to_str().unwrap();
+    // The bare agent of Apple's proxy from a Private Relay egress prefix: certain.
+    for ip in ["104.28.12.3", "2a02:26f7:b3c0:4000::9"] {
+        let v = enrich_json(&[
+            "enrich",
+            "--ua",
+            "Mozilla/5.0",
+            "--ip",
+            ip,
+            "--apple-egress-ranges",
+            egress,
+        ]);
+        assert_eq!(v["signals"]["machineOpen"], true, "{ip}: {v}");
+        assert_eq!(v["signals"]["imageProxy"], "IMAGE_PROXY_APPLE", "{ip}: {v}");
+        assert_eq!(v["client"]["emailClient"], "Apple Mail", "{ip}: {v}");
+        assert_eq!(
+            v["evidence"]["machineOpen"], "private_relay_egress",
+            "{ip}: {v}"
+        );
+        assert_eq!(v["signals"]["verdict"], "VERDICT_MACHINE", "{ip}: {v}");
+        assert_eq!(v["signals"]["certainty"], "CERTAINTY_CERTAIN", "{ip}: {v}");
+    }
+    // The same variable the deployment files would set.
+    let out = openclick()
+        .args(["enrich", "--ua", "Mozilla/5.0", "--ip", "172.224.226.1"])
+        .env("OPENCLICK_APPLE_EGRESS_RANGES", egress)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["evidence"]["machineOpen"], "private_relay_egress", "{v}");
+    // Without the list, the bare agent alone: a machine open, probable, not attributed.
+    let v = enrich_json(&["enrich", "--ua", "Mozilla/5.0", "--ip", "104.28.12.3"]);
+    assert_eq!(v["signals"]["machineOpen"], true, "{v}");
+    assert_eq!(v["signals"]["imageProxy"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["evidence"]["machineOpen"], "bare_user_agent", "{v}");
+    assert_eq!(v["signals"]["verdict"], "VERDICT_MACHINE", "{v}");
+    assert_eq!(v["signals"]["certainty"], "CERTAINTY_PROBABLE", "{v}");
+    // A click from Microsoft's published EOP range (shipped list, clicks only).
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let v = enrich_json(&["enrich", "--click", "--ua", chrome, "--ip", "40.92.1.1"]);
+    assert_eq!(
+        v["signals"]["botReasons"],
+        serde_json::json!(["BOT_REASON_GATEWAY_MICROSOFT"]),
+        "{v}"
+    );
+    assert_eq!(v["evidence"]["gateway"], "microsoft", "{v}");
+    assert_eq!(v["signals"]["verdict"], "VERDICT_BOT", "{v}");
+    assert_eq!(v["signals"]["certainty"], "CERTAINTY_CERTAIN", "{v}");
+    let v = enrich_json(&["enrich", "--ua", chrome, "--ip", "40.92.1.1"]);
+    assert_eq!(v["signals"]["botReasons"], serde_json::Value::Null, "{v}");
+    // An operator's own gateway file, with the shipped list left out.
+    let gw = dir.path().join("gateways.csv");
+    std::fs::write(
+        &gw,
+        "198.51.100.0/24,Acme Link Guard,both,https://example.test\n",
+    )
+    .unwrap();
+    let gw = gw.to_str().unwrap();
+    let v = enrich_json(&[
+        "enrich",
+        "--click",
+        "--ua",
+        chrome,
+        "--ip",
+        "198.51.100.7",
+        "--gateway-networks",
+        gw,
+    ]);
+    assert_eq!(
+        v["signals"]["botReasons"],
+        serde_json::json!(["BOT_REASON_GATEWAY_OTHER"]),
+        "{v}"
+    );
+    let v = enrich_json(&[
+        "enrich",
+        "--click",
+        "--ua",
+        chrome,
+        "--ip",
+        "40.92.1.1",
+        "--gateway-networks",
+        gw,
+        "--no-default-gateways",
+    ]);
+    assert_eq!(v["signals"]["botReasons"], serde_json::Value::Null, "{v}");
+}
+
+#[test]
+fn a_bad_network_file_is_a_usage_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_egress = dir.path().join("egress-ip-ranges.csv");
+    std::fs::write(&bad_egress, format!("{EGRESS}<html>oops</html>\n")).unwrap();
+    let bad_gateways = dir.path().join("gateways.csv");
+    std::fs::write(
+        &bad_gateways,
+        "10.0.0.0/8,acme,both,x\n\n# comment\n\n10.0.0.0/33,acme,both,x\n",
+    )
+    .unwrap();
+    for (flag, path, what) in [
+        ("--apple-egress-ranges", &bad_egress, "Apple egress list"),
+        ("--gateway-networks", &bad_gateways, "gateway networks file"),
+    ] {
+        let path = path.to_str().unwrap();
+        let out = run(&["enrich", "--ua", "Mozilla/5.0", flag, path]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(EX_USAGE), "{flag}: {stderr}");
+        assert!(stdout(&out).is_empty(), "{flag}: {out:?}");
+        assert!(
+            stderr.contains(what) && stderr.contains(path) && stderr.contains("line 5"),
+            "{flag}: {stderr}"
+        );
+    }
+    let out = run(&[
+        "enrich",
+        "--ua",
+        "Mozilla/5.0",
+        "--apple-egress-ranges",
+        "/nonexistent/egress.csv",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EX_USAGE), "{stderr}");
+    assert!(stderr.contains("/nonexistent/egress.csv"), "{stderr}");
+}
+
 #[test]
 fn enrich_classifies_the_gmail_image_proxy() {
     let out = run(&["enrich", "--ua", GMAIL_PROXY_UA]);

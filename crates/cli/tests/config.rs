@@ -144,6 +144,12 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
     let missing = dir.path().join("missing.toml");
     let missing = missing.to_str().unwrap();
     let k = keys.to_str().unwrap();
+    // Network files with a bad line 2 (Apple's egress list; the gateway list).
+    let bad_egress = file("egress.csv", "104.28.12.0/24,US,,\n104.28.12.0/99,US,,\n");
+    let bad_gateways = file(
+        "gateways.csv",
+        "10.0.0.0/8,acme,both,x\n10.0.0.0/8,acme,never,x\n",
+    );
     type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case<'_>> = vec![
         (
@@ -232,6 +238,18 @@ fn every_kind_of_bad_configuration_exits_64_before_anything_starts() {
             vec!["--trusted-proxies", "0.0.0.0/0"],
             vec![],
             "--trusted-proxies",
+        ),
+        (
+            "bad Apple egress list",
+            vec!["--apple-egress-ranges", &bad_egress],
+            vec![],
+            "line 2",
+        ),
+        (
+            "bad gateway networks file",
+            vec![],
+            vec![("OPENCLICK_GATEWAY_NETWORKS", &bad_gateways)],
+            "gateway networks file",
         ),
     ];
     for (what, args, env, names) in &cases {
@@ -355,6 +373,66 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn serve_reloads_the_network_files_on_sighup_and_keeps_them_when_a_new_one_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let egress = dir.path().join("egress-ip-ranges.csv");
+    let gateways = dir.path().join("gateways.csv");
+    // A small list in the shape of Apple's (generated), and an operator's gateway entry.
+    let three = "172.224.226.0/27,GB,GB-EN,London,\n\
+                 104.28.12.0/24,US,US-CA,Los Angeles,\n\
+                 2a02:26f7:b3c0:4000::/64,DE,DE-BE,Berlin,\n";
+    write(&egress, three);
+    write(
+        &gateways,
+        "198.51.100.0/24,acme,both,https://example.test\n",
+    );
+    let mut cmd = openclick();
+    cmd.args(["--log-format", "json", "serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--apple-egress-ranges")
+        .arg(&egress)
+        .arg("--gateway-networks")
+        .arg(&gateways);
+    let server = Server::spawn(cmd);
+    let loaded = |lines: &[String], message: &str| {
+        common::log_fields(lines, message)
+            .iter()
+            .map(|f| (f["egress_prefixes"].clone(), f["gateway_entries"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let shipped = openclick_enrich::default_gateways().len() as u64;
+    assert_eq!(
+        loaded(&server.lines(), "network files loaded"),
+        vec![(3.into(), (shipped + 1).into())]
+    );
+    // A half-written or broken list: refused, the old one stays.
+    write(&egress, &format!("{three}<!DOCTYPE html>\n"));
+    sighup(server.pid());
+    wait_for("the refused reload", || {
+        server
+            .lines()
+            .iter()
+            .any(|l| l.contains("reload failed; keeping the old ones") && l.contains("line 4"))
+    });
+    // Apple's next list: reloaded on SIGHUP (the poller may pick it up first, too).
+    write(
+        &egress,
+        &format!("{three}146.75.146.0/28,FR,FR-IDF,Paris,\n"),
+    );
+    sighup(server.pid());
+    wait_for("the SIGHUP reload", || {
+        loaded(
+            &server.lines(),
+            "SIGHUP: GeoIP databases and network files reloaded",
+        )
+        .contains(&(4.into(), (shipped + 1).into()))
+    });
+    server.sigterm();
+    server.wait();
 }
 
 #[test]

