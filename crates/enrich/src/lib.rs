@@ -783,7 +783,7 @@ impl Enricher {
                 MachineOpen::ByNetwork
             }
         };
-        let (v, c) = verdict::verdict(&verdict::Evidence {
+        let (v, c) = verdict::verdict(&verdict::Inputs {
             kind: hit.kind,
             reasons,
             proxy,

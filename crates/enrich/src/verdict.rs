@@ -40,7 +40,7 @@ pub enum MachineOpen {
 
 /// What the rule looks at.
 #[derive(Clone, Copy, Debug)]
-pub struct Evidence {
+pub struct Inputs {
     /// Open or click.
     pub kind: HitKind,
     /// Bot reasons, a bit set indexed by `BotReason as i32`.
@@ -80,7 +80,7 @@ const STRONG: [BotReason; 8] = [
 const WEAK: [BotReason; 2] = [BotReason::TooFast, BotReason::HostingAsn];
 
 /// The verdict of one hit (the rule in the module docs).
-pub fn verdict(e: &Evidence) -> (Verdict, Certainty) {
+pub fn verdict(e: &Inputs) -> (Verdict, Certainty) {
     let open = e.kind == HitKind::Open;
     if any(e.reasons, &[BotReason::Honeypot]) || any(e.reasons, &GATEWAYS) {
         return (Verdict::Bot, Certainty::Certain);
@@ -186,7 +186,7 @@ mod tests {
             ("10 an unknown agent", Click, &[], ImageProxy::None, No, false, Unknown, Possible),
         ];
         for (name, kind, reasons, proxy, machine_open, ua_recognised, v, c) in table {
-            let e = Evidence {
+            let e = Inputs {
                 kind: *kind,
                 reasons: bits(reasons),
                 proxy: *proxy,
