@@ -1,7 +1,7 @@
 //! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]).
 
 use anyhow::{Context, Result};
-use openclick_token::{Claims, TokenKind};
+use openclick_token::TokenKind;
 
 use crate::args::{SignArgs, SignKind};
 use crate::serve::{bad_config, load_keyring, DevWarning};
@@ -60,7 +60,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
         } => (common, TokenKind::Click, link_id, url, honeypot),
     };
     let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated).map_err(bad_config)?;
-    let mut claims = checked_claims(
+    let mut claims = openclick_sending::claims::checked_claims(
         kind,
         common.tenant,
         common.campaign,
@@ -71,41 +71,15 @@ pub fn sign(args: SignArgs) -> Result<()> {
         link_id,
         url,
     )
-    .map_err(bad_config)?;
+    .map_err(|e| bad_config(e.into()))?;
     claims.honeypot = honeypot;
     let token = keyring
         .sign(&claims)
         .context("signing")
         .map_err(bad_config)?;
-    println!("{}", tracked_url(&common.base_url, kind, &token));
+    println!(
+        "{}",
+        openclick_sending::claims::tracked_url(&common.base_url, kind, &token)
+    );
     Ok(())
-}
-
-pub(crate) use openclick_sending::claims::tracked_url;
-
-/// The claims of one URL, with the checks every way of signing applies
-/// ([`openclick_sending::claims::checked_claims`]: the id rule, a known channel).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn checked_claims(
-    kind: TokenKind,
-    tenant_id: String,
-    campaign_id: String,
-    message_id: String,
-    contact_id: String,
-    channel: Option<&str>,
-    issued_at_ms: i64,
-    link_id: String,
-    url: String,
-) -> Result<Claims> {
-    Ok(openclick_sending::claims::checked_claims(
-        kind,
-        tenant_id,
-        campaign_id,
-        message_id,
-        contact_id,
-        channel,
-        issued_at_ms,
-        link_id,
-        url,
-    )?)
 }

@@ -217,17 +217,7 @@ pub fn try_http_full(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let hdrs = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Some((status, hdrs, raw[split + 4..].to_vec()))
+    read_response(s)
 }
 
 /// A POST with `body` on a fresh connection (`Content-Length` framing): status, headers and
@@ -250,6 +240,11 @@ pub fn try_post(
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).ok()?;
     s.write_all(body).ok()?;
+    read_response(s)
+}
+
+/// Reads a whole `Connection: close` response: status, headers (names lower-cased), body.
+fn read_response(mut s: TcpStream) -> Option<FullResponse> {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
