@@ -123,9 +123,12 @@ fn egress_benches(c: &mut Criterion) {
         let parsed = t.elapsed();
         let set = NetSet::new(&nets);
         eprintln!(
-            "egress file of {n} lines ({} KiB): parsed in {parsed:?}, set built in {:?}",
+            "egress file of {n} lines ({} KiB): parsed in {parsed:?}, set built in {:?}, \
+             {} ranges in {} KiB",
             text.len() / 1024,
-            t.elapsed() - parsed
+            t.elapsed() - parsed,
+            set.ranges(),
+            set.memory_bytes() / 1024
         );
         let addrs = lookup_addresses(&text, 1 << 16, &mut rng);
         let hits = addrs.iter().filter(|a| set.contains(**a)).count();
