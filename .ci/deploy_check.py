@@ -178,6 +178,37 @@ def k8s(path, out_dir):
         if k.strip().endswith(".location"):
             check(provided(v.strip()), f"{k.strip()}={v.strip()} is not a mounted file")
 
+    # Apple's egress list: the file the edge reads sits on a read-only claim that a CronJob
+    # mounts writable and writes to, at the same path within the claim; the job's pods are not
+    # the edge's (no Service or policy of the edge selects them).
+    egress = env.get("OPENCLICK_APPLE_EGRESS_RANGES")
+    if egress:
+        claim = rel = None
+        for m in c["volumeMounts"]:
+            v = volumes.get(m["name"], {})
+            if "persistentVolumeClaim" in v and under(egress, m["mountPath"]):
+                check(m.get("readOnly") is True, f"{m['mountPath']}: the edge mounts it read-only")
+                claim = v["persistentVolumeClaim"]["claimName"]
+                rel = posixpath.relpath(egress, m["mountPath"])
+        check(claim is not None, f"OPENCLICK_APPLE_EGRESS_RANGES={egress}: not on a mounted claim")
+        check(("PersistentVolumeClaim", claim) in defined, f"claim {claim} not defined")
+        writers = []
+        for cj in (d for d in docs if d["kind"] == "CronJob"):
+            jpod = cj["spec"]["jobTemplate"]["spec"]["template"]
+            jvols = {v["name"]: v for v in jpod["spec"]["volumes"]}
+            check(not labels_match(dep["spec"]["selector"]["matchLabels"],
+                                   jpod["metadata"].get("labels", {})),
+                  f"CronJob {cj['metadata']['name']}: its pods match the edge's selector")
+            for jc in jpod["spec"]["containers"]:
+                jenv = {e["name"]: e.get("value") for e in jc.get("env", [])}
+                for m in jc.get("volumeMounts", []):
+                    v = jvols.get(m["name"], {})
+                    if (v.get("persistentVolumeClaim", {}).get("claimName") == claim
+                            and not m.get("readOnly")
+                            and jenv.get("EGRESS_FILE") == posixpath.join(m["mountPath"], rel)):
+                        writers.append(cj["metadata"]["name"])
+        check(writers, f"no CronJob writes {rel} on claim {claim} (EGRESS_FILE)")
+
     # Services select the pods; the admin port is only on the admin Service, never public.
     services = [d for d in docs if d["kind"] == "Service"]
     for s in services:

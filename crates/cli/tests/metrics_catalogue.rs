@@ -15,6 +15,8 @@ use serde_json::json;
 
 /// `build_epoch` written into the test's GeoIP databases.
 const BUILD_EPOCH: u64 = 1_700_000_000;
+/// Modification time given to the test's network files.
+const NETDATA_MTIME: u64 = 1_750_000_000;
 const ADMIN_TOKEN: &str = "metrics-catalogue-token";
 const GMAIL_UA: &str =
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
@@ -130,10 +132,50 @@ fn geoip_dbs(dir: &Path) -> (String, String) {
     (c.display().to_string(), a.display().to_string())
 }
 
+/// Writes a network file and sets its modification time to [`NETDATA_MTIME`].
+fn netdata_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(UNIX_EPOCH + Duration::from_secs(NETDATA_MTIME))
+        .unwrap();
+    path.display().to_string()
+}
+
+/// Entries of the shipped gateway list, counted here from the file's lines.
+fn shipped_gateway_entries() -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../enrich/data/gateways.csv");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("cidr_or_asn"))
+        .count()
+}
+
 #[test]
 fn every_scraped_series_is_catalogued_and_vice_versa() {
+    let started = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let dir = tempfile::tempdir().unwrap();
     let (city, asn) = geoip_dbs(dir.path());
+    // The network lists, so their size and age series are scraped: three egress prefixes in
+    // Apple's format, two gateway entries besides the shipped ones.
+    let egress = netdata_file(
+        dir.path(),
+        "egress.csv",
+        "172.224.226.0/27,GB,GB-EN,London\n2a02:26f7:b3c0:4000::/64,US,US-CA,Los Angeles\n104.28.0.12/31,DE,,\n",
+    );
+    let gateways = netdata_file(
+        dir.path(),
+        "gateways.csv",
+        "# test\n192.0.2.0/24,acme,clicks,https://example.test\nAS64500,acme,both,https://example.test\n",
+    );
     // An HTTPS listener too, so its series (certificates, reloads, the `https` listener) are
     // scraped and checked like the rest.
     let tls = dir.path().join("tls/t");
@@ -146,6 +188,12 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
         .arg("--tls-cert-dir")
         .arg(dir.path().join("tls"))
         .args(["--geoip-city", &city, "--geoip-asn", &asn])
+        .args([
+            "--apple-egress-ranges",
+            &egress,
+            "--gateway-networks",
+            &gateways,
+        ])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(["--kafka-property", "statistics.interval.ms=200"]);
     // The sending API too, with one request, so its series are scraped.
@@ -290,6 +338,29 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
     for db in ["location", "asn"] {
         let built = s.value("openclick_geoip_build_timestamp_seconds", &[("db", db)]);
         assert_eq!(built, Some(BUILD_EPOCH as f64), "{db}");
+    }
+    let entries = |list| s.value("openclick_netdata_entries", &[("list", list)]);
+    assert_eq!(entries("apple_egress"), Some(3.0));
+    assert_eq!(
+        entries("gateways"),
+        Some((shipped_gateway_entries() + 2) as f64)
+    );
+    for list in ["apple_egress", "gateways"] {
+        let modified = s.value(
+            "openclick_netdata_modified_timestamp_seconds",
+            &[("list", list)],
+        );
+        assert_eq!(modified, Some(NETDATA_MTIME as f64), "{list}");
+        let loaded = s
+            .value(
+                "openclick_netdata_loaded_timestamp_seconds",
+                &[("list", list)],
+            )
+            .unwrap();
+        assert!(
+            loaded >= started.floor(),
+            "{list}: loaded {loaded} before the test"
+        );
     }
     assert_eq!(s.value("openclick_kafka_broker_up", &[]), Some(1.0));
     drop(server);

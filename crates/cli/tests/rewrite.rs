@@ -454,3 +454,39 @@ fn failures_while_rewriting_exit_1_after_the_rows_before_them() {
         assert!(stderr.contains("No space left"), "{extra:?}: {stderr}");
     }
 }
+
+#[test]
+fn honeypot_marker_signs_the_flag_and_an_untracked_one_exits_64() {
+    let html = "<body><a href=\"https://shop.example.com/a\">A</a>\n\
+                <a href=\"https://shop.example.com/trap\" data-honeypot tabindex=\"-1\">&#8203;</a></body>\n";
+    let out = rewrite(&["--contact", "c-1", "--message", "m-1"], html);
+    assert!(out.status.success(), "{out:?}");
+    let tracked = String::from_utf8(out.stdout).unwrap();
+    let (clicks, _) = tokens(&tracked);
+    let got: Vec<(&str, &str, bool)> = clicks
+        .iter()
+        .map(|c| (c.link_id.as_str(), c.url.as_str(), c.honeypot))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("l1", "https://shop.example.com/a", false),
+            ("l2", "https://shop.example.com/trap", true),
+        ]
+    );
+    assert!(!tracked.contains("data-honeypot"), "{tracked}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 links, 2 tracked (1 honeypot)"),
+        "{stderr}"
+    );
+
+    let out = rewrite(
+        &["--contact", "c-1", "--message", "m-1"],
+        "<a href='mailto:hi@example.com' data-honeypot>x</a>",
+    );
+    assert_eq!(out.status.code(), Some(EX_USAGE), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("data-honeypot"), "{stderr}");
+}

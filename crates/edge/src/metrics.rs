@@ -442,6 +442,31 @@ mod tests {
         }
     }
 
+    /// Every provider of the shipped gateway list, and every named one, is counted under the
+    /// `reason` label its name in the data file gives (`gateway_<name>`, else `gateway_other`).
+    #[test]
+    fn gateway_providers_count_under_their_own_reason_label() {
+        let named = openclick_enrich::parse_gateways(
+            "10.0.0.0/8,microsoft,both,x\n10.0.0.0/8,Mimecast,both,x\n10.0.0.0/8,proofpoint,both,x\n\
+             10.0.0.0/8,barracuda,both,x\n10.0.0.0/8,cisco,both,x\n10.0.0.0/8,acme-links,both,x\n",
+        )
+        .unwrap();
+        let rows = openclick_enrich::default_gateways();
+        assert!(!rows.is_empty());
+        for row in rows.iter().chain(&named) {
+            let name = row.provider_name.to_ascii_lowercase();
+            let want = match name.as_str() {
+                "microsoft" | "mimecast" | "proofpoint" | "barracuda" | "cisco" => {
+                    format!("gateway_{name}")
+                }
+                _ => "gateway_other".to_owned(),
+            };
+            let (reason, label) = BOT_REASONS[row.provider.bot_reason() as usize];
+            assert_eq!(reason, row.provider.bot_reason());
+            assert_eq!(label, want, "{row:?}");
+        }
+    }
+
     #[test]
     fn histogram_is_cumulative_across_threads() {
         let m = std::sync::Arc::new(EdgeMetrics::new());

@@ -160,6 +160,18 @@ pub fn describe_metrics() {
         "openclick_geoip_loaded_timestamp_seconds",
         "When the GeoIP database in use was (re)loaded, Unix seconds, by db (location, asn)."
     );
+    describe_gauge!(
+        "openclick_netdata_entries",
+        "Entries of the network list in use, by list (apple_egress: prefixes of Apple's egress list; gateways: security-gateway entries, shipped and the operator's)."
+    );
+    describe_gauge!(
+        "openclick_netdata_loaded_timestamp_seconds",
+        "When the network list in use was (re)loaded, Unix seconds, by list (apple_egress, gateways)."
+    );
+    describe_gauge!(
+        "openclick_netdata_modified_timestamp_seconds",
+        "Modification time of the network list's file when it was read, Unix seconds, by list (apple_egress, gateways); only for lists read from a file."
+    );
     describe_counter!(
         "openclick_geoip_reloads_total",
         "GeoIP database and network file (Apple egress list, gateway networks) reloads (file change or SIGHUP), by result (ok: swapped in, error: old data kept)."
@@ -393,8 +405,14 @@ struct Dbs {
     egress: NetSet,
     /// Egress prefixes read from the file (before merging).
     egress_prefixes: usize,
+    /// The egress file's modification time when it was read.
+    egress_modified: Option<SystemTime>,
     /// The gateway networks: the shipped list and the file's.
     gateways: GatewaySet,
+    /// The operator's gateway file's modification time when it was read.
+    gateways_modified: Option<SystemTime>,
+    /// When these were read.
+    loaded_at: Option<SystemTime>,
 }
 
 /// The files the enricher reads, and what is read with them.
@@ -422,12 +440,23 @@ impl Paths {
 const EGRESS_FILE: &str = "Apple egress list";
 const GATEWAY_FILE: &str = "gateway networks file";
 
-fn read_data(what: &'static str, path: &PathBuf) -> Result<String, EnrichError> {
-    std::fs::read_to_string(path).map_err(|source| EnrichError::DataFileIo {
+/// A data file's text and its modification time (from the handle the text is read from, so
+/// both describe the same file even if it is renamed over meanwhile).
+fn read_data(
+    what: &'static str,
+    path: &PathBuf,
+) -> Result<(String, Option<SystemTime>), EnrichError> {
+    use std::io::Read;
+    let io = |source| EnrichError::DataFileIo {
         what,
         path: path.clone(),
         source,
-    })
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let modified = f.metadata().ok().and_then(|m| m.modified().ok());
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(io)?;
+    Ok((text, modified))
 }
 
 fn open_all(paths: &Paths) -> Result<Dbs, EnrichError> {
@@ -445,30 +474,34 @@ fn open_all(paths: &Paths) -> Result<Dbs, EnrichError> {
         let path = path.clone();
         move |error| EnrichError::InvalidDataFile { what, path, error }
     };
-    let (egress, egress_prefixes) = match &paths.egress {
+    let (egress, egress_prefixes, egress_modified) = match &paths.egress {
         Some(p) => {
-            let nets =
-                parse_egress(&read_data(EGRESS_FILE, p)?).map_err(invalid(EGRESS_FILE, p))?;
-            (NetSet::new(&nets), nets.len())
+            let (text, modified) = read_data(EGRESS_FILE, p)?;
+            let nets = parse_egress(&text).map_err(invalid(EGRESS_FILE, p))?;
+            (NetSet::new(&nets), nets.len(), modified)
         }
-        None => (NetSet::default(), 0),
+        None => (NetSet::default(), 0, None),
     };
     let mut entries = if paths.default_gateways {
         default_gateways()
     } else {
         Vec::new()
     };
+    let mut gateways_modified = None;
     if let Some(p) = &paths.gateways {
-        entries.extend(
-            parse_gateways(&read_data(GATEWAY_FILE, p)?).map_err(invalid(GATEWAY_FILE, p))?,
-        );
+        let (text, modified) = read_data(GATEWAY_FILE, p)?;
+        entries.extend(parse_gateways(&text).map_err(invalid(GATEWAY_FILE, p))?);
+        gateways_modified = modified;
     }
     Ok(Dbs {
         location,
         asn,
         egress,
         egress_prefixes,
+        egress_modified,
         gateways: GatewaySet::new(&entries),
+        gateways_modified,
+        loaded_at: Some(SystemTime::now()),
     })
 }
 
@@ -611,8 +644,10 @@ impl Enricher {
     }
 
     /// Emits the enricher's series through the `metrics` macros (into whatever recorder is
-    /// current): the user-agent cache's lookups and size, and, with GeoIP databases or network
-    /// files configured, each database's build time and load time and the reloads.
+    /// current): the user-agent cache's lookups and size; the network lists in use (Apple's
+    /// egress list with its file, the gateway list unless it is empty by configuration): size,
+    /// load time and file modification time; and, with GeoIP databases or network files
+    /// configured, each database's build time and load time and the reloads.
     pub fn export_metrics(&self) {
         use metrics::{counter, gauge};
         let inner = &*self.inner;
@@ -620,20 +655,47 @@ impl Enricher {
         counter!("openclick_ua_cache_lookups_total", "result" => "hit").absolute(hits);
         counter!("openclick_ua_cache_lookups_total", "result" => "miss").absolute(misses);
         gauge!("openclick_ua_cache_entries").set(inner.cache.len() as f64);
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        };
+        let dbs = inner.dbs.load();
+        let lists = [
+            (
+                "apple_egress",
+                inner.paths.egress.is_some(),
+                dbs.egress_prefixes,
+                dbs.egress_modified,
+            ),
+            (
+                "gateways",
+                inner.paths.default_gateways || inner.paths.gateways.is_some(),
+                dbs.gateways.len(),
+                dbs.gateways_modified,
+            ),
+        ];
+        for (list, in_use, entries, modified) in lists {
+            if !in_use {
+                continue;
+            }
+            gauge!("openclick_netdata_entries", "list" => list).set(entries as f64);
+            if let Some(t) = dbs.loaded_at {
+                gauge!("openclick_netdata_loaded_timestamp_seconds", "list" => list).set(secs(t));
+            }
+            if let Some(t) = modified {
+                gauge!("openclick_netdata_modified_timestamp_seconds", "list" => list).set(secs(t));
+            }
+        }
         if !inner.paths.any() {
             return;
         }
-        let dbs = inner.dbs.load();
         for (db, label) in [(&dbs.location, "location"), (&dbs.asn, "asn")] {
             let Some(d) = db else { continue };
             gauge!("openclick_geoip_build_timestamp_seconds", "db" => label)
                 .set(d.info.build_epoch as f64);
-            let loaded = d
-                .loaded_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
             gauge!("openclick_geoip_loaded_timestamp_seconds", "db" => label)
-                .set(loaded.as_secs_f64());
+                .set(secs(d.loaded_at));
         }
         counter!("openclick_geoip_reloads_total", "result" => "ok")
             .absolute(inner.reloads_ok.load(Ordering::Relaxed));

@@ -535,6 +535,53 @@ mod tests {
         assert_eq!(default_gateways(), g);
     }
 
+    /// Every shipped row, through the lookup structure: the first and last address of its
+    /// network carry its provider for exactly the kinds some row of that provider covering the
+    /// address scopes (worked out here from the rows with `IpNet::contains`), and the provider
+    /// named in the file maps to its own `BotReason` (a table written here, not `bot_reason`).
+    #[test]
+    fn every_shipped_row_flags_its_provider_for_its_scope() {
+        let rows = parse_gateways(DEFAULT_GATEWAYS_CSV).unwrap();
+        let set = GatewaySet::new(&rows);
+        assert_eq!(set.len(), rows.len());
+        let want_reason = |name: &str| match name {
+            "microsoft" => BotReason::GatewayMicrosoft,
+            "mimecast" => BotReason::GatewayMimecast,
+            "proofpoint" => BotReason::GatewayProofpoint,
+            "barracuda" => BotReason::GatewayBarracuda,
+            "cisco" => BotReason::GatewayCisco,
+            _ => BotReason::GatewayOther,
+        };
+        for row in &rows {
+            assert!(
+                row.source.starts_with("https://"),
+                "{row:?}: the source starts with its URL"
+            );
+            assert_eq!(
+                row.provider.bot_reason(),
+                want_reason(&row.provider_name),
+                "{row:?}"
+            );
+            let GatewayTarget::Net(net) = row.target else {
+                continue; // ASN rows need the ASN database: lib.rs tests them through it.
+            };
+            for addr in [net.network(), net.broadcast()] {
+                for kind in [HitKind::Open, HitKind::Click] {
+                    let expected = rows.iter().any(|r| {
+                        r.provider == row.provider
+                            && matches!(r.target, GatewayTarget::Net(n) if n.contains(&addr))
+                            && match kind {
+                                HitKind::Open => r.scope != GatewayScope::Clicks,
+                                HitKind::Click => r.scope != GatewayScope::Opens,
+                            }
+                    });
+                    let got = providers(set.lookup(addr, 0, kind)).any(|p| p == row.provider);
+                    assert_eq!(got, expected, "{row:?}: {addr} {kind:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn gateway_lookup_by_scope_overlap_and_asn() {
         let g = parse_gateways(

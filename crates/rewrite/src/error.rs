@@ -17,6 +17,15 @@ pub enum RewriteError {
         /// The link's 1-based position in document order.
         position: usize,
     },
+    /// A link marked `data-honeypot` is not tracked (a `mailto:`, `data-notrack`, an
+    /// unsubscribe link, a refused destination...): the honeypot would not exist.
+    #[error("link {position}: marked data-honeypot but not tracked ({reason})")]
+    Honeypot {
+        /// The link's 1-based position in document order.
+        position: usize,
+        /// Why the link is left as it is ([`Skip::as_str`](crate::Skip::as_str)).
+        reason: &'static str,
+    },
     /// The token crate refused the claims (an id too long).
     #[error("signing: {0}")]
     Sign(#[from] TokenError),

@@ -32,6 +32,17 @@
 //! the recipient, so every recipient's click on the same link carries the same id; marking a
 //! link `data-notrack` does not renumber the others.
 //!
+//! # Honeypot links
+//!
+//! A link marked `data-honeypot` (the attribute is removed from the output) is a honeypot: the
+//! sender hid it where no person sees or clicks it, so a hit on it is a machine. Its click
+//! tokens carry the honeypot flag ([`Claims::honeypot`](openclick_token::Claims::honeypot),
+//! docs/token-v1.md "Click flags"); otherwise it is tracked like any link (same id rules, same
+//! destination rules). A honeypot link the rules would leave as it is (`mailto:`,
+//! `data-notrack`, an unsubscribe link, a refused destination...) is an error
+//! ([`RewriteError::Honeypot`]), not a silently missing honeypot. Edges that predate the flag
+//! answer such tokens with 404: mark links only once every edge knows it.
+//!
 //! # Destinations
 //!
 //! The `href` value is decoded as a browser decodes an attribute value (character references,

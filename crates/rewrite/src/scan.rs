@@ -34,6 +34,8 @@ pub(crate) struct Site {
     pub notrack: bool,
     /// `data-unsubscribe` present.
     pub unsubscribe: bool,
+    /// `data-honeypot` present.
+    pub honeypot: bool,
     /// Marker attributes to remove (with the whitespace before them).
     pub removals: Vec<Range<usize>>,
 }
@@ -53,6 +55,7 @@ pub(crate) struct Scan {
 const LINK_ID: &str = "data-link-id";
 const NOTRACK: &str = "data-notrack";
 const UNSUBSCRIBE: &str = "data-unsubscribe";
+const HONEYPOT: &str = "data-honeypot";
 
 /// Scans the whole document.
 pub(crate) fn scan(source: &str) -> Result<Scan, RewriteError> {
@@ -150,6 +153,7 @@ fn on_element(
         link_id: None,
         notrack: false,
         unsubscribe: false,
+        honeypot: false,
         removals: Vec::new(),
     };
     let mut seen_href = false;
@@ -171,12 +175,13 @@ fn on_element(
                     (r, quote)
                 });
             }
-            LINK_ID | NOTRACK | UNSUBSCRIBE => {
+            LINK_ID | NOTRACK | UNSUBSCRIBE | HONEYPOT => {
                 match name.as_str() {
                     LINK_ID => {
                         site.link_id.get_or_insert_with(|| attr.value());
                     }
                     NOTRACK => site.notrack = true,
+                    HONEYPOT => site.honeypot = true,
                     _ => site.unsubscribe = true,
                 }
                 if let Some(name_at) = attr.name_source_location() {

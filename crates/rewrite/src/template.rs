@@ -79,6 +79,9 @@ pub struct Link {
     pub tag: String,
     /// Tracked or why not.
     pub outcome: Outcome,
+    /// Marked `data-honeypot`: its click tokens carry the honeypot flag (always tracked:
+    /// [`Template::compile`] refuses a honeypot link it would leave as it is).
+    pub honeypot: bool,
 }
 
 /// One recipient's message: the claims every token of it carries.
@@ -115,6 +118,8 @@ pub struct Summary {
     pub links: usize,
     /// Links rewritten.
     pub tracked: usize,
+    /// Of the links rewritten, those marked `data-honeypot`.
+    pub honeypot: usize,
     /// Links left as they are, by reason (sorted).
     pub skipped: Vec<(Skip, usize)>,
 }
@@ -132,6 +137,9 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} links, {} tracked", self.links, self.tracked)?;
+        if self.honeypot > 0 {
+            write!(f, " ({} honeypot)", self.honeypot)?;
+        }
         for (i, (reason, n)) in self.skipped.iter().enumerate() {
             let sep = if i == 0 { "; left as they are: " } else { ", " };
             write!(f, "{sep}{n} {}", reason.as_str())?;
@@ -186,6 +194,12 @@ impl Template {
             };
             let outcome = match classify(site, doc_base.as_ref(), &click, &open) {
                 Ok(url) => Outcome::Tracked { url },
+                Err(skip) if site.honeypot => {
+                    return Err(RewriteError::Honeypot {
+                        position,
+                        reason: skip.as_str(),
+                    })
+                }
                 Err(skip) => Outcome::Skipped(skip),
             };
             if let (Outcome::Tracked { .. }, Some((range, quote))) = (&outcome, &site.value) {
@@ -207,6 +221,7 @@ impl Template {
                 id,
                 tag: site.tag.clone(),
                 outcome,
+                honeypot: site.honeypot,
             });
         }
         let pixel_at = scan.body_end.unwrap_or(html.len());
@@ -250,7 +265,10 @@ impl Template {
         let mut reasons = std::collections::BTreeMap::new();
         for l in &self.links {
             match l.outcome {
-                Outcome::Tracked { .. } => s.tracked += 1,
+                Outcome::Tracked { .. } => {
+                    s.tracked += 1;
+                    s.honeypot += usize::from(l.honeypot);
+                }
                 Outcome::Skipped(r) => *reasons.entry(r).or_insert(0) += 1,
             }
         }
@@ -297,6 +315,7 @@ impl Template {
                     };
                     claims.link_id.clone_from(&link.id);
                     claims.url.clone_from(url);
+                    claims.honeypot = link.honeypot;
                     let token = keyring.sign(&claims)?;
                     let q = if *quote == Quote::Unquoted { "\"" } else { "" };
                     out.push_str(q);

@@ -2,7 +2,8 @@
 //! recipients and checked three ways, none of which reads the rewriter's own link list:
 //!
 //! 1. against `NAME.expected.html`, written by hand: the input with each tracked `href` value
-//!    replaced by `⟦click|LINK_ID|URL⟧` and the pixel by `⟦pixel⟧`. Every click URL and the
+//!    replaced by `⟦click|LINK_ID|URL⟧` (`⟦honeypot|LINK_ID|URL⟧` for a token with the honeypot
+//!    flag) and the pixel by `⟦pixel⟧`. Every click URL and the
 //!    pixel of the output are verified with the keyring and replaced by the same notation from
 //!    the *verified claims*; the result must equal the expectation byte for byte, which checks
 //!    that the rest of the document (untouched links included) is unchanged;
@@ -93,7 +94,8 @@ fn normalise(keyring: &Keyring, out: &str, m: &Message<'_>) -> (String, Vec<Stri
                     continue;
                 }
                 let claims = verify(keyring, token, m, TokenKind::Click);
-                s.push_str(&format!("⟦click|{}|{}⟧", claims.link_id, claims.url));
+                let kind = if claims.honeypot { "honeypot" } else { "click" };
+                s.push_str(&format!("⟦{kind}|{}|{}⟧", claims.link_id, claims.url));
                 ids.push(claims.link_id);
                 rest = &after[len..];
             }
@@ -256,4 +258,69 @@ fn bad_link_ids_and_base_urls_are_refused() {
     ));
     assert!(Template::compile("<p></p>", "not a url").is_err());
     assert!(Template::compile("<p></p>", "https://t.example.com/?q").is_err());
+}
+
+/// The click tokens in `out`, in order, verified and decoded (found by their URL prefix, not
+/// through the rewriter's link list).
+fn click_claims(keyring: &Keyring, out: &str, m: &Message<'_>) -> Vec<Claims> {
+    let click = format!("{BASE}/c/");
+    out.match_indices(&click)
+        .map(|(at, _)| {
+            let after = &out[at + click.len()..];
+            let len = after.bytes().take_while(|&b| is_token_byte(b)).count();
+            verify(keyring, &after[..len], m, TokenKind::Click)
+        })
+        .collect()
+}
+
+#[test]
+fn honeypot_marker_signs_the_flag_and_is_removed() {
+    let keyring = keyring();
+    let m = message("c", "m");
+    let html = "<body><a href=\"https://shop.example.com/a\">A</a>\n\
+                <a data-honeypot href='https://shop.example.com/trap?x=1&amp;y=2' tabindex=\"-1\">&#8203;</a>\n\
+                <!--[if mso]><v:roundrect href=\"https://shop.example.com/b\" DATA-HONEYPOT=\"\"></v:roundrect><![endif]-->\n\
+                <a href=\"https://shop.example.com/c\" data-link-id=\"c\">C</a></body>";
+    let template = Template::compile(html, BASE).unwrap();
+    let out = template.render(&keyring, &m).unwrap();
+    let got: Vec<(String, String, bool)> = click_claims(&keyring, &out, &m)
+        .into_iter()
+        .map(|c| (c.link_id, c.url, c.honeypot))
+        .collect();
+    let want = [
+        ("l1", "https://shop.example.com/a", false),
+        ("l2", "https://shop.example.com/trap?x=1&y=2", true),
+        ("l3", "https://shop.example.com/b", true),
+        ("c", "https://shop.example.com/c", false),
+    ]
+    .map(|(i, u, h)| (i.to_owned(), u.to_owned(), h));
+    assert_eq!(got, want);
+    // The marker is an instruction to the rewriter: gone from the output, nothing else is.
+    assert!(!out.to_ascii_lowercase().contains("data-honeypot"), "{out}");
+    assert!(out.contains("<a href=\"https://t.example.com/c/"), "{out}");
+    assert!(out.contains("' tabindex=\"-1\">&#8203;</a>"), "{out}");
+    let s = template.summary();
+    assert_eq!((s.links, s.tracked, s.honeypot), (4, 4, 2));
+    assert_eq!(s.to_string(), "4 links, 4 tracked (2 honeypot)");
+}
+
+#[test]
+fn a_honeypot_link_that_would_not_be_tracked_is_refused() {
+    for (html, position, reason) in [
+        ("<a href='mailto:a@example.com' data-honeypot>x</a>", 1, "mailto"),
+        (
+            "<a href='https://x.example/'>x</a><a href='https://x.example/t' data-honeypot data-notrack>x</a>",
+            2,
+            "notrack",
+        ),
+        ("<a href='https://x.example/unsubscribe' data-honeypot>x</a>", 1, "unsubscribe"),
+        ("<a href='/relative' data-honeypot>x</a>", 1, "relative"),
+    ] {
+        match Template::compile(html, BASE) {
+            Err(openclick_rewrite::RewriteError::Honeypot { position: p, reason: r }) => {
+                assert_eq!((p, r), (position, reason), "{html}")
+            }
+            other => panic!("{html}: {other:?}"),
+        }
+    }
 }
