@@ -80,6 +80,8 @@ fn signed_path(kind: TokenKind, arg: &str) -> Option<String> {
             TokenKind::Click => arg.into(),
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     };
     let token = FIXTURE.keyring.sign(&claims).ok()?;
     Some(match kind {

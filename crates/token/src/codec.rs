@@ -194,11 +194,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     let message_id = r.string(MAX_ID_LEN)?;
     let contact_id = r.string(MAX_ID_LEN)?;
     let (link_id, url, list_id) = match kind {
-        TokenKind::Click => (
-            r.string(MAX_ID_LEN)?,
-            r.string(MAX_URL_LEN)?,
-            String::new(),
-        ),
+        TokenKind::Click => (r.string(MAX_ID_LEN)?, r.string(MAX_URL_LEN)?, String::new()),
         TokenKind::Unsubscribe => (String::new(), String::new(), r.string(MAX_ID_LEN)?),
         TokenKind::Open => (String::new(), String::new(), String::new()),
     };

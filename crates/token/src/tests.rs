@@ -1015,6 +1015,9 @@ fn signing_refuses_mixed_kinds_fields() {
     });
     assert!(matches!(
         kr.sign(&unsubscribe_claims(&"l".repeat(256))),
-        Err(TokenError::FieldTooLong { field: "list_id", .. })
+        Err(TokenError::FieldTooLong {
+            field: "list_id",
+            ..
+        })
     ));
 }
