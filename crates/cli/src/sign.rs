@@ -134,8 +134,11 @@ fn sign_unsubscribe(u: SignUnsubscribe) -> Result<()> {
         .context("signing")
         .map_err(bad_config)?;
     let url = openclick_sending::claims::tracked_url(base, TokenKind::Unsubscribe, &token);
-    println!("{url}");
-    println!("List-Unsubscribe: <{url}>");
-    println!("{LIST_UNSUBSCRIBE_POST}");
-    Ok(())
+    let text = format!("{url}\nList-Unsubscribe: <{url}>\n{LIST_UNSUBSCRIBE_POST}\n");
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that took the first line (`| head -n 1`) and left is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing stdout"),
+        _ => Ok(()),
+    }
 }
