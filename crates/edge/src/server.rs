@@ -124,9 +124,7 @@ impl EdgeState {
         u.handle(
             &self.pipeline,
             |e| self.publish(e),
-            &parts.method,
-            parts.uri.path(),
-            &parts.headers,
+            &parts,
             &body,
             peer.ip(),
         )

@@ -94,6 +94,13 @@ fn unsub_claims(list: &str) -> Claims {
     }
 }
 
+/// The request head of a form POST to `path`.
+fn post_parts(path: &str) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::post(path).body(()).unwrap().into_parts();
+    parts.headers = form_headers();
+    parts
+}
+
 fn form_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
@@ -266,9 +273,7 @@ async fn handle_applies_at_once_writes_through_the_writer_and_is_idempotent() {
         f.u.handle(
             &f.pipeline,
             |e| published.push(e.clone()),
-            &Method::POST,
-            &path,
-            &form_headers(),
+            &post_parts(&path),
             ONE_CLICK,
             "192.0.2.1".parse().unwrap(),
         )
@@ -284,9 +289,7 @@ async fn handle_applies_at_once_writes_through_the_writer_and_is_idempotent() {
         f.u.handle(
             &f.pipeline,
             |e| published.push(e.clone()),
-            &Method::POST,
-            &path,
-            &form_headers(),
+            &post_parts(&path),
             ONE_CLICK,
             "192.0.2.1".parse().unwrap(),
         )
@@ -306,9 +309,7 @@ async fn writer_down_spools_then_replays_once_it_is_back() {
         f.u.handle(
             &f.pipeline,
             |_| {},
-            &Method::POST,
-            &format!("/u/{t}"),
-            &form_headers(),
+            &post_parts(&format!("/u/{t}")),
             ONE_CLICK,
             "192.0.2.1".parse().unwrap(),
         )
