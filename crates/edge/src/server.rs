@@ -322,8 +322,9 @@ pub async fn run_with_https(
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
                 use futures_util::future::Either;
-                if let Some(u) = st.unsubscribe.clone() {
-                    if req.uri().path().starts_with("/u/") {
+                // Tracking hits pay one prefix test here, and no reference count.
+                if req.uri().path().starts_with("/u/") {
+                    if let Some(u) = st.unsubscribe.clone() {
                         let st = st.clone();
                         return Either::Right(Box::pin(async move {
                             Ok::<_, Infallible>(st.handle_unsubscribe(&u, req, peer).await)
