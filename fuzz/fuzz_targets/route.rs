@@ -67,24 +67,28 @@ fn signed_path(kind: TokenKind, arg: &str) -> Option<String> {
         message_id: "m-1".into(),
         contact_id: match kind {
             TokenKind::Open => arg.into(),
-            TokenKind::Click => "c-1".into(),
+            TokenKind::Click | TokenKind::Unsubscribe => "c-1".into(),
         },
         channel: Channel::Email,
         issued_at_ms: 1_700_000_000_000,
         link_id: match kind {
             TokenKind::Open => String::new(),
             TokenKind::Click => "hero".into(),
+            TokenKind::Unsubscribe => String::new(),
         },
         url: match kind {
-            TokenKind::Open => String::new(),
+            TokenKind::Open | TokenKind::Unsubscribe => String::new(),
             TokenKind::Click => arg.into(),
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     };
     let token = FIXTURE.keyring.sign(&claims).ok()?;
     Some(match kind {
         TokenKind::Open => format!("/o/{token}.gif"),
         TokenKind::Click => format!("/c/{token}"),
+        TokenKind::Unsubscribe => format!("/u/{token}"),
     })
 }
 
@@ -100,6 +104,7 @@ fn check_route(path: &str) {
                 let rest = path.strip_prefix("/c/").expect("a click route starts /c/");
                 assert!(rest == token && !token.is_empty() && !token.contains('/'));
             }
+            TokenKind::Unsubscribe => panic!("the tracking route never yields /u/"),
         }
     }
 }

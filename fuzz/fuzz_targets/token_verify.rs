@@ -50,6 +50,11 @@ fn check(token: &str) -> Option<TokenError> {
                 }
                 TokenKind::Click => {
                     assert!(openclick_token::validate_destination(&v.claims.url).is_ok());
+                    assert!(v.claims.list_id.is_empty() && !v.claims.undo);
+                }
+                TokenKind::Unsubscribe => {
+                    assert!(v.claims.link_id.is_empty() && v.claims.url.is_empty());
+                    assert!(!v.claims.honeypot, "an unsubscribe verified with a click flag");
                 }
             }
             let resigned = signer

@@ -298,6 +298,8 @@ pub fn build(keyring: &Keyring, run: &str, n: usize, cfg: &MixConfig) -> anyhow:
                 String::new()
             },
             honeypot: false,
+            list_id: String::new(),
+            undo: false,
         };
         let mut token = keyring.sign(&claims)?;
         if invalid {

@@ -63,10 +63,13 @@ MIN_BODY_LEN = 6
 # Click flags (the trailing flags extension, spec section 2): bit 0, a honeypot link.
 FLAG_HONEYPOT = 1
 KNOWN_FLAGS = FLAG_HONEYPOT
+# Unsubscribe flags (spec section 2, "Unsubscribe"): bit 0, an undo minted by the edge.
+FLAG_UNDO = 1
+KNOWN_UNSUBSCRIBE_FLAGS = FLAG_UNDO
 # One 64-byte block: the text, NUL-padded. MACed before the token bytes.
 MAC_CONTEXT = b"openclick-token v1 HMAC-SHA256 tag for open/click tracking".ljust(64, b"\0")
 
-KINDS = {"open": 1, "click": 2}
+KINDS = {"open": 1, "click": 2, "unsubscribe": 3}
 CHANNELS = {"email": 1, "sms": 2, "push": 3, "web": 4}
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
 _CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
@@ -93,7 +96,7 @@ class Claims:
     (older verifiers refuse such tokens as malformed).
     """
 
-    kind: str  # "open" | "click"
+    kind: str  # "open" | "click" | "unsubscribe"
     tenant_id: str
     campaign_id: str
     message_id: str
@@ -103,6 +106,8 @@ class Claims:
     link_id: str = ""
     url: str = ""
     honeypot: bool = False
+    list_id: str = ""  # unsubscribes only: the list opted out of ("": the whole tenant)
+    undo: bool = False  # unsubscribes only: an undo token (minted by the edge)
 
     @staticmethod
     def from_dict(d):
@@ -111,7 +116,8 @@ class Claims:
                       message_id=d["message_id"], contact_id=d["contact_id"],
                       channel=d["channel"], issued_at_ms=int(d["issued_at_ms"]),
                       link_id=d.get("link_id", ""), url=d.get("url", ""),
-                      honeypot=d.get("honeypot", False))
+                      honeypot=d.get("honeypot", False), list_id=d.get("list_id", ""),
+                      undo=d.get("undo", False))
 
     def to_dict(self):
         """The vector file's JSON form: issued_at_ms as a string, honeypot only when set."""
@@ -121,6 +127,10 @@ class Claims:
         d["issued_at_ms"] = str(self.issued_at_ms)
         if self.honeypot:
             d["honeypot"] = True
+        if self.kind == "unsubscribe":
+            d["list_id"] = self.list_id
+        if self.undo:
+            d["undo"] = True
         return d
 
 
@@ -197,10 +207,10 @@ def sign(key_id, secret, claims):
         raise TokenError("invalid_claims", f"unknown channel {c.channel!r}")
     if not isinstance(c.issued_at_ms, int) or not _I64_MIN <= c.issued_at_ms <= _I64_MAX:
         raise TokenError("invalid_claims", "issued_at_ms must be a signed 64-bit integer")
-    if not isinstance(c.honeypot, bool):
-        raise TokenError("invalid_claims", "honeypot must be a boolean")
+    if not isinstance(c.honeypot, bool) or not isinstance(c.undo, bool):
+        raise TokenError("invalid_claims", "honeypot and undo must be booleans")
     ids = {}
-    for name in ("tenant_id", "campaign_id", "message_id", "contact_id", "link_id"):
+    for name in ("tenant_id", "campaign_id", "message_id", "contact_id", "link_id", "list_id"):
         ids[name] = getattr(c, name).encode("utf-8")
         if len(ids[name]) > MAX_ID_LEN:
             raise TokenError("field_too_long", f"{name}: {len(ids[name])} bytes (max 255)")
@@ -208,7 +218,16 @@ def sign(key_id, secret, claims):
     body += _varint(_zigzag(c.issued_at_ms))
     for name in ("tenant_id", "campaign_id", "message_id", "contact_id"):
         body += _field(ids[name])
-    if c.kind == "open":
+    if c.kind != "unsubscribe" and (c.list_id or c.undo):
+        raise TokenError("invalid_claims", "list_id and undo belong to unsubscribe tokens")
+    if c.kind == "unsubscribe":
+        if c.link_id or c.url or c.honeypot:
+            raise TokenError("invalid_claims",
+                             "unsubscribe tokens carry no link_id, url or honeypot")
+        body += _field(ids["list_id"])
+        if c.undo:  # flags present only when non-zero
+            body += _varint(FLAG_UNDO)
+    elif c.kind == "open":
         if c.link_id or c.url:
             raise TokenError("invalid_claims", "open tokens carry no link_id or url")
         if c.honeypot:
@@ -230,6 +249,11 @@ def sign(key_id, secret, claims):
 def open_url(base, token):
     """`{base}/o/{token}.gif`, the open pixel."""
     return f"{base.rstrip('/')}/o/{token}.gif"
+
+
+def unsubscribe_url(base, token):
+    """`{base}/u/{token}`, the List-Unsubscribe URI."""
+    return f"{base.rstrip('/')}/u/{token}"
 
 
 def click_url(base, token):
@@ -392,8 +416,17 @@ def verify(token, keys, expect_kind=None):
         raise TokenError("malformed", "unknown channel")
     issued_at_ms = _unzigzag(r.varint())
     ids = [r.string(MAX_ID_LEN) for _ in range(4)]
-    link_id = url = ""
-    honeypot = False
+    link_id = url = list_id = ""
+    honeypot = undo = False
+    if kind == "unsubscribe":
+        list_id = r.string(MAX_ID_LEN)
+        if r.pos != len(r.buf):  # the flags: minimal varint, non-zero, known bits only
+            flags = r.varint()
+            if flags == 0:
+                raise TokenError("malformed", "zero flags")
+            if flags & ~KNOWN_UNSUBSCRIBE_FLAGS:
+                raise TokenError("malformed", "unknown flag bits")
+            undo = bool(flags & FLAG_UNDO)
     if kind == "click":
         link_id = r.string(MAX_ID_LEN)
         url = r.string(MAX_URL_LEN)
@@ -411,7 +444,7 @@ def verify(token, keys, expect_kind=None):
     if expect_kind is not None and kind != expect_kind:
         raise TokenError("wrong_kind", f"{kind} token on the {expect_kind} route")
     claims = Claims(kind, ids[0], ids[1], ids[2], ids[3], channel, issued_at_ms, link_id, url,
-                    honeypot)
+                    honeypot, list_id, undo)
     return claims, kid
 
 
@@ -467,6 +500,12 @@ class Keyring:
             raise TokenError("invalid_claims", "click_url needs a click")
         return click_url(base, self.sign(claims))
 
+    def unsubscribe_url(self, base, claims):
+        """`{base}/u/{token}`: the List-Unsubscribe URI (RFC 8058 one-click)."""
+        if claims.kind != "unsubscribe":
+            raise TokenError("invalid_claims", "unsubscribe_url needs an unsubscribe")
+        return unsubscribe_url(base, self.sign(claims))
+
     def verify(self, token, expect_kind=None):
         return verify(token, self._by_id, expect_kind)
 
@@ -491,6 +530,7 @@ def _main(argv):
     one.add_argument("--link-id", default="")
     one.add_argument("--url", default="")
     one.add_argument("--honeypot", action="store_true", help="a honeypot click (clicks only)")
+    one.add_argument("--list-id", default="", help="unsubscribes: the list (default: tenant)")
     a = p.parse_args(argv)
     if a.cmd == "sign-batch":
         req = json.load(sys.stdin)
@@ -511,10 +551,11 @@ def _main(argv):
         return 0
     kr = Keyring.from_spec(a.keys)
     c = Claims(a.kind, a.tenant_id, a.campaign_id, a.message_id, a.contact_id, a.channel,
-               a.issued_at_ms, a.link_id, a.url, a.honeypot)
+               a.issued_at_ms, a.link_id, a.url, a.honeypot, a.list_id)
     token = kr.sign(c)
     print(token)
-    print(open_url(a.base, token) if a.kind == "open" else click_url(a.base, token))
+    url = {"open": open_url, "click": click_url, "unsubscribe": unsubscribe_url}[a.kind]
+    print(url(a.base, token))
     return 0
 
 

@@ -118,6 +118,25 @@ class Signing(unittest.TestCase):
             oc.sign("k1", b"\0" * 31, oc.Claims(kind="open", **self.base))
         self.assertEqual(cm.exception.reason, "invalid_key")
 
+    def test_unsubscribe(self):
+        u = oc.Claims(kind="unsubscribe", tenant_id="acme", campaign_id="", message_id="",
+                      contact_id="c-42", channel="email", issued_at_ms=1717000000000,
+                      list_id="news")
+        claims, _ = self.kr.verify(self.kr.sign(u), expect_kind="unsubscribe")
+        self.assertEqual(claims, u)
+        undo = oc.Claims(**{**u.__dict__, "undo": True})
+        self.assertTrue(self.kr.verify(self.kr.sign(undo))[0].undo)
+        self.assertEqual(u.to_dict()["list_id"], "news")
+        self.assertTrue(self.kr.unsubscribe_url("https://t.example.com", u)
+                        .startswith("https://t.example.com/u/"))
+        for bad in ({"url": "https://e.com/"}, {"honeypot": True}):
+            with self.assertRaises(oc.TokenError) as e:
+                self.kr.sign(oc.Claims(**{**u.__dict__, **bad}))
+            self.assertEqual(e.exception.reason, "invalid_claims")
+        with self.assertRaises(oc.TokenError) as e:
+            self.kr.sign(oc.Claims(**{**u.__dict__, "kind": "open"}))
+        self.assertEqual(e.exception.reason, "invalid_claims")
+
     def test_honeypot(self):
         click = oc.Claims(kind="click", link_id="hp", url="https://e.com/", **self.base)
         trap = oc.Claims(kind="click", link_id="hp", url="https://e.com/", honeypot=True,

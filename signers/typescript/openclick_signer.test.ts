@@ -19,6 +19,8 @@ interface JsonClaims {
   link_id: string;
   url: string;
   honeypot?: boolean;
+  list_id?: string;
+  undo?: boolean;
 }
 
 const vectorsPath =
@@ -42,6 +44,8 @@ const claimsOf = (c: JsonClaims): oc.VerifiedClaims => ({
   ...c,
   issued_at_ms: BigInt(c.issued_at_ms),
   honeypot: c.honeypot ?? false,
+  list_id: c.list_id ?? "",
+  undo: c.undo ?? false,
 });
 
 function reasonOf(f: () => unknown): string {
@@ -190,4 +194,20 @@ test("bad keyring specs", () => {
     assert.throws(() => oc.Keyring.fromSpec(spec), oc.TokenError, spec);
   }
   assert.equal(oc.Keyring.fromSpec(` a:${s}= ,\n b:${s}\n`).keys[1][0], "b");
+});
+
+test("unsubscribe tokens: kind 3, list_id, the undo flag", () => {
+  const kr = oc.Keyring.fromSpec(V.keyring_spec);
+  const [id, s] = KEYS[0];
+  const u = {
+    kind: "unsubscribe" as const, tenant_id: "acme", campaign_id: "", message_id: "", contact_id: "c-42",
+    channel: "email" as const, issued_at_ms: 1717000000000n,
+  };
+  assert.ok(V.valid.some((c) => c.claims.kind === "unsubscribe" && c.claims.undo === true));
+  assert.equal(kr.verify(kr.sign({ ...u, list_id: "news" }), "unsubscribe").claims.list_id, "news");
+  assert.equal(kr.verify(kr.sign({ ...u, undo: true })).claims.undo, true);
+  assert.ok(kr.unsubscribeUrl("https://t.example.com/", u).startsWith("https://t.example.com/u/"));
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...u, url: "https://e.com/" })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...u, kind: "open", list_id: "l" })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.sign(id, s, { ...u, list_id: "l".repeat(256) })), "field_too_long");
 });

@@ -55,6 +55,9 @@ const MIN_BODY_LEN = 6;
 /** Click flags (the trailing flags extension, spec section 2): bit 0, a honeypot link. */
 const FLAG_HONEYPOT = 1n;
 const KNOWN_FLAGS = FLAG_HONEYPOT;
+/** Unsubscribe flags (spec section 2, "Unsubscribe"): bit 0, an undo minted by the edge. */
+const FLAG_UNDO = 1n;
+const KNOWN_UNSUBSCRIBE_FLAGS = FLAG_UNDO;
 
 /** One 64-byte block: the text, NUL-padded. MACed before the token bytes. */
 const MAC_CONTEXT = (() => {
@@ -63,11 +66,11 @@ const MAC_CONTEXT = (() => {
   return b;
 })();
 
-export type Kind = "open" | "click";
+export type Kind = "open" | "click" | "unsubscribe";
 export type ChannelName = "email" | "sms" | "push" | "web";
-const KINDS: Record<Kind, number> = { open: 1, click: 2 };
+const KINDS: Record<Kind, number> = { open: 1, click: 2, unsubscribe: 3 };
 const CHANNELS: Record<ChannelName, number> = { email: 1, sms: 2, push: 3, web: 4 };
-const KIND_NAMES: Record<number, Kind> = { 1: "open", 2: "click" };
+const KIND_NAMES: Record<number, Kind> = { 1: "open", 2: "click", 3: "unsubscribe" };
 const CHANNEL_NAMES: Record<number, ChannelName> = { 1: "email", 2: "sms", 3: "push", 4: "web" };
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -94,6 +97,10 @@ export interface Claims {
    * verifiers refuse such tokens as malformed).
    */
   honeypot?: boolean;
+  /** Unsubscribes only: the list opted out of ("" or absent: the contact across the tenant). */
+  list_id?: string;
+  /** Unsubscribes only: an undo token (minted by the edge, not by senders). */
+  undo?: boolean;
 }
 
 /** Claims as `verify` returns them. */
@@ -102,6 +109,8 @@ export interface VerifiedClaims extends Claims {
   link_id: string;
   url: string;
   honeypot: boolean;
+  list_id: string;
+  undo: boolean;
 }
 
 /** A failure; `reason` is the spec's error class. */
@@ -200,6 +209,9 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
   const url = c.url ?? "";
   const honeypot = c.honeypot ?? false;
   if (typeof honeypot !== "boolean") throw new TokenError("invalid_claims", "honeypot must be a boolean");
+  const listId = c.list_id ?? "";
+  const undo = c.undo ?? false;
+  if (typeof undo !== "boolean") throw new TokenError("invalid_claims", "undo must be a boolean");
   const ids: Record<string, Buffer> = {};
   for (const [name, value] of [
     ["tenant_id", c.tenant_id],
@@ -207,6 +219,7 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
     ["message_id", c.message_id],
     ["contact_id", c.contact_id],
     ["link_id", linkId],
+    ["list_id", listId],
   ] as const) {
     const b = Buffer.from(value, "utf8");
     if (b.length > MAX_ID_LEN) {
@@ -221,7 +234,16 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
     field(ids.message_id),
     field(ids.contact_id),
   ];
-  if (c.kind === "open") {
+  if (c.kind !== "unsubscribe" && (listId !== "" || undo)) {
+    throw new TokenError("invalid_claims", "list_id and undo belong to unsubscribe tokens");
+  }
+  if (c.kind === "unsubscribe") {
+    if (linkId !== "" || url !== "" || honeypot) {
+      throw new TokenError("invalid_claims", "unsubscribe tokens carry no link_id, url or honeypot");
+    }
+    parts.push(field(ids.list_id));
+    if (undo) parts.push(Buffer.from(varint(FLAG_UNDO)));
+  } else if (c.kind === "open") {
     if (linkId !== "" || url !== "") {
       throw new TokenError("invalid_claims", "open tokens carry no link_id or url");
     }
@@ -238,6 +260,11 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
   const kid = Buffer.from(keyId, "ascii");
   const signed = Buffer.concat([Buffer.from([VERSION, kid.length]), kid, ...parts]);
   return b64encode(Buffer.concat([signed, tag(secret, signed)]));
+}
+
+/** `${base}/u/${token}`, the List-Unsubscribe URI (RFC 8058 one-click). */
+export function unsubscribeUrl(base: string, token: string): string {
+  return `${base.replace(/\/+$/, "")}/u/${token}`;
 }
 
 /** `${base}/o/${token}.gif`, the open pixel. */
@@ -393,6 +420,17 @@ export function verify(
   let link_id = "";
   let url = "";
   let honeypot = false;
+  let list_id = "";
+  let undo = false;
+  if (kind === "unsubscribe") {
+    list_id = r.string(MAX_ID_LEN);
+    if (!r.done) {
+      const flags = r.varint();
+      if (flags === 0n) throw new TokenError("malformed", "zero flags");
+      if ((flags & ~KNOWN_UNSUBSCRIBE_FLAGS) !== 0n) throw new TokenError("malformed", "unknown flag bits");
+      undo = (flags & FLAG_UNDO) !== 0n;
+    }
+  }
   if (kind === "click") {
     link_id = r.string(MAX_ID_LEN);
     url = r.string(MAX_URL_LEN);
@@ -409,7 +447,10 @@ export function verify(
   if (expectKind !== undefined && kind !== expectKind) {
     throw new TokenError("wrong_kind", `${kind} token on the ${expectKind} route`);
   }
-  const claims = { kind, tenant_id, campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url, honeypot };
+  const claims = {
+    kind, tenant_id, campaign_id, message_id, contact_id, channel, issued_at_ms, link_id, url, honeypot,
+    list_id, undo,
+  };
   return { claims, keyId: kid };
 }
 
@@ -463,6 +504,11 @@ export class Keyring {
   clickUrl(base: string, claims: Claims): string {
     if (claims.kind !== "click") throw new TokenError("invalid_claims", "clickUrl needs a click");
     return clickUrl(base, this.sign(claims));
+  }
+
+  unsubscribeUrl(base: string, claims: Claims): string {
+    if (claims.kind !== "unsubscribe") throw new TokenError("invalid_claims", "unsubscribeUrl needs an unsubscribe");
+    return unsubscribeUrl(base, this.sign(claims));
   }
 
   verify(token: string, expectKind?: Kind): { claims: VerifiedClaims; keyId: string } {

@@ -12,8 +12,14 @@ const keyring = Keyring.fromSpec(req.keyring_spec);
 for (const token of req.tokens) {
   try {
     const { claims, keyId } = keyring.verify(token);
-    const { honeypot, ...rest } = claims;
-    const json = { ...rest, issued_at_ms: String(claims.issued_at_ms), ...(honeypot ? { honeypot } : {}) };
+    const { honeypot, list_id, undo, ...rest } = claims;
+    const json = {
+      ...rest,
+      issued_at_ms: String(claims.issued_at_ms),
+      ...(honeypot ? { honeypot } : {}),
+      ...(claims.kind === "unsubscribe" ? { list_id } : {}),
+      ...(undo ? { undo } : {}),
+    };
     console.log(JSON.stringify({ claims: json, key_id: keyId }));
   } catch (e) {
     if (!(e instanceof TokenError)) throw e;

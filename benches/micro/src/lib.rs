@@ -41,6 +41,8 @@ pub fn claims(kind: TokenKind, contact: &str) -> Claims {
             String::new()
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     }
 }
 

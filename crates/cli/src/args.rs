@@ -9,6 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `--unsubscribe-brand`'s parser.
+fn parse_brand(s: &str) -> Result<(String, openclick_edge::unsubscribe::Brand), String> {
+    openclick_edge::unsubscribe::Brand::parse(s).map_err(|e| e.to_string())
+}
 use openclick_enrich::IpPolicy;
 use openclick_kafka::KafkaProperty;
 use openclick_sink::spool::FsyncPolicy;
@@ -297,6 +302,22 @@ pub struct ServeArgs {
     /// the hold off.
     #[arg(long, env = "OPENCLICK_CLICK_BURST_LINKS", default_value_t = 2)]
     pub click_burst_links: usize,
+    /// How long after a one-click unsubscribe (`POST /u/TOKEN`) its undo button works,
+    /// seconds. 0: no undo.
+    #[arg(long, env = "OPENCLICK_UNSUBSCRIBE_UNDO_WINDOW_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub unsubscribe_undo_window_secs: u32,
+    /// How long an unsubscribe POST waits for the suppressions topic to acknowledge the opt-out
+    /// before writing it to the unsubscribe spool (DATA_DIR/unsubscribe-spool.ndjson, replayed
+    /// every second), milliseconds.
+    #[arg(long, env = "OPENCLICK_UNSUBSCRIBE_ACK_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub unsubscribe_ack_timeout_ms: u32,
+    /// A tenant's look on the unsubscribe page: TENANT=NAME|#ACCENT|#BACKGROUND (colours
+    /// optional, #rgb or #rrggbb). Repeatable; `;`-separated in the variable.
+    #[arg(long, env = "OPENCLICK_UNSUBSCRIBE_BRAND", value_delimiter = ';',
+          value_parser = parse_brand)]
+    pub unsubscribe_brand: Vec<(String, openclick_edge::unsubscribe::Brand)>,
     /// The behaviour window, milliseconds: how long click events are held, and how close two
     /// clicks of a message must be to count together.
     #[arg(long, env = "OPENCLICK_CLICK_WINDOW_MS", default_value_t = 1000,
@@ -435,6 +456,46 @@ pub enum SignKind {
         #[arg(long)]
         honeypot: bool,
     },
+    /// An RFC 8058 one-click unsubscribe URL (`BASE/u/TOKEN`), printed with the two headers to
+    /// put in the message: `List-Unsubscribe: <URL>` and
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    Unsubscribe(SignUnsubscribe),
+}
+
+/// `openclick sign unsubscribe`.
+#[derive(Debug, Clone, Args)]
+pub struct SignUnsubscribe {
+    /// Tenant id.
+    #[arg(long)]
+    pub tenant: String,
+    /// Contact id: who opts out.
+    #[arg(long)]
+    pub contact: String,
+    /// Opt out of this list only (no `/`). Default: the contact across the whole tenant.
+    #[arg(long)]
+    pub list: Option<String>,
+    /// Campaign the message belongs to (carried into the unsubscribe event; not a scope).
+    #[arg(long, default_value = "")]
+    pub campaign: String,
+    /// Message id (carried into the unsubscribe event).
+    #[arg(long, default_value = "")]
+    pub message: String,
+    /// email | sms | push | web.
+    #[arg(long, default_value = "email")]
+    pub channel: String,
+    /// When the message was sent, ms since the epoch (default: now).
+    #[arg(long)]
+    pub sent_at_ms: Option<i64>,
+    /// Base URL of the edge, as mailbox providers reach it (RFC 8058 wants https).
+    #[arg(
+        long,
+        env = "OPENCLICK_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub base_url: String,
+    /// Signing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Claims every token carries.

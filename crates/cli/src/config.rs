@@ -153,6 +153,7 @@ where
             let (path, keys) = match &mut s.kind {
                 Some(args::SignKind::Open(c)) => ("sign open", &mut c.keys),
                 Some(args::SignKind::Click { common, .. }) => ("sign click", &mut common.keys),
+                Some(args::SignKind::Unsubscribe(u)) => ("sign unsubscribe", &mut u.keys),
                 None => ("sign", &mut s.keys),
             };
             if let (Some(a), Some(b)) = (

@@ -369,7 +369,11 @@ async fn start_sync(
     set: &Arc<SuppressionSet>,
     blocks: &Arc<BlockList>,
     token: Option<&str>,
-) -> Result<(Option<Follower>, SuppressApi)> {
+) -> Result<(
+    Option<Follower>,
+    SuppressApi,
+    Option<Arc<dyn SuppressionWriter>>,
+)> {
     if token.is_none() {
         tracing::warn!(
             "no --admin-token-file / OPENCLICK_ADMIN_TOKEN_FILE: the suppression admin API refuses requests"
@@ -380,6 +384,7 @@ async fn start_sync(
         return Ok((
             None,
             SuppressApi::new(token, set.clone(), None).with_blocks(blocks.clone()),
+            None,
         ));
     }
     let config = SyncConfig {
@@ -405,7 +410,8 @@ async fn start_sync(
     );
     Ok((
         Some(follower),
-        SuppressApi::new(token, set.clone(), Some(writer)).with_blocks(blocks.clone()),
+        SuppressApi::new(token, set.clone(), Some(writer.clone())).with_blocks(blocks.clone()),
+        Some(writer),
     ))
 }
 
@@ -521,7 +527,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         };
         let admin_listen = admin_listener.local_addr()?.to_string();
         let blocks = Arc::new(BlockList::new());
-        let (follower, suppress_api) = start_sync(
+        let (follower, suppress_api, writer) = start_sync(
             &args,
             &brokers,
             embedded.is_some(),
@@ -597,7 +603,33 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let pipeline = pipeline.with_click_window(click_window.clone());
         let shared_keyring = pipeline.keys().clone();
         let sink_dyn: Arc<dyn Sink> = sink.clone();
-        let state = Arc::new(EdgeState::new(pipeline, sink_dyn, server.clone()));
+        // `/u/`: one-click unsubscribe through the suppression writer (none without the topic:
+        // then `/u/` is 404).
+        let unsubscribe = match writer {
+            Some(w) => {
+                let mut cfg = openclick_edge::unsubscribe::UnsubscribeConfig::new(
+                    args.keys.data_dir.join("unsubscribe-spool.ndjson"),
+                );
+                cfg.undo_window_ms = i64::from(args.unsubscribe_undo_window_secs) * 1000;
+                cfg.ack_timeout = Duration::from_millis(u64::from(args.unsubscribe_ack_timeout_ms));
+                cfg.brands = args.unsubscribe_brand.iter().cloned().collect();
+                Some(Arc::new(
+                    openclick_edge::unsubscribe::Unsubscribe::new(cfg, w, c.suppression.clone())
+                        .context("unsubscribe routes")?,
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    "no suppression writer (--no-suppression-sync): /u/ (unsubscribe) answers 404"
+                );
+                None
+            }
+        };
+        let mut edge_state = EdgeState::new(pipeline, sink_dyn, server.clone());
+        if let Some(u) = &unsubscribe {
+            edge_state = edge_state.with_unsubscribe(u.clone());
+        }
+        let state = Arc::new(edge_state);
 
         let mut info = Map::new();
         info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
@@ -637,6 +669,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 .describe(openclick_enrich::describe_metrics)
                 .describe(openclick_kafka::describe_metrics)
                 .describe(SuppressionSet::describe_metrics)
+                .describe(openclick_edge::unsubscribe::Unsubscribe::describe_metrics)
                 .with_exporter(move || {
                     edge.metrics.export();
                     edge.connections.export("public");
@@ -649,6 +682,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 .with_text_exporter(move |out| histogram.metrics.render_histogram(out))
                 .with_exporter(move || sink.export_metrics())
                 .with_exporter(move || set.export_metrics())
+                .with_exporter(move || {
+                    if let Some(u) = &unsubscribe {
+                        u.export_metrics();
+                    }
+                })
                 .with_exporter(move || {
                     if let Some(l) = &limiter {
                         l.export_metrics();

@@ -1,9 +1,10 @@
-//! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]).
+//! `openclick sign`: print a signed tracking URL (`--batch`: many, see [`crate::sign_batch`]),
+//! or with `sign unsubscribe` an RFC 8058 one-click unsubscribe URL and its two headers.
 
 use anyhow::{Context, Result};
 use openclick_token::TokenKind;
 
-use crate::args::{SignArgs, SignKind};
+use crate::args::{SignArgs, SignKind, SignUnsubscribe};
 use crate::serve::{bad_config, load_keyring, DevWarning};
 
 /// Prints the URL, or with `--batch` one URL per stdin line. Everything `sign open|click` is
@@ -58,6 +59,7 @@ pub fn sign(args: SignArgs) -> Result<()> {
             url,
             honeypot,
         } => (common, TokenKind::Click, link_id, url, honeypot),
+        SignKind::Unsubscribe(u) => return sign_unsubscribe(u),
     };
     let (keyring, _) = load_keyring(&common.keys, DevWarning::WhenCreated).map_err(bad_config)?;
     let mut claims = openclick_sending::claims::checked_claims(
@@ -82,4 +84,61 @@ pub fn sign(args: SignArgs) -> Result<()> {
         openclick_sending::claims::tracked_url(&common.base_url, kind, &token)
     );
     Ok(())
+}
+
+/// The header RFC 8058 section 3.1 asks for next to `List-Unsubscribe`.
+pub const LIST_UNSUBSCRIBE_POST: &str = "List-Unsubscribe-Post: List-Unsubscribe=One-Click";
+
+/// `sign unsubscribe`: the URL on the first line, then the two headers (RFC 8058 section 3.1).
+fn sign_unsubscribe(u: SignUnsubscribe) -> Result<()> {
+    use openclick_common::ids::{check_id, IdKind};
+    let check = |kind, v: &str| check_id(kind, v).map_err(|e| bad_config(anyhow::anyhow!("{e}")));
+    check(IdKind::Tenant, &u.tenant)?;
+    check(IdKind::Contact, &u.contact)?;
+    if let Some(l) = &u.list {
+        check(IdKind::List, l)?;
+    }
+    if !u.campaign.is_empty() {
+        check(IdKind::Campaign, &u.campaign)?;
+    }
+    let channel: openclick_token::Channel = u
+        .channel
+        .parse()
+        .map_err(|e: openclick_token::ParseChannelError| bad_config(e.into()))?;
+    let base = u.base_url.trim_end_matches('/');
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(bad_config(anyhow::anyhow!(
+            "--base-url must be an http(s) URL"
+        )));
+    }
+    if !base.starts_with("https://") {
+        eprintln!("sign unsubscribe: RFC 8058 requires an https URL in List-Unsubscribe; {base:?} is for testing only");
+    }
+    let (keyring, _) = load_keyring(&u.keys, DevWarning::WhenCreated).map_err(bad_config)?;
+    let claims = openclick_token::Claims {
+        kind: TokenKind::Unsubscribe,
+        tenant_id: u.tenant,
+        campaign_id: u.campaign,
+        message_id: u.message,
+        contact_id: u.contact,
+        channel,
+        issued_at_ms: u.sent_at_ms.unwrap_or_else(openclick_common::now_ms),
+        link_id: String::new(),
+        url: String::new(),
+        honeypot: false,
+        list_id: u.list.unwrap_or_default(),
+        undo: false,
+    };
+    let token = keyring
+        .sign(&claims)
+        .context("signing")
+        .map_err(bad_config)?;
+    let url = openclick_sending::claims::tracked_url(base, TokenKind::Unsubscribe, &token);
+    let text = format!("{url}\nList-Unsubscribe: <{url}>\n{LIST_UNSUBSCRIBE_POST}\n");
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that took the first line (`| head -n 1`) and left is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing stdout"),
+        _ => Ok(()),
+    }
 }

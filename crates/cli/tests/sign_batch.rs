@@ -70,6 +70,11 @@ fn batch_reproduces_every_vector_token_in_order() {
     // One batch per signing key, in vector order.
     let mut by_key: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for vector in v["valid"].as_array().unwrap() {
+        // `sign --batch` signs tracking URLs (opens and clicks); unsubscribe URLs come from
+        // `sign unsubscribe` (tests/unsubscribe.rs), so the unsubscribe vectors are not fed here.
+        if vector["claims"]["kind"] == "unsubscribe" {
+            continue;
+        }
         by_key
             .entry(vector["key_id"].as_str().unwrap())
             .or_default()

@@ -20,6 +20,9 @@ pub enum IdKind {
     Campaign,
     /// A contact id.
     Contact,
+    /// A list id (a mailing list of a tenant: the scope of a list unsubscribe). No `/`: it
+    /// delimits the contact-in-list record key.
+    List,
 }
 
 impl IdKind {
@@ -28,6 +31,7 @@ impl IdKind {
             IdKind::Tenant => "tenant id",
             IdKind::Campaign => "campaign id",
             IdKind::Contact => "contact id",
+            IdKind::List => "list id",
         }
     }
 }
@@ -58,6 +62,9 @@ pub fn check_id(kind: IdKind, id: &str) -> Result<(), IdError> {
             "{} must not contain '/' or ':'",
             kind.name()
         )));
+    }
+    if kind == IdKind::List && id.contains('/') {
+        return Err(IdError(format!("{} must not contain '/'", kind.name())));
     }
     Ok(())
 }

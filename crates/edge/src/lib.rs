@@ -7,6 +7,7 @@
 //! - `GET|HEAD /c/{token}`: a valid token gets a 302 to its signed destination; an invalid or
 //!   tampered one gets a 404 without `Location`. There is no open redirect: destinations come
 //!   only from signed tokens.
+//! - `GET|HEAD|POST /u/{token}`: one-click unsubscribe ([`unsubscribe`]), when configured.
 //!
 //! Code map:
 //! - [`pipeline`]: request -> (reply, event) as a pure function: token check, suppression,
@@ -17,6 +18,9 @@
 //! - [`server`]: the public tracking server: [`server::run`] on the shared listener helper
 //!   (`openclick-http`) with graceful shutdown, response building.
 //! - [`metrics`]: counters on the hot path, exported at scrape time by the admin listener.
+//! - [`unsubscribe`]: `GET|POST /u/{token}`, RFC 8058 one-click unsubscribe into the
+//!   suppression set through a `dyn SuppressionWriter` (the one route that waits for Kafka, by
+//!   design, with a durable spool when it cannot).
 //!
 //! The admin listener (`/metrics`, `/healthz`, `/readyz`, `/info`, the suppression API) is
 //! its own component, `openclick-admin`, with its own accept loop.
@@ -29,6 +33,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod unsubscribe;
 pub mod window;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};

@@ -269,6 +269,11 @@ impl Pipeline {
         &self.suppression
     }
 
+    /// Whose forwarding headers this pipeline believes.
+    pub(crate) fn client_ip_config(&self) -> &ClientIpConfig {
+        &self.client_ip
+    }
+
     /// The enricher this pipeline uses.
     pub fn enricher(&self) -> &Arc<Enricher> {
         &self.enricher
@@ -303,7 +308,8 @@ impl Pipeline {
                 HitClass::OpenTracked,
                 HitClass::OpenRateLimited,
             ),
-            TokenKind::Click => (
+            // `route` yields opens and clicks only: `/u/` is `crate::unsubscribe`'s.
+            TokenKind::Click | TokenKind::Unsubscribe => (
                 Some(()),
                 (Reply::NotFound, HitClass::ClickInvalid),
                 HitClass::ClickSuppressed,
@@ -381,7 +387,7 @@ impl Pipeline {
         if let Some(limiter) = &lim.replay {
             let kind_tag = match kind {
                 TokenKind::Open => "o",
-                TokenKind::Click => "c",
+                TokenKind::Click | TokenKind::Unsubscribe => "c",
             };
             let key = limiter.key(&[
                 &claims.tenant_id,
@@ -408,7 +414,7 @@ impl Pipeline {
         let hit = Hit {
             kind: match kind {
                 TokenKind::Open => HitKind::Open,
-                TokenKind::Click => HitKind::Click,
+                TokenKind::Click | TokenKind::Unsubscribe => HitKind::Click,
             },
             user_agent: header(&header::USER_AGENT),
             ip,
@@ -436,7 +442,7 @@ impl Pipeline {
             event_id: event_id(req.now_ms),
             r#type: match kind {
                 TokenKind::Open => EventType::Open,
-                TokenKind::Click => EventType::Click,
+                TokenKind::Click | TokenKind::Unsubscribe => EventType::Click,
             } as i32,
             channel: pb_channel(claims.channel) as i32,
             tenant_id: claims.tenant_id,
@@ -453,6 +459,8 @@ impl Pipeline {
             signals: Some(e.signals),
             key_id: verified.key_id.to_string(),
             producer_version: PRODUCER_VERSION.to_string(),
+            list_id: String::new(),
+            unsubscribe_method: 0,
         };
         Outcome {
             reply,
@@ -570,6 +578,8 @@ mod tests {
                 link_id: String::new(),
                 url: String::new(),
                 honeypot: false,
+                list_id: String::new(),
+                undo: false,
             })
             .unwrap();
         format!("/o/{t}.gif")

@@ -68,6 +68,8 @@ pub struct EdgeState {
     pub https_connections: Arc<ConnStats>,
     /// Settings.
     pub config: ServerConfig,
+    /// The unsubscribe routes (`/u/`), when configured.
+    pub unsubscribe: Option<Arc<crate::unsubscribe::Unsubscribe>>,
 }
 
 impl std::fmt::Debug for EdgeState {
@@ -89,7 +91,44 @@ impl EdgeState {
             connections: Arc::new(ConnStats::default()),
             https_connections: Arc::new(ConnStats::default()),
             config,
+            unsubscribe: None,
         }
+    }
+
+    /// With the unsubscribe routes (`/u/`); without them, `/u/` is 404.
+    pub fn with_unsubscribe(mut self, u: Arc<crate::unsubscribe::Unsubscribe>) -> Self {
+        self.unsubscribe = Some(u);
+        self
+    }
+
+    /// Answers one request on `/u/` (reads the body, then
+    /// [`crate::unsubscribe::Unsubscribe::handle`]). The only handler that awaits.
+    pub async fn handle_unsubscribe(
+        &self,
+        u: &crate::unsubscribe::Unsubscribe,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let body = if parts.method == Method::POST {
+            match openclick_http::read_body(body, crate::unsubscribe::MAX_BODY).await {
+                Ok(b) => b,
+                Err(openclick_http::BodyError::TooLarge(_)) => {
+                    return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")
+                }
+                Err(_) => return text(StatusCode::BAD_REQUEST, "unreadable body\n"),
+            }
+        } else {
+            Bytes::new()
+        };
+        u.handle(
+            &self.pipeline,
+            |e| self.publish(e),
+            &parts,
+            &body,
+            peer.ip(),
+        )
+        .await
     }
 
     /// Handles one tracking request: decide, answer, hand the event to the sink.
@@ -257,6 +296,10 @@ pub async fn run_with_https(
 ) {
     let st = state.clone();
     let (stop_release, stop_rx) = tokio::sync::watch::channel(false);
+    let replayer = state
+        .unsubscribe
+        .clone()
+        .map(|u| tokio::spawn(u.replay(stop_rx.clone())));
     let releaser = tokio::spawn(release_clicks(state.clone(), stop_rx));
     let mut listeners = vec![Listener {
         name: "public",
@@ -278,8 +321,18 @@ pub async fn run_with_https(
         move |peer| {
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
+                use futures_util::future::Either;
+                // Tracking hits pay one prefix test here, and no reference count.
+                if req.uri().path().starts_with("/u/") {
+                    if let Some(u) = st.unsubscribe.clone() {
+                        let st = st.clone();
+                        return Either::Right(Box::pin(async move {
+                            Ok::<_, Infallible>(st.handle_unsubscribe(&u, req, peer).await)
+                        }));
+                    }
+                }
                 let resp = st.handle(req.method(), req.uri().path(), req.headers(), peer);
-                std::future::ready(Ok::<_, Infallible>(resp))
+                Either::Left(std::future::ready(Ok::<_, Infallible>(resp)))
             })
         },
         shutdown,
@@ -292,6 +345,9 @@ pub async fn run_with_https(
     // Clicks held for the behaviour window go to the sink now, before it closes.
     let _ = stop_release.send(true);
     let _ = releaser.await;
+    if let Some(r) = replayer {
+        let _ = r.await;
+    }
     let released = state.release_all();
     if released > 0 {
         tracing::info!(released, "held clicks published at shutdown");

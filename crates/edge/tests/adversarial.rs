@@ -95,6 +95,8 @@ fn sign(keyring: &Keyring, kind: TokenKind, contact: &str) -> String {
                 String::new()
             },
             honeypot: false,
+            list_id: String::new(),
+            undo: false,
         })
         .unwrap()
 }

@@ -91,6 +91,8 @@ impl Harness {
                 String::new()
             },
             honeypot: false,
+            list_id: String::new(),
+            undo: false,
         }
     }
 

@@ -40,6 +40,8 @@ fn claims(kind: TokenKind, contact: &str) -> Claims {
             String::new()
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     }
 }
 

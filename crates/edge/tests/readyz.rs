@@ -98,6 +98,8 @@ fn readyz_names_kafka_while_the_broker_is_down_and_draining_while_shutting_down(
             link_id: String::new(),
             url: String::new(),
             honeypot: false,
+            list_id: String::new(),
+            undo: false,
         })
         .unwrap();
     let r = http(served.addr, "GET", &format!("/o/{token}.gif"), &[], b"");

@@ -83,6 +83,8 @@ impl Cluster {
                 link_id: String::new(),
                 url: String::new(),
                 honeypot: false,
+                list_id: String::new(),
+                undo: false,
             })
             .unwrap()
     }
@@ -439,6 +441,8 @@ fn a_block_written_through_a_stops_redirects_on_b_and_lifts() {
                 link_id: link.into(),
                 url: url.into(),
                 honeypot: false,
+                list_id: String::new(),
+                undo: false,
             })
             .unwrap();
         http(b.served.addr, "GET", &format!("/c/{t}"), &[], b"")

@@ -302,6 +302,8 @@ impl Template {
             link_id: String::new(),
             url: String::new(),
             honeypot: false,
+            list_id: String::new(),
+            undo: false,
         };
         let open_token = keyring.sign(&claims)?;
         claims.kind = TokenKind::Click;

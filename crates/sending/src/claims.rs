@@ -182,6 +182,8 @@ pub fn checked_claims(
         link_id,
         url,
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     })
 }
 
@@ -211,6 +213,7 @@ pub fn tracked_url<'a>(
             match self.1 {
                 TokenKind::Open => write!(f, "{base}/o/{}.gif", self.2),
                 TokenKind::Click => write!(f, "{base}/c/{}", self.2),
+                TokenKind::Unsubscribe => write!(f, "{base}/u/{}", self.2),
             }
         }
     }
@@ -253,6 +256,8 @@ mod tests {
             trap,
             Claims {
                 honeypot: true,
+                list_id: String::new(),
+                undo: false,
                 ..plain.clone()
             }
         );

@@ -7,7 +7,14 @@
 //! # Scopes
 //! - a contact: `(tenant_id, contact_id)`, the bulk of the set (millions of entries);
 //! - a whole tenant: tracking disabled for an account;
-//! - a campaign: `(tenant_id, campaign_id)`, tracking disabled for one campaign.
+//! - a campaign: `(tenant_id, campaign_id)`, tracking disabled for one campaign;
+//! - a contact in one list: `(tenant_id, list_id, contact_id)`, what a list unsubscribe
+//!   (`/u/TOKEN` with a `list_id`, docs/token-v1.md) writes. Open and click tokens name no list,
+//!   so these entries are **not** consulted by [`SuppressionSet::check`] (a hit's cost does not
+//!   change, however many there are): a contact who left one list is still tracked on the
+//!   tenant's other mail, and the sender stops mailing that list. They are read by
+//!   [`SuppressionSet::check_in_list`] (the unsubscribe page) and [`SuppressionSet::get`], and
+//!   replicated like every scope.
 //!
 //! # Structure and its cost
 //! Contacts are stored as a keyed 64-bit hash of `(tenant, contact)` (foldhash with a random
@@ -146,6 +153,16 @@ pub enum Scope {
         /// Campaign id.
         campaign: String,
     },
+    /// One contact of a tenant, for one list only (a list unsubscribe). Not checked on hits:
+    /// see the crate docs.
+    ContactInList {
+        /// Tenant id.
+        tenant: String,
+        /// List id (no `/`).
+        list: String,
+        /// Contact id.
+        contact: String,
+    },
 }
 
 impl Scope {
@@ -154,7 +171,8 @@ impl Scope {
         match self {
             Scope::Contact { tenant, .. }
             | Scope::Tenant { tenant }
-            | Scope::Campaign { tenant, .. } => tenant,
+            | Scope::Campaign { tenant, .. }
+            | Scope::ContactInList { tenant, .. } => tenant,
         }
     }
 
@@ -169,6 +187,13 @@ impl Scope {
                 Scope::Tenant { tenant } => check_id(IdKind::Tenant, tenant),
                 Scope::Campaign { tenant, campaign } => check_id(IdKind::Tenant, tenant)
                     .and_then(|_| check_id(IdKind::Campaign, campaign)),
+                Scope::ContactInList {
+                    tenant,
+                    list,
+                    contact,
+                } => check_id(IdKind::Tenant, tenant)
+                    .and_then(|_| check_id(IdKind::List, list))
+                    .and_then(|_| check_id(IdKind::Contact, contact)),
             };
         r.map_err(|e| SuppressError::Invalid(e.to_string()))
     }
@@ -288,6 +313,8 @@ pub struct SuppressionSet {
     /// cleared only under `scopes_writer`, before an insert and after a removal.
     has_scopes: AtomicBool,
     scopes_writer: Mutex<()>,
+    /// Contact-in-list entries: never looked up by [`Self::check`] (hits name no list).
+    lists: table::DenseTable,
     counters: [Counters; STRIPES + 1],
     status: SyncStatus,
 }
@@ -308,6 +335,7 @@ impl Default for SuppressionSet {
 
 const TENANT_DOMAIN: u8 = 0xfe;
 const CAMPAIGN_DOMAIN: u8 = 0xfd;
+const LIST_DOMAIN: u8 = 0xfc;
 
 impl SuppressionSet {
     /// An empty set with a random hash key. Ready (caught up) until a follower says otherwise.
@@ -318,6 +346,7 @@ impl SuppressionSet {
             scopes: table::DenseTable::new(),
             has_scopes: AtomicBool::new(false),
             scopes_writer: Mutex::new(()),
+            lists: table::DenseTable::new(),
             counters: std::array::from_fn(|_| Counters::default()),
             status: SyncStatus {
                 caught_up: AtomicBool::new(true),
@@ -356,6 +385,28 @@ impl SuppressionSet {
         h.write_u8(0xff);
         h.write(campaign.as_bytes());
         h.finish()
+    }
+
+    fn list_key(&self, tenant: &str, list: &str, contact: &str) -> u64 {
+        let mut h = self.hasher();
+        h.write_u8(LIST_DOMAIN);
+        h.write(tenant.as_bytes());
+        h.write_u8(0xff);
+        h.write(list.as_bytes());
+        h.write_u8(0xff);
+        h.write(contact.as_bytes());
+        h.finish()
+    }
+
+    /// Whether mail of list `list` must not reach this contact: the contact is suppressed for
+    /// that list, across the tenant, or the tenant is (campaign scopes are not consulted: a
+    /// list is not a campaign). Not counted in the metrics; not on the hit path.
+    pub fn check_in_list(&self, tenant: &str, list: &str, contact: &str) -> Option<Reason> {
+        self.lookup(tenant, None, contact).or_else(|| {
+            self.lists
+                .get(self.list_key(tenant, list, contact))
+                .map(Reason::from_code)
+        })
     }
 
     /// Whether hits from this contact must produce no event (contact or whole tenant).
@@ -415,6 +466,14 @@ impl SuppressionSet {
                 .scopes
                 .get(self.campaign_key(tenant, campaign))
                 .map(Reason::from_code),
+            Scope::ContactInList {
+                tenant,
+                list,
+                contact,
+            } => self
+                .lists
+                .get(self.list_key(tenant, list, contact))
+                .map(Reason::from_code),
         }
     }
 
@@ -472,6 +531,24 @@ impl SuppressionSet {
             (Scope::Campaign { tenant, campaign }, r) => {
                 self.set_scope(self.campaign_key(tenant, campaign), r)
             }
+            (
+                Scope::ContactInList {
+                    tenant,
+                    list,
+                    contact,
+                },
+                r,
+            ) => {
+                let k = self.list_key(tenant, list, contact);
+                match r {
+                    Some(r) => {
+                        let old = self.lists.get(k);
+                        self.lists.insert(k, r.code());
+                        old != Some(r.code())
+                    }
+                    None => self.lists.remove(k),
+                }
+            }
         };
         self.status.applied.fetch_add(1, Ordering::Relaxed);
         self.status.last_change_at_ms.fetch_max(
@@ -489,6 +566,11 @@ impl SuppressionSet {
     /// Whether no contact is suppressed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of contact-in-list entries.
+    pub fn list_entries_len(&self) -> usize {
+        self.lists.len()
     }
 
     /// Number of tenant and campaign scopes.
@@ -568,6 +650,10 @@ impl SuppressionSet {
             "Tenant- and campaign-wide suppression scopes in the set."
         );
         describe_gauge!(
+            "openclick_suppression_list_entries",
+            "Contact-in-list suppression entries (list unsubscribes) in the set; not checked on hits."
+        );
+        describe_gauge!(
             "openclick_suppression_table_bytes",
             "Memory held by the suppression table, bytes."
         );
@@ -611,6 +697,7 @@ impl SuppressionSet {
         use metrics::{counter, gauge};
         gauge!("openclick_suppression_contacts").set(self.len() as f64);
         gauge!("openclick_suppression_scopes").set(self.scopes_len() as f64);
+        gauge!("openclick_suppression_list_entries").set(self.list_entries_len() as f64);
         gauge!("openclick_suppression_table_bytes").set(self.table_bytes() as f64);
         gauge!("openclick_suppression_lag_records").set(self.lag() as f64);
         gauge!("openclick_suppression_caught_up").set(if self.is_caught_up() { 1.0 } else { 0.0 });

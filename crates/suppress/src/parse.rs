@@ -31,6 +31,9 @@ pub struct ChangeLine {
     /// Campaign id (a campaign scope).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// List id: with `contact`, a contact-in-list scope (a list unsubscribe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
     /// `add` (default) or `remove`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
@@ -46,6 +49,16 @@ impl ChangeLine {
     /// The change this line describes, validated; `now_ms` stands in for a missing `at_ms`.
     pub fn into_change(self, now_ms: i64) -> Result<Change, SuppressError> {
         let scope = match (self.contact, self.campaign) {
+            (Some(contact), None) if self.list.is_some() => Scope::ContactInList {
+                tenant: self.tenant,
+                list: self.list.unwrap_or_default(),
+                contact,
+            },
+            _ if self.list.is_some() => {
+                return Err(SuppressError::Invalid(
+                    "list needs contact (and no campaign)".into(),
+                ))
+            }
             (Some(contact), None) => Scope::Contact {
                 tenant: self.tenant,
                 contact,
@@ -88,15 +101,21 @@ impl ChangeLine {
 
 impl From<&Change> for ChangeLine {
     fn from(c: &Change) -> Self {
-        let (tenant, contact, campaign) = match &c.scope {
-            Scope::Contact { tenant, contact } => (tenant, Some(contact.clone()), None),
-            Scope::Tenant { tenant } => (tenant, None, None),
-            Scope::Campaign { tenant, campaign } => (tenant, None, Some(campaign.clone())),
+        let (tenant, contact, campaign, list) = match &c.scope {
+            Scope::Contact { tenant, contact } => (tenant, Some(contact.clone()), None, None),
+            Scope::Tenant { tenant } => (tenant, None, None, None),
+            Scope::Campaign { tenant, campaign } => (tenant, None, Some(campaign.clone()), None),
+            Scope::ContactInList {
+                tenant,
+                list,
+                contact,
+            } => (tenant, Some(contact.clone()), None, Some(list.clone())),
         };
         ChangeLine {
             tenant: tenant.clone(),
             contact,
             campaign,
+            list,
             action: c.reason.is_none().then(|| "remove".to_string()),
             reason: c.reason.map(|r| r.as_str().to_string()),
             at_ms: Some(c.at_ms),

@@ -28,13 +28,27 @@ pub fn record_key(scope: &Scope) -> String {
         Scope::Contact { tenant, contact } => format!("{tenant}/{contact}"),
         Scope::Tenant { tenant } => tenant.clone(),
         Scope::Campaign { tenant, campaign } => format!("campaign:{tenant}/{campaign}"),
+        Scope::ContactInList {
+            tenant,
+            list,
+            contact,
+        } => format!("list:{tenant}/{list}/{contact}"),
     }
 }
 
 /// Parses a record key back into its scope.
 pub fn parse_key(key: &str) -> Result<Scope, SuppressError> {
     let bad = || SuppressError::Parse("malformed suppression record key".into());
-    let scope = if let Some(rest) = key.strip_prefix("campaign:") {
+    let scope = if let Some(rest) = key.strip_prefix("list:") {
+        // A list id holds no '/', a tenant id neither: the contact is the rest (it may).
+        let (tenant, rest) = rest.split_once('/').ok_or_else(bad)?;
+        let (list, contact) = rest.split_once('/').ok_or_else(bad)?;
+        Scope::ContactInList {
+            tenant: tenant.into(),
+            list: list.into(),
+            contact: contact.into(),
+        }
+    } else if let Some(rest) = key.strip_prefix("campaign:") {
         let (tenant, campaign) = rest.split_once('/').ok_or_else(bad)?;
         Scope::Campaign {
             tenant: tenant.into(),
@@ -98,6 +112,16 @@ pub fn encode_change(change: &Change) -> Option<SuppressionChange> {
             m.tenant_id = tenant.clone();
             m.campaign_id = campaign.clone();
             m.scope = SuppressionScope::Campaign as i32;
+        }
+        Scope::ContactInList {
+            tenant,
+            list,
+            contact,
+        } => {
+            m.tenant_id = tenant.clone();
+            m.contact_id = contact.clone();
+            m.list_id = list.clone();
+            m.scope = SuppressionScope::ContactInList as i32;
         }
     }
     Some(m)

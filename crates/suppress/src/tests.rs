@@ -222,3 +222,99 @@ fn change_times_clamp_without_panicking_for_any_now() {
     assert_eq!(crate::clamp_at_ms(7, 1_000), 7);
     assert!(crate::parse::parse_json_line(r#"{"tenant":"t","at_ms":5}"#, i64::MIN).is_ok());
 }
+
+fn in_list(t: &str, l: &str, c: &str) -> Scope {
+    Scope::ContactInList {
+        tenant: t.into(),
+        list: l.into(),
+        contact: c.into(),
+    }
+}
+
+#[test]
+fn contact_in_list_entries_are_their_own_scope_and_never_checked_on_hits() {
+    let s = SuppressionSet::new();
+    let change = |scope: Scope, reason| Change {
+        scope,
+        reason,
+        at_ms: 1,
+    };
+    assert!(s.apply(&change(in_list("t", "news", "c"), Some(Reason::OptOut))));
+    assert!(!s.apply(&change(in_list("t", "news", "c"), Some(Reason::OptOut))));
+    assert_eq!(s.list_entries_len(), 1);
+    assert_eq!(s.len(), 0, "not a contact entry");
+    assert_eq!(s.scopes_len(), 0, "not a tenant/campaign scope");
+    // Hits name no list: the contact is still tracked (docs: crate "Scopes").
+    assert_eq!(s.check("t", "camp", "c"), None);
+    assert!(!s.is_suppressed("t", "c"));
+    assert_eq!(
+        s.check_in_list("t", "news", "c"),
+        Some(Reason::OptOut),
+        "the list unsubscribe"
+    );
+    assert_eq!(s.check_in_list("t", "other", "c"), None, "another list");
+    assert_eq!(s.check_in_list("u", "news", "c"), None, "another tenant");
+    assert_eq!(
+        s.get(&in_list("t", "news", "c")),
+        Some(Reason::OptOut),
+        "exact scope"
+    );
+    // A tenant-wide opt-out covers every list.
+    s.insert("t", "d", Reason::Erase);
+    assert_eq!(s.check_in_list("t", "news", "d"), Some(Reason::Erase));
+    // Boundaries are unambiguous.
+    assert_eq!(s.check_in_list("t", "new", "sc"), None);
+    assert!(s.apply(&change(in_list("t", "news", "c"), None)));
+    assert_eq!(s.check_in_list("t", "news", "c"), None);
+    assert_eq!(s.list_entries_len(), 0);
+}
+
+#[test]
+fn contact_in_list_records_round_trip() {
+    let scope = in_list("acme", "weekly", "c/with/slashes");
+    let key = record::record_key(&scope);
+    assert_eq!(key, "list:acme/weekly/c/with/slashes");
+    assert_eq!(record::parse_key(&key).unwrap(), scope);
+    let c = Change {
+        scope: scope.clone(),
+        reason: Some(Reason::OptOut),
+        at_ms: 1_700_000_000_000,
+    };
+    let m = record::encode_change(&c).unwrap();
+    assert_eq!(m.list_id, "weekly");
+    assert_eq!(
+        m.scope,
+        openclick_events::v1::SuppressionScope::ContactInList as i32
+    );
+    let back = record::decode_record(
+        key.as_bytes(),
+        Some(&openclick_events::Message::encode_to_vec(&m)),
+        0,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(back, c);
+    // A list id with '/' or a missing part is refused.
+    for bad in [
+        "list:acme/weekly",
+        "list:acme",
+        "list:a:b/l/c",
+        "list:acme//c",
+    ] {
+        assert!(record::parse_key(bad).is_err(), "{bad}");
+    }
+    assert!(in_list("t", "a/b", "c").validate().is_err());
+}
+
+#[test]
+fn change_lines_take_a_list_with_a_contact() {
+    let c = parse::parse_json_line(r#"{"tenant":"t","contact":"c","list":"news"}"#, 5).unwrap();
+    assert_eq!(c.scope, in_list("t", "news", "c"));
+    assert_eq!(parse::ChangeLine::from(&c).list.as_deref(), Some("news"));
+    assert!(parse::parse_json_line(r#"{"tenant":"t","list":"news"}"#, 5).is_err());
+    assert!(parse::parse_json_line(
+        r#"{"tenant":"t","campaign":"x","contact":"c","list":"n"}"#,
+        5
+    )
+    .is_err());
+}

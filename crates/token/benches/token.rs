@@ -27,6 +27,8 @@ fn claims(kind: TokenKind) -> Claims {
             String::new()
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     }
 }
 
@@ -49,6 +51,8 @@ fn bench(c: &mut Criterion) {
     // A honeypot click (the click flags extension): the same click plus one flags byte.
     let honeypot = Claims {
         honeypot: true,
+        list_id: String::new(),
+        undo: false,
         ..claims(TokenKind::Click)
     };
     let token = keyring.sign(&honeypot).expect("sign");

@@ -17,6 +17,10 @@ pub(crate) const MIN_BODY_LEN: usize = 6;
 pub(crate) const FLAG_HONEYPOT: u64 = 1;
 /// Every flag bit this build knows; a token with any other bit set is refused.
 pub(crate) const KNOWN_FLAGS: u64 = FLAG_HONEYPOT;
+/// Unsubscribe flags (docs/token-v1.md §2): bit 0, an undo token minted by the edge.
+pub(crate) const FLAG_UNDO: u64 = 1;
+/// Every unsubscribe flag bit this build knows.
+pub(crate) const KNOWN_UNSUBSCRIBE_FLAGS: u64 = FLAG_UNDO;
 
 fn malformed(why: &'static str) -> TokenError {
     TokenError::Malformed(why)
@@ -26,6 +30,7 @@ pub(crate) fn kind_channel_byte(kind: TokenKind, channel: Channel) -> u8 {
     let k = match kind {
         TokenKind::Open => 1,
         TokenKind::Click => 2,
+        TokenKind::Unsubscribe => 3,
     };
     (k << 4) | channel.code()
 }
@@ -62,6 +67,7 @@ pub(crate) fn body_len_hint(c: &Claims) -> usize {
         + c.contact_id.len()
         + c.link_id.len()
         + c.url.len()
+        + c.list_id.len()
 }
 
 /// Appends the body (everything after the key id, before the tag). No validation here: the
@@ -74,11 +80,30 @@ pub(crate) fn encode_body(out: &mut Vec<u8>, c: &Claims) {
     put_bytes(out, c.campaign_id.as_bytes());
     put_bytes(out, c.message_id.as_bytes());
     put_bytes(out, c.contact_id.as_bytes());
-    if c.kind == TokenKind::Click {
-        put_bytes(out, c.link_id.as_bytes());
-        put_bytes(out, c.url.as_bytes());
+    match c.kind {
+        TokenKind::Click => {
+            put_bytes(out, c.link_id.as_bytes());
+            put_bytes(out, c.url.as_bytes());
+        }
+        TokenKind::Unsubscribe => put_bytes(out, c.list_id.as_bytes()),
+        TokenKind::Open => {}
     }
-    let flags = if c.honeypot { FLAG_HONEYPOT } else { 0 };
+    let flags = match c.kind {
+        TokenKind::Unsubscribe => {
+            if c.undo {
+                FLAG_UNDO
+            } else {
+                0
+            }
+        }
+        _ => {
+            if c.honeypot {
+                FLAG_HONEYPOT
+            } else {
+                0
+            }
+        }
+    };
     if flags != 0 {
         put_varint(out, flags);
     }
@@ -159,6 +184,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     let kind = match kc >> 4 {
         1 => TokenKind::Open,
         2 => TokenKind::Click,
+        3 => TokenKind::Unsubscribe,
         _ => return Err(malformed("unknown kind")),
     };
     let channel = Channel::from_code(kc & 0x0f).ok_or_else(|| malformed("unknown channel"))?;
@@ -167,17 +193,21 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     let campaign_id = r.string(MAX_ID_LEN)?;
     let message_id = r.string(MAX_ID_LEN)?;
     let contact_id = r.string(MAX_ID_LEN)?;
-    let (link_id, url) = match kind {
-        TokenKind::Click => (r.string(MAX_ID_LEN)?, r.string(MAX_URL_LEN)?),
-        TokenKind::Open => (String::new(), String::new()),
+    let (link_id, url, list_id) = match kind {
+        TokenKind::Click => (r.string(MAX_ID_LEN)?, r.string(MAX_URL_LEN)?, String::new()),
+        TokenKind::Unsubscribe => (String::new(), String::new(), r.string(MAX_ID_LEN)?),
+        TokenKind::Open => (String::new(), String::new(), String::new()),
     };
     // Without flags, the body ends here: the same one test as before the extension.
-    let mut honeypot = false;
+    let (mut honeypot, mut undo) = (false, false);
     if !r.buf.is_empty() {
-        if kind != TokenKind::Click {
-            return Err(malformed("trailing bytes"));
+        match kind {
+            TokenKind::Click => honeypot = read_flags(&mut r, KNOWN_FLAGS)? & FLAG_HONEYPOT != 0,
+            TokenKind::Unsubscribe => {
+                undo = read_flags(&mut r, KNOWN_UNSUBSCRIBE_FLAGS)? & FLAG_UNDO != 0
+            }
+            TokenKind::Open => return Err(malformed("trailing bytes")),
         }
-        honeypot = read_click_flags(&mut r)?;
     }
     Ok(Claims {
         kind,
@@ -190,26 +220,29 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
         link_id,
         url,
         honeypot,
+        list_id,
+        undo,
     })
 }
 
-/// The flags of a click, present because bytes follow its `url`: one minimal varint, non-zero
-/// (a present zero would be a second encoding of "no flags"), no unknown bit, and the end of
-/// the body. Returns the honeypot bit. Out of line: tokens without flags never call it.
+/// The flags of a click or an unsubscribe, present because bytes follow its last field: one
+/// minimal varint, non-zero (a present zero would be a second encoding of "no flags"), no bit
+/// outside `known`, and the end of the body. Returns the flags. Out of line: tokens without
+/// flags never call it.
 #[cold]
 #[inline(never)]
-fn read_click_flags(r: &mut Reader<'_>) -> Result<bool, TokenError> {
+fn read_flags(r: &mut Reader<'_>, known: u64) -> Result<u64, TokenError> {
     let flags = r.varint()?;
     if flags == 0 {
         return Err(malformed("zero flags"));
     }
-    if flags & !KNOWN_FLAGS != 0 {
+    if flags & !known != 0 {
         return Err(malformed("unknown flag bits"));
     }
     if !r.buf.is_empty() {
         return Err(malformed("trailing bytes"));
     }
-    Ok(flags & FLAG_HONEYPOT != 0)
+    Ok(flags)
 }
 
 #[cfg(test)]

@@ -549,6 +549,7 @@ fn check_claims(c: &Claims) -> Result<(), TokenError> {
         ("message_id", &c.message_id),
         ("contact_id", &c.contact_id),
         ("link_id", &c.link_id),
+        ("list_id", &c.list_id),
     ] {
         if value.len() > MAX_ID_LEN {
             return Err(TokenError::FieldTooLong {
@@ -570,8 +571,25 @@ fn check_claims(c: &Claims) -> Result<(), TokenError> {
                     "honeypot is a click flag; open tokens carry no flags",
                 ));
             }
+            if !c.list_id.is_empty() || c.undo {
+                return Err(TokenError::InvalidClaims(
+                    "list_id and undo belong to unsubscribe tokens",
+                ));
+            }
+        }
+        TokenKind::Unsubscribe => {
+            if !c.link_id.is_empty() || !c.url.is_empty() || c.honeypot {
+                return Err(TokenError::InvalidClaims(
+                    "unsubscribe tokens carry no link_id, url or honeypot",
+                ));
+            }
         }
         TokenKind::Click => {
+            if !c.list_id.is_empty() || c.undo {
+                return Err(TokenError::InvalidClaims(
+                    "list_id and undo belong to unsubscribe tokens",
+                ));
+            }
             if c.url.len() > MAX_URL_LEN {
                 return Err(TokenError::FieldTooLong {
                     field: "url",

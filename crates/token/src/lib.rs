@@ -20,6 +20,8 @@
 //!     link_id: "hero".into(),
 //!     url: "https://shop.example.com/sale?utm=mail".into(),
 //!     honeypot: false,
+//!     list_id: String::new(),
+//!     undo: false,
 //! };
 //! let token = keyring.sign(&claims)?;
 //! assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -43,11 +45,12 @@
 //! | 1          | version, `0x01`                                                           |
 //! | 1          | key id length `n`, 1..=16                                                 |
 //! | n          | key id, ASCII `[A-Za-z0-9_-]`                                             |
-//! | 1          | `kind << 4 \| channel`: kind 1 open, 2 click; channel 1 email, 2 sms, 3 push, 4 web (the proto enum numbers) |
+//! | 1          | `kind << 4 \| channel`: kind 1 open, 2 click, 3 unsubscribe; channel 1 email, 2 sms, 3 push, 4 web (the proto enum numbers) |
 //! | 1..=10     | `issued_at_ms`, zigzag-encoded LEB128 varint                              |
 //! | var        | `tenant_id`, `campaign_id`, `message_id`, `contact_id`: each a varint byte length then UTF-8 bytes (<= 255) |
 //! | var        | clicks only: `link_id` (<= 255 bytes) then `url` (<= 2048 bytes), same encoding |
 //! | 0 or 1..=10 | clicks only: flags, a minimal varint present only when non-zero; bit 0 = [`Claims::honeypot`]; other bits are refused |
+//! | var        | unsubscribes only (instead of the click fields): `list_id` (<= 255 bytes, empty: the whole tenant), then flags as above with bit 0 = [`Claims::undo`] |
 //! | 16         | tag: HMAC-SHA256 under the key's secret of a fixed 64-byte context block (`"openclick-token v1 HMAC-SHA256 tag for open/click tracking"`, NUL-padded) followed by every preceding byte, truncated to its first 16 bytes (128 bits) |
 //!
 //! Decoding is strict: varints must be minimal, lengths must fit, strings must be UTF-8, flags
@@ -118,7 +121,8 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_KEY_ID_LEN: usize = 16;
 
 /// Longest payload `sign` can produce: header, kind/channel, 10-byte time varint, five ids
-/// with 2-byte length varints, the URL with its 2-byte length, the 1-byte flags, the tag.
+/// with 2-byte length varints, the URL with its 2-byte length, the 1-byte flags, the tag. (An
+/// unsubscribe's body, five ids and a 1-byte flags varint, is shorter.)
 const MAX_PAYLOAD_LEN: usize =
     2 + MAX_KEY_ID_LEN + 1 + 10 + 5 * (2 + MAX_ID_LEN) + (2 + MAX_URL_LEN) + 1 + codec::TAG_LEN;
 const _: () = assert!(MAX_PAYLOAD_LEN.div_ceil(3) * 4 <= MAX_TOKEN_LEN);
@@ -130,6 +134,9 @@ pub enum TokenKind {
     Open,
     /// A tracked link (`/c/TOKEN`).
     Click,
+    /// A one-click unsubscribe link (`/u/TOKEN`, RFC 8058): the contact opts out of the tenant's
+    /// mail, or of one list ([`Claims::list_id`]). Kind nibble 3 (docs/token-v1.md §2).
+    Unsubscribe,
 }
 
 impl TokenKind {
@@ -138,6 +145,7 @@ impl TokenKind {
         match self {
             TokenKind::Open => "open",
             TokenKind::Click => "click",
+            TokenKind::Unsubscribe => "unsubscribe",
         }
     }
 }
@@ -254,4 +262,13 @@ pub struct Claims {
     /// Senders must not emit honeypot links until every verifier that may see them runs a
     /// version that knows the extension: older verifiers reject them as malformed.
     pub honeypot: bool,
+    /// Unsubscribes: the list the contact opts out of; empty means every mail of the tenant
+    /// (the contact across the tenant). Empty for opens and clicks. At most [`MAX_ID_LEN`]
+    /// bytes.
+    pub list_id: String,
+    /// Unsubscribes: an *undo* token, minted by the edge after an unsubscribe (its
+    /// `issued_at_ms` is the time of that unsubscribe) so the person can re-subscribe for a
+    /// short window. Bit 0 of an unsubscribe's flags (docs/token-v1.md §2). Always `false` for
+    /// opens and clicks.
+    pub undo: bool,
 }

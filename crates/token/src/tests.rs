@@ -27,6 +27,8 @@ fn open_claims() -> Claims {
         link_id: String::new(),
         url: String::new(),
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     }
 }
 
@@ -42,6 +44,8 @@ fn click_claims(url: &str) -> Claims {
 fn honeypot_claims(url: &str) -> Claims {
     Claims {
         honeypot: true,
+        list_id: String::new(),
+        undo: false,
         ..click_claims(url)
     }
 }
@@ -387,6 +391,8 @@ fn honeypot_flag_extension() {
     // Signing: an open cannot carry the flag; a bad destination is refused with or without it.
     let open_honeypot = Claims {
         honeypot: true,
+        list_id: String::new(),
+        undo: false,
         ..open_claims()
     };
     assert!(matches!(
@@ -865,6 +871,8 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
                     link_id: if click { link } else { String::new() },
                     url: if click { url } else { String::new() },
                     honeypot: click && honeypot,
+                    list_id: String::new(),
+                    undo: false,
                 }
             },
         )
@@ -930,4 +938,86 @@ proptest! {
         let t = String::from_utf8(t).unwrap();
         prop_assert!(kr.verify(&t).is_err());
     }
+}
+
+fn unsubscribe_claims(list: &str) -> Claims {
+    Claims {
+        kind: TokenKind::Unsubscribe,
+        list_id: list.into(),
+        ..open_claims()
+    }
+}
+
+#[test]
+fn unsubscribe_tokens_round_trip_with_and_without_a_list_and_undo() {
+    let kr = ring("k1", 3);
+    for c in [
+        unsubscribe_claims(""),
+        unsubscribe_claims("weekly"),
+        Claims {
+            undo: true,
+            ..unsubscribe_claims("weekly")
+        },
+    ] {
+        let t = kr.sign(&c).unwrap();
+        assert_eq!(kr.verify(&t).unwrap().claims, c);
+    }
+}
+
+#[test]
+fn unsubscribe_layout_is_the_spec_s() {
+    // docs/token-v1.md §2: kind nibble 3, then the four ids, then list_id, then (undo only)
+    // the flags byte 0x01.
+    let kr = ring("k1", 3);
+    let raw = decode(&kr.sign(&unsubscribe_claims("ab")).unwrap());
+    let body = &raw[4..raw.len() - 16];
+    assert_eq!(body[0], 0x31);
+    assert_eq!(&body[body.len() - 3..], &[2, b'a', b'b']);
+    let undo = decode(
+        &kr.sign(&Claims {
+            undo: true,
+            ..unsubscribe_claims("ab")
+        })
+        .unwrap(),
+    );
+    let ubody = &undo[4..undo.len() - 16];
+    assert_eq!(ubody, [body, &[0x01]].concat());
+}
+
+#[test]
+fn signing_refuses_mixed_kinds_fields() {
+    let kr = ring("k1", 3);
+    let refused = |c: Claims| {
+        assert!(
+            matches!(kr.sign(&c), Err(TokenError::InvalidClaims(_))),
+            "{c:?}"
+        )
+    };
+    refused(Claims {
+        list_id: "l".into(),
+        ..open_claims()
+    });
+    refused(Claims {
+        undo: true,
+        ..open_claims()
+    });
+    refused(Claims {
+        list_id: "l".into(),
+        ..click_claims("https://e.com/")
+    });
+    refused(Claims {
+        url: "https://e.com/".into(),
+        ..unsubscribe_claims("")
+    });
+    refused(Claims {
+        honeypot: true,
+        ..unsubscribe_claims("")
+    });
+    assert!(matches!(
+        kr.sign(&unsubscribe_claims(&"l".repeat(256))),
+        Err(TokenError::FieldTooLong {
+            field: "list_id",
+            ..
+        })
+    ));
 }

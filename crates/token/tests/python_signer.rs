@@ -93,6 +93,8 @@ impl Rng {
             link_id: if click { self.id() } else { String::new() },
             url: if click { self.url() } else { String::new() },
             honeypot: click && self.below(4) == 0,
+            list_id: String::new(),
+            undo: false,
         }
     }
 }

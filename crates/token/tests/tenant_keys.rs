@@ -42,6 +42,8 @@ fn claims(tenant: &str, kind: TokenKind) -> Claims {
             String::new()
         },
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
     }
 }
 

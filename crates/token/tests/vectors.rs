@@ -175,9 +175,15 @@ fn honeypot_vectors_are_the_plain_click_plus_the_flags_byte() {
         let header = 2 + key_id.len();
         let plain = spec_body(&Claims {
             honeypot: false,
+            undo: false,
             ..claims.clone()
         });
-        if claims.honeypot {
+        if claims.undo {
+            // The unsubscribe flags (bit 0, undo): the same rule as a click's.
+            assert_eq!(claims.kind, TokenKind::Unsubscribe, "{name}");
+            assert_eq!(&signed[header..], [&plain[..], &[0x01]].concat(), "{name}");
+            assert!(kr.verify(s(case, "token")).unwrap().claims.undo, "{name}");
+        } else if claims.honeypot {
             honeypots += 1;
             assert_eq!(claims.kind, TokenKind::Click, "{name}");
             assert_eq!(case["claims"]["honeypot"], json!(true), "{name}");
@@ -226,6 +232,17 @@ fn claims(kind: TokenKind, channel: &str, ids: [&str; 4], t: i64, link: &str, ur
         link_id: link.into(),
         url: url.into(),
         honeypot: false,
+        list_id: String::new(),
+        undo: false,
+    }
+}
+
+/// An unsubscribe for `ids` (list `list`, empty: the whole tenant).
+fn unsub(channel: &str, ids: [&str; 4], t: i64, list: &str, undo: bool) -> Claims {
+    Claims {
+        list_id: list.into(),
+        undo,
+        ..claims(TokenKind::Unsubscribe, channel, ids, t, "", "")
     }
 }
 
@@ -251,6 +268,7 @@ fn with_byte(token: &str, i: isize, f: impl Fn(u8) -> u8) -> String {
 #[ignore = "generator: rewrites tests/vectors/token-v1.json"]
 fn generate_vectors() {
     use TokenKind::{Click, Open};
+    let unsub_ids = ["acme", "", "", "c-42"];
 
     // Keys: (id, secret length). k2 signs, the others verify only.
     let key_specs: [(&str, usize); 5] = [
@@ -458,6 +476,23 @@ fn generate_vectors() {
                 &i255,
                 &max_url,
             ),
+        ),
+        // Kind 3, unsubscribe (RFC 8058 one-click): the five ids, then list_id (empty: the
+        // contact across the tenant), then flags (bit 0: an undo minted by the edge).
+        (
+            "unsubscribe-email-tenant-wide",
+            "k2",
+            unsub("email", unsub_ids, 1_717_000_000_000, "", false),
+        ),
+        (
+            "unsubscribe-email-one-list",
+            "k2",
+            unsub("email", ids, 1_717_000_000_000, "newsletter-weekly", false),
+        ),
+        (
+            "unsubscribe-undo-verify-only-key",
+            "k1",
+            unsub("email", unsub_ids, 1_717_000_000_456, "news", true),
         ),
     ];
 
@@ -824,7 +859,7 @@ fn generate_vectors() {
         forged(1, &open_kc(0x31)),
         None,
         "malformed",
-        "validly tagged, kind 3 (reserved, e.g. a future unsubscribe kind)",
+        "validly tagged, kind 3 (unsubscribe) with an open's body: its list_id is missing (truncated)",
     );
     add(
         "signed-unknown-kind-0",
@@ -1058,6 +1093,58 @@ fn generate_vectors() {
         "malformed",
         "validly tagged click to javascript: with zero flags: the body is parsed (malformed) before the destination is judged",
     );
+    let unsub_plain = unsub("email", unsub_ids, 1_717_000_000_000, "", false);
+    let unsub_token = spec_token("k2", &k2, &unsub_plain);
+    let unsub_body = spec_body(&unsub_plain);
+    let unsub_flags = |flags: &[u8]| forged(1, &[&unsub_body[..], flags].concat());
+    add(
+        "signed-unsubscribe-zero-flags",
+        unsub_flags(&[0x00]),
+        None,
+        "malformed",
+        "validly tagged unsubscribe whose flags are present but zero",
+    );
+    add(
+        "signed-unsubscribe-unknown-flag-bit-1",
+        unsub_flags(&[0x02]),
+        None,
+        "malformed",
+        "validly tagged unsubscribe with flag bit 1 (undefined for unsubscribes)",
+    );
+    add(
+        "signed-unsubscribe-undo-then-byte",
+        unsub_flags(&[0x01, 0x00]),
+        None,
+        "malformed",
+        "validly tagged undo followed by a byte",
+    );
+    add(
+        "unsubscribe-undo-flag-added-old-tag",
+        {
+            let mut raw = unb64(&unsub_token);
+            let tag = raw.split_off(raw.len() - 16);
+            raw.push(0x01);
+            raw.extend_from_slice(&tag);
+            b64(&raw)
+        },
+        None,
+        "bad_signature",
+        "the undo flag added to an unsubscribe under its old tag",
+    );
+    add(
+        "unsubscribe-token-on-click-route",
+        unsub_token.clone(),
+        Some("click"),
+        WRONG_KIND,
+        "valid unsubscribe token presented on /c/",
+    );
+    add(
+        "click-token-on-unsubscribe-route",
+        click.clone(),
+        Some("unsubscribe"),
+        WRONG_KIND,
+        "valid click token presented on /u/",
+    );
     add(
         "honeypot-click-token-on-open-route",
         honeypot_click.clone(),
@@ -1107,8 +1194,9 @@ fn generate_vectors() {
             "Secrets are unpadded base64url. Test secret i of key ID: SHA-256('openclick-token v1 test key ' || ID || byte(i)) blocks, concatenated, cut to length.",
             "issued_at_ms is a decimal string (it is a signed 64-bit integer; JSON numbers lose precision past 2^53).",
             "honeypot (clicks only: the click flags extension, bit 0) is present, as true, only when set; absent means false.",
+            "list_id is present only on unsubscribe claims (empty: the contact across the tenant); undo (unsubscribes only, flag bit 0) is present, as true, only when set.",
             "valid: signing claims with key_id gives exactly token (signing is deterministic); verifying token with the whole keyring gives claims and key_id. payload_hex is the decoded token.",
-            "invalid: verifying token with the whole keyring fails with error; when route is present the token is presented on that route (open = /o/, click = /c/) and a token of the other kind fails with wrong_kind.",
+            "invalid: verifying token with the whole keyring fails with error; when route is present the token is presented on that route (open = /o/, click = /c/, unsubscribe = /u/) and a token of the other kind fails with wrong_kind.",
         ],
         "keys": keys.iter().map(|(id, sec)| json!({"id": id, "secret": b64(sec)})).collect::<Vec<_>>(),
         "keyring_spec": spec,

@@ -112,7 +112,12 @@ pub async fn ensure_topics(
             TopicReplication::Fixed(replication),
         ),
     ];
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // A client-side deadline too: without it a broker that never answers CreateTopics (the
+    // embedded mock cluster, seen from a second `serve`) holds startup for librdkafka's
+    // default socket timeout or longer.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(5)));
     let results = admin
         .create_topics(topics.iter(), &opts)
         .await

@@ -66,6 +66,7 @@ pub fn kind_from_str(s: &str) -> TokenKind {
     match s {
         "open" => TokenKind::Open,
         "click" => TokenKind::Click,
+        "unsubscribe" => TokenKind::Unsubscribe,
         other => panic!("unknown kind {other:?}"),
     }
 }
@@ -88,6 +89,12 @@ pub fn claims_from_json(c: &Value) -> Claims {
             Value::Bool(b) => *b,
             other => panic!("honeypot must be a boolean, not {other}"),
         },
+        list_id: c["list_id"].as_str().unwrap_or_default().to_owned(),
+        undo: match &c["undo"] {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => panic!("undo must be a boolean, not {other}"),
+        },
     }
 }
 
@@ -107,6 +114,12 @@ pub fn claims_to_json(c: &Claims) -> Value {
     });
     if c.honeypot {
         v["honeypot"] = json!(true);
+    }
+    if c.kind == TokenKind::Unsubscribe {
+        v["list_id"] = json!(c.list_id);
+    }
+    if c.undo {
+        v["undo"] = json!(true);
     }
     v
 }
@@ -148,9 +161,10 @@ pub fn spec_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// Section 2, "Flags": the flag bits of claims (bit 0, honeypot).
+/// Section 2, "Flags": the flag bits of claims (clicks: bit 0, honeypot; unsubscribes: bit 0,
+/// undo).
 pub fn spec_flags(c: &Claims) -> u64 {
-    u64::from(c.honeypot)
+    u64::from(c.honeypot) | u64::from(c.undo)
 }
 
 /// The body bytes of claims (kind/channel byte through the last field, then the flags varint
@@ -160,6 +174,7 @@ pub fn spec_body(c: &Claims) -> Vec<u8> {
     let kind: u8 = match c.kind {
         TokenKind::Open => 1,
         TokenKind::Click => 2,
+        TokenKind::Unsubscribe => 3,
     };
     let channel: u8 = match c.channel {
         Channel::Email => 1,
@@ -175,6 +190,9 @@ pub fn spec_body(c: &Claims) -> Vec<u8> {
     if c.kind == TokenKind::Click {
         spec_string(&mut out, c.link_id.as_bytes());
         spec_string(&mut out, c.url.as_bytes());
+    }
+    if c.kind == TokenKind::Unsubscribe {
+        spec_string(&mut out, c.list_id.as_bytes());
     }
     let flags = spec_flags(c);
     if flags != 0 {
