@@ -17,6 +17,7 @@
 //! - [`server`]: the public tracking server: [`server::run`] on the shared listener helper
 //!   (`openclick-http`) with graceful shutdown, response building.
 //! - [`metrics`]: counters on the hot path, exported at scrape time by the admin listener.
+//! - [`web`]: website activity after a click: the identity hand-off, `/w.js`, `/w/{token}`.
 //!
 //! The admin listener (`/metrics`, `/healthz`, `/readyz`, `/info`, the suppression API) is
 //! its own component, `openclick-admin`, with its own accept loop.
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod web;
 pub mod window;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};

@@ -278,8 +278,18 @@ pub async fn run_with_https(
         move |peer| {
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
-                let resp = st.handle(req.method(), req.uri().path(), req.headers(), peer);
-                std::future::ready(Ok::<_, Infallible>(resp))
+                // The web routes read a body; the tracking routes answer at once.
+                let now = if crate::web::is_web_path(req.uri().path()) {
+                    Err((st.clone(), req))
+                } else {
+                    Ok(st.handle(req.method(), req.uri().path(), req.headers(), peer))
+                };
+                async move {
+                    Ok::<_, Infallible>(match now {
+                        Ok(resp) => resp,
+                        Err((st, req)) => crate::web::serve(&st, req, peer).await,
+                    })
+                }
             })
         },
         shutdown,
