@@ -610,7 +610,9 @@ pub fn process(pipeline: &Pipeline, web: &Web, req: &WebRequest<'_>) -> WebOutco
         sec_purpose: header(&SEC_PURPOSE),
         dnt: header(&header::DNT),
         sec_gpc: header(&SEC_GPC),
-        sent_at_ms: claims.issued_at_ms,
+        // No "too fast after sending" rule: the token's time is the hand-off (the click), and
+        // the landing page's view follows it within a second by design (0 turns the rule off).
+        sent_at_ms: 0,
         now_ms: req.now_ms,
     });
     let event = EngagementEvent {

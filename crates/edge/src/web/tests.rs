@@ -128,9 +128,9 @@ struct Fixture {
 
 fn fixture(settings: &str) -> Fixture {
     let keyring = Keyring::new(Key::new("k1", &[9u8; 32]).unwrap(), vec![]).unwrap();
+    // The default "too fast after sending" delay (2 s): page views must not trip it.
     let enricher = Enricher::new(EnrichConfig {
         reload_poll: None,
-        min_delay_ms: 0,
         ..EnrichConfig::default()
     })
     .unwrap();
@@ -313,9 +313,28 @@ fn a_beacon_becomes_a_page_view() {
     );
     assert_eq!(e.page_url, "https://shop.example.com/p?a=1#x");
     assert_eq!(e.referrer, "https://mail.example/");
-    // Flagged, not dropped: the headless browser is a signal on the event.
+    // Flagged, not dropped: the headless browser is a signal on the event; the view a second
+    // after the hand-off is not "too fast" (that rule is about time since sending).
     let signals = e.signals.unwrap();
     assert!(signals.suspected_bot, "{signals:?}");
+    assert!(
+        !signals
+            .bot_reasons
+            .contains(&(openclick_events::v1::BotReason::TooFast as i32)),
+        "{signals:?}"
+    );
+    let mut person = HeaderMap::new();
+    person.insert(header::ORIGIN, HeaderValue::from_static(SITE));
+    person.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        ),
+    );
+    let e = beacon(&f, Method::POST, &path, &body, &person)
+        .event
+        .unwrap();
+    assert!(!e.signals.unwrap().suspected_bot);
 
     // The image fallback: GET with the query, no Origin header; the pixel.
     let o = beacon(&f, Method::GET, &path, &body, &HeaderMap::new());
