@@ -259,6 +259,12 @@ pub struct ServeArgs {
     /// Tracking base URL of the sending API's URLs when a request gives no `?base_url=`.
     #[arg(long, env = "OPENCLICK_SENDING_BASE_URL")]
     pub sending_base_url: Option<String>,
+    /// Website activity after a click (README "Website activity"): a TOML file of per-tenant
+    /// settings (`[tenant.ID]`: handoff, param, origins, lifetime_days, honour_gpc,
+    /// honour_dnt); re-read on SIGHUP and within 5 s of a change. Without it the `/w.js` and
+    /// `/w/` routes answer 404 and clicks hand nothing over.
+    #[arg(long, env = "OPENCLICK_WEB_SETTINGS", value_name = "FILE")]
+    pub web_settings: Option<PathBuf>,
     /// Compacted suppressions topic, read from the beginning and followed by every replica.
     #[arg(long, env = "OPENCLICK_SUPPRESSIONS_TOPIC", default_value = openclick_suppress::record::DEFAULT_SUPPRESSIONS_TOPIC)]
     pub suppressions_topic: String,

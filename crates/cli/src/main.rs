@@ -24,6 +24,7 @@ mod sign;
 mod sign_batch;
 mod suppress_cmd;
 mod tail;
+mod web_cmd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

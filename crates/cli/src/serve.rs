@@ -280,6 +280,7 @@ fn resolve_kafka(mut args: ServeArgs) -> Result<ServeArgs> {
 pub fn check_config(args: ServeArgs, settings: &[Setting], file: Option<&Path>) -> Result<()> {
     let args = resolve_kafka(args).map_err(bad_config)?;
     let c = build_components(&args).map_err(bad_config)?;
+    crate::web_cmd::load(args.web_settings.as_deref()).map_err(bad_config)?;
     println!("configuration ok");
     println!("  listen:           {}", args.listen);
     println!("  admin listen:     {}", args.admin_listen);
@@ -420,6 +421,7 @@ async fn start_sync(
 pub fn serve(args: ServeArgs) -> Result<()> {
     let args = resolve_kafka(args).map_err(bad_config)?;
     let c = build_components(&args).map_err(bad_config)?;
+    let web = crate::web_cmd::load(args.web_settings.as_deref()).map_err(bad_config)?;
     let embedded = match &args.kafka_brokers {
         Some(_) => None,
         None => {
@@ -601,6 +603,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             },
         ));
         let pipeline = pipeline.with_click_window(click_window.clone());
+        let pipeline = match (&web, &args.web_settings) {
+            (Some(w), Some(path)) => {
+                crate::web_cmd::watch(path.clone(), w.clone());
+                pipeline.with_web(w.clone())
+            }
+            _ => pipeline,
+        };
         let shared_keyring = pipeline.keys().clone();
         let sink_dyn: Arc<dyn Sink> = sink.clone();
         // `/u/`: one-click unsubscribe through the suppression writer (none without the topic:
@@ -693,6 +702,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     }
                     click_window.export_metrics();
                     blocks.export_metrics();
+                    if let Some(w) = &web {
+                        w.export_metrics();
+                    }
                 })
         };
         // The sending API: its own thread, listener and small connection cap; it signs with
@@ -861,7 +873,7 @@ const SECRET_POLL: Duration = Duration::from_secs(5);
 
 /// What identifies a file's content without reading it: modification time, length, inode
 /// (Kubernetes swaps a mounted Secret by symlink, which changes all three). `None`: missing.
-fn file_stamp(path: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
+pub(crate) fn file_stamp(path: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
     let m = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let ino = std::os::unix::fs::MetadataExt::ino(&m);

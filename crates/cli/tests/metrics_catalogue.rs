@@ -203,6 +203,14 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
         .arg("--sending-tokens-file")
         .arg(&tokens)
         .args(["--sending-base-url", "https://t.example.com"]);
+    // Website activity on for acme, so the web family is scraped (the clicks hand off).
+    let web = dir.path().join("web.toml");
+    std::fs::write(
+        &web,
+        "[tenant.acme]\nhandoff = true\norigins = [\"https://shop.example.com\"]\n",
+    )
+    .unwrap();
+    cmd.arg("--web-settings").arg(&web);
     let server = Server::spawn(cmd);
     let sending: std::net::SocketAddr = server.info()["sending_listen"]
         .as_str()
@@ -308,6 +316,13 @@ fn every_scraped_series_is_catalogued_and_vice_versa() {
             &[("route", route), ("status_class", class)],
         )
     };
+    assert_eq!(
+        s.value(
+            "openclick_web_requests_total",
+            &[("route", "handoff"), ("outcome", "added")]
+        ),
+        Some(CLICKS as f64)
+    );
     assert_eq!(count("open", "2xx"), Some(OPENS as f64));
     assert_eq!(count("click", "3xx"), Some(CLICKS as f64));
     assert_eq!(

@@ -21,6 +21,7 @@
 //! - [`unsubscribe`]: `GET|POST /u/{token}`, RFC 8058 one-click unsubscribe into the
 //!   suppression set through a `dyn SuppressionWriter` (the one route that waits for Kafka, by
 //!   design, with a durable spool when it cannot).
+//! - [`web`]: website activity after a click: the identity hand-off, `/w.js`, `/w/{token}`.
 //!
 //! The admin listener (`/metrics`, `/healthz`, `/readyz`, `/info`, the suppression API) is
 //! its own component, `openclick-admin`, with its own accept loop.
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod unsubscribe;
+pub mod web;
 pub mod window;
 
 pub use client_ip::{ClientIpConfig, ClientIpHeader};

@@ -392,6 +392,7 @@ pub fn describe_metrics() {
         "Events the sink accepted, by verdict (human, machine, bot, unknown; docs/verdict.md)."
     );
     crate::window::describe_metrics();
+    crate::web::describe_metrics();
     describe_counter!(
         "openclick_events_by_bot_reason_total",
         "Events the sink accepted, by reason they are suspected automated (an event may carry several)."

@@ -194,6 +194,7 @@ pub struct Pipeline {
     limits: Limits,
     blocks: Option<Arc<BlockList>>,
     clicks: Option<Arc<ClickWindow>>,
+    web: Option<Arc<crate::web::Web>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -226,7 +227,25 @@ impl Pipeline {
             limits: Limits::default(),
             blocks: None,
             clicks: None,
+            web: None,
         }
+    }
+
+    /// With website activity (`crate::web`): clicks of tenants that turned the hand-off on
+    /// carry a web token to the destination, and `/w/` page views are accepted.
+    pub fn with_web(mut self, web: Arc<crate::web::Web>) -> Pipeline {
+        self.web = Some(web);
+        self
+    }
+
+    /// The web settings and counters, if website activity is on.
+    pub fn web(&self) -> Option<&Arc<crate::web::Web>> {
+        self.web.as_ref()
+    }
+
+    /// The forwarding rules the client address is read with.
+    pub fn client_ip_config(&self) -> &ClientIpConfig {
+        &self.client_ip
     }
 
     /// With the behaviour window: tracked clicks are noted in it and their events held
@@ -267,11 +286,6 @@ impl Pipeline {
     /// The suppression set this pipeline checks.
     pub fn suppression(&self) -> &Arc<SuppressionSet> {
         &self.suppression
-    }
-
-    /// Whose forwarding headers this pipeline believes.
-    pub(crate) fn client_ip_config(&self) -> &ClientIpConfig {
-        &self.client_ip
     }
 
     /// The enricher this pipeline uses.
@@ -365,7 +379,7 @@ impl Pipeline {
                 }
             }
         }
-        let reply = match ok_reply_for {
+        let mut reply = match ok_reply_for {
             None => Reply::Pixel,
             Some(()) => match HeaderValue::from_str(&claims.url) {
                 Ok(v) => Reply::Redirect(v),
@@ -407,6 +421,12 @@ impl Pipeline {
             }
         }
 
+        // Website hand-off (crate::web): only for contacts not suppressed and within the rate.
+        if let (Some(web), Reply::Redirect(_)) = (&self.web, &reply) {
+            if let Some(to) = web.handoff(&keyring, &claims, req.headers, req.now_ms) {
+                reply = Reply::Redirect(to);
+            }
+        }
         let headers = req.headers;
         // Pre-parsed names: a `&str` name is parsed and validated on every lookup.
         let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -459,8 +479,7 @@ impl Pipeline {
             signals: Some(e.signals),
             key_id: verified.key_id.to_string(),
             producer_version: PRODUCER_VERSION.to_string(),
-            list_id: String::new(),
-            unsubscribe_method: 0,
+            ..EngagementEvent::default()
         };
         Outcome {
             reply,

@@ -33,6 +33,11 @@ use crate::window;
 /// The 43-byte transparent 1x1 GIF89a.
 pub const PIXEL_GIF: &[u8; 43] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
 
+/// The future of a route that reads a body or waits (`/u/`, `/w/`), boxed so that both fit one
+/// service type; tracking hits take the unboxed, immediately ready path.
+type BoxedReply =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -322,14 +327,23 @@ pub async fn run_with_https(
             let st = st.clone();
             service_fn(move |req: Request<Incoming>| {
                 use futures_util::future::Either;
-                // Tracking hits pay one prefix test here, and no reference count.
-                if req.uri().path().starts_with("/u/") {
+                let path = req.uri().path();
+                // Tracking hits pay two prefix tests here, and no reference count.
+                if path.starts_with("/u/") {
                     if let Some(u) = st.unsubscribe.clone() {
                         let st = st.clone();
-                        return Either::Right(Box::pin(async move {
+                        let fut: BoxedReply = Box::pin(async move {
                             Ok::<_, Infallible>(st.handle_unsubscribe(&u, req, peer).await)
-                        }));
+                        });
+                        return Either::Right(fut);
                     }
+                } else if crate::web::is_web_path(path) {
+                    // The web routes read a body; the tracking routes answer at once.
+                    let st = st.clone();
+                    let fut: BoxedReply = Box::pin(async move {
+                        Ok::<_, Infallible>(crate::web::serve(&st, req, peer).await)
+                    });
+                    return Either::Right(fut);
                 }
                 let resp = st.handle(req.method(), req.uri().path(), req.headers(), peer);
                 Either::Left(std::future::ready(Ok::<_, Infallible>(resp)))

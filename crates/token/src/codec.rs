@@ -35,11 +35,11 @@ pub(crate) fn kind_channel_byte(kind: TokenKind, channel: Channel) -> u8 {
     (k << 4) | channel.code()
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(u: u64) -> i64 {
+pub(crate) fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
@@ -109,12 +109,12 @@ pub(crate) fn encode_body(out: &mut Vec<u8>, c: &Claims) {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, TokenError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, TokenError> {
         let (&b, rest) = self
             .buf
             .split_first()
@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
     }
 
     /// LEB128, at most 10 bytes, minimal encoding only.
-    fn varint(&mut self) -> Result<u64, TokenError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, TokenError> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.byte()?;
@@ -142,7 +142,7 @@ impl<'a> Reader<'a> {
         Err(malformed("varint overflow"))
     }
 
-    fn string(&mut self, max: usize) -> Result<String, TokenError> {
+    pub(crate) fn string(&mut self, max: usize) -> Result<String, TokenError> {
         let s = self.bytes(max)?;
         let s = std::str::from_utf8(s).map_err(|_| malformed("field is not UTF-8"))?;
         Ok(s.to_owned())

@@ -197,6 +197,24 @@ impl Keyring {
     /// The tag check and body decoding of `data` (a decoded token whose header
     /// [`split_header`] accepted, key id `kid`), with this keyring's key of that id.
     fn verify_with<'k>(&'k self, kid: &[u8], data: &[u8]) -> Result<Verified<'k>, TokenError> {
+        let (key, body) = self.authenticate(kid, data)?;
+        let claims = codec::decode_body(body)?;
+        if claims.kind == TokenKind::Click {
+            validate_destination(&claims.url)?;
+        }
+        Ok(Verified {
+            claims,
+            key_id: &key.id,
+        })
+    }
+
+    /// The tag check alone: the key of id `kid` and the body of `data` (a decoded token whose
+    /// header [`split_header`] accepted) when its tag is right. The body is not judged here.
+    pub(crate) fn authenticate<'k, 'd>(
+        &'k self,
+        kid: &[u8],
+        data: &'d [u8],
+    ) -> Result<(&'k Key, &'d [u8]), TokenError> {
         let key = self
             .keys
             .iter()
@@ -209,15 +227,20 @@ impl Keyring {
         // Constant-time comparison of the first TAG_LEN bytes.
         mac.verify_truncated_left(tag)
             .map_err(|_| TokenError::BadSignature)?;
-        let body = &signed[2 + kid.len()..];
-        let claims = codec::decode_body(body)?;
-        if claims.kind == TokenKind::Click {
-            validate_destination(&claims.url)?;
-        }
-        Ok(Verified {
-            claims,
-            key_id: &key.id,
-        })
+        Ok((key, &signed[2 + kid.len()..]))
+    }
+
+    /// Header, `body` and tag under the signing key, base64url: a token of any kind whose body
+    /// the caller encoded (the web hand-off token, `web.rs`).
+    pub(crate) fn seal_body(&self, body: &[u8]) -> String {
+        let key = &self.keys[0];
+        let mut buf = Vec::with_capacity(2 + key.id.len() + body.len() + TAG_LEN);
+        buf.push(VERSION);
+        buf.push(key.id.len() as u8);
+        buf.extend_from_slice(key.id.as_bytes());
+        buf.extend_from_slice(body);
+        key.append_tag(&mut buf);
+        URL_SAFE_NO_PAD.encode(&buf)
     }
 
     /// Parses a keyring spec: comma-separated `KEY_ID:BASE64URL_SECRET` entries (padding
@@ -288,10 +311,10 @@ impl Keyring {
 
 /// Decodes the base64url text of a token into a buffer (on the stack when it fits) and hands
 /// the bytes to `f`. Tokens over [`MAX_TOKEN_LEN`] characters are refused before decoding.
-fn with_decoded<'k>(
+fn with_decoded<T>(
     token: &str,
-    f: impl FnOnce(&[u8]) -> Result<Verified<'k>, TokenError>,
-) -> Result<Verified<'k>, TokenError> {
+    f: impl FnOnce(&[u8]) -> Result<T, TokenError>,
+) -> Result<T, TokenError> {
     let t = token.as_bytes();
     if t.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong {
@@ -529,15 +552,35 @@ impl KeyStore {
     /// keyring lacks is `unknown_key` even if another tenant has a key of that id.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
         with_decoded(token, |data| {
-            let (kid, body) = split_header(data)?;
-            let keyring = if self.tenants.is_empty() {
-                self.global.as_ref()
-            } else {
-                self.keyring_for(codec::peek_tenant(body)?)
-            };
-            keyring
-                .ok_or_else(|| unknown_key(kid))?
-                .verify_with(kid, data)
+            let (kid, keyring) = self.keyring_of(data)?;
+            keyring.verify_with(kid, data)
+        })
+    }
+
+    /// The key id and the keyring that must verify `data` (a decoded token): the header
+    /// checks, then the keys of the tenant the body names (or the global keyring).
+    fn keyring_of<'d>(&self, data: &'d [u8]) -> Result<(&'d [u8], &Keyring), TokenError> {
+        let (kid, body) = split_header(data)?;
+        let keyring = if self.tenants.is_empty() {
+            self.global.as_ref()
+        } else {
+            self.keyring_for(codec::peek_tenant(body)?)
+        };
+        Ok((kid, keyring.ok_or_else(|| unknown_key(kid))?))
+    }
+
+    /// Decodes `token`, checks its header and tag with the keys of its tenant exactly as
+    /// [`KeyStore::verify`] does, and hands the authenticated body and the key id to `f`
+    /// (which judges the body: the web hand-off token, `web.rs`).
+    pub(crate) fn open_body<T>(
+        &self,
+        token: &str,
+        f: impl FnOnce(&[u8], &str) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        with_decoded(token, |data| {
+            let (kid, keyring) = self.keyring_of(data)?;
+            let (key, body) = keyring.authenticate(kid, data)?;
+            f(body, key.id())
         })
     }
 }

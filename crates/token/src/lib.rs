@@ -97,6 +97,7 @@ mod codec;
 mod dest;
 mod error;
 mod keyring;
+mod web;
 
 #[cfg(test)]
 mod tests;
@@ -107,6 +108,7 @@ use std::str::FromStr;
 pub use dest::validate_destination;
 pub use error::TokenError;
 pub use keyring::{Key, KeyStore, Keyring, Verified};
+pub use web::{WebClaims, WebTokenError, WebVerified, MAX_WEB_LIFETIME_MS, WEB_KIND};
 
 /// Longest token accepted by [`Keyring::verify`], in characters (checked before decoding).
 /// 4.5 KiB: just above the longest token [`Keyring::sign`] can produce (every id at
