@@ -150,7 +150,7 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
 /// for lists of hundreds of thousands of prefixes such as the iCloud Private Relay egress list.
 ///
 /// # Layout, and why
-/// On the 2-vCPU machines this runs on, a dependent load costs about 25 ns while the data
+/// On the 2-vCPU machines this runs on, a dependent load costs 25-50 ns while the data
 /// touched stays under ~2 MiB and about 200 ns beyond 3 MiB (`BENCHMARKS.md`, "egress lookup").
 /// A lookup over 300k prefixes cannot keep its index hot, so what counts is how many bytes the
 /// whole set takes: the structure is built to be small first.
