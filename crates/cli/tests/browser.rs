@@ -28,14 +28,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{run, serve_command, tail, Server, KEYS};
 
@@ -153,67 +151,6 @@ fn answer(conn: TcpStream, email: &str) -> Option<Seen> {
     Some(Seen { path, user_agent })
 }
 
-/// `chromium --headless --dump-dom URL`: the DOM once the page has loaded. Fails the test if
-/// Chromium fails or takes longer than a minute.
-fn chromium_dump_dom(profile: &Path, url: &str) -> String {
-    let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
-    let mut child = Command::new(&bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-domain-reliability",
-            "--no-pings",
-            "--metrics-recording-only",
-            // Resolve no host name at all: the pages use literal 127.0.0.1 addresses, and
-            // nothing else (update checks, safe browsing) can leave the machine.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (set CHROMIUM, or run .ci/browser): {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium took over 60 s on {url}: {}", err.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let dom = out.join().unwrap();
-    let err = err.join().unwrap();
-    assert!(status.success(), "chromium exited {status:?}: {err}");
-    dom
-}
-
 /// The text of the element `<tag id="id">` in a serialised DOM, HTML entities decoded.
 fn element_text(dom: &str, tag: &str, id: &str) -> Option<String> {
     let open = format!("<{tag} id=\"{id}\">");
@@ -320,7 +257,8 @@ fn headless_chromium_loads_the_pixel_and_follows_the_link_and_both_events_reach_
     );
 
     // 1. Open the email: the pixel loads, as a 1x1 image.
-    let dom = chromium_dump_dom(profile.path(), &format!("http://{}/email.html", site.addr));
+    let dom =
+        common::chromium::dump_dom(profile.path(), &format!("http://{}/email.html", site.addr));
     let seen_by_page = harness(&dom);
     assert_eq!(seen_by_page["complete"], true, "{seen_by_page}");
     assert_eq!(seen_by_page["naturalWidth"], 1, "{seen_by_page}");
@@ -332,7 +270,7 @@ fn headless_chromium_loads_the_pixel_and_follows_the_link_and_both_events_reach_
     assert_eq!(cta, click_url);
 
     // 2. Follow the tracked link: the edge redirects, the browser lands on the site.
-    let dom = chromium_dump_dom(profile.path(), &cta);
+    let dom = common::chromium::dump_dom(profile.path(), &cta);
     assert_eq!(
         element_text(&dom, "p", "landed").as_deref(),
         Some(LANDING_MARKER),
@@ -423,7 +361,10 @@ fn headless_chromium_opens_an_email_tracked_by_rewrite_and_lands_with_the_query_
     // 1. The untracked template in the browser: the button's link as the browser resolves it,
     //    and the request the browser sends when it follows it.
     site.set_email(template.clone());
-    let preview = harness(&chromium_dump_dom(preview_profile.path(), &email_url));
+    let preview = harness(&common::chromium::dump_dom(
+        preview_profile.path(),
+        &email_url,
+    ));
     assert_eq!(preview["images"], 0, "the template has no pixel: {preview}");
     assert_eq!(preview["ctaHref"], destination.as_str(), "{preview}");
     assert_eq!(
@@ -431,7 +372,8 @@ fn headless_chromium_opens_an_email_tracked_by_rewrite_and_lands_with_the_query_
         serde_json::json!([anchor, destination, mailto, unsubscribe]),
         "{preview}"
     );
-    let dom = chromium_dump_dom(preview_profile.path(), preview["ctaHref"].as_str().unwrap());
+    let dom =
+        common::chromium::dump_dom(preview_profile.path(), preview["ctaHref"].as_str().unwrap());
     assert_eq!(
         element_text(&dom, "p", "landed").as_deref(),
         Some(LANDING_MARKER),
@@ -487,7 +429,7 @@ fn headless_chromium_opens_an_email_tracked_by_rewrite_and_lands_with_the_query_
 
     // 3. Open the tracked email: the pixel loads, as a 1x1 image; the other links are intact.
     site.set_email(html);
-    let seen_by_page = harness(&chromium_dump_dom(profile.path(), &email_url));
+    let seen_by_page = harness(&common::chromium::dump_dom(profile.path(), &email_url));
     assert_eq!(seen_by_page["images"], 1, "{seen_by_page}");
     let pixel = &seen_by_page["pixel"];
     assert_eq!(pixel["src"], pixel_url.as_str(), "{seen_by_page}");
@@ -509,7 +451,7 @@ fn headless_chromium_opens_an_email_tracked_by_rewrite_and_lands_with_the_query_
 
     // 4. Follow the tracked link: the edge redirects, and the browser asks the site for exactly
     //    what it asked when it followed the untracked link.
-    let dom = chromium_dump_dom(profile.path(), &click_url);
+    let dom = common::chromium::dump_dom(profile.path(), &click_url);
     assert_eq!(
         element_text(&dom, "p", "landed").as_deref(),
         Some(LANDING_MARKER),

@@ -15,7 +15,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{run, serve_command, tail, try_http, Server, KEYS};
@@ -163,30 +163,13 @@ impl Drop for Browser {
 
 /// Chromium on `url`, with DevTools on a port it picks (read back from `DevToolsActivePort`).
 fn chromium(profile: &Path, url: &str) -> (Browser, u16) {
-    let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
-    let child = Command::new(&bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--window-size=640,800",
-            "--remote-debugging-port=0",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let child = common::chromium::command(profile)
+        .args(["--window-size=640,800", "--remote-debugging-port=0"])
         .arg(url)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (set CHROMIUM, or run .ci/browser): {e}"));
+        .unwrap_or_else(|e| common::chromium::missing(e));
     let b = Browser(child);
     let file = profile.join("DevToolsActivePort");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -17,10 +17,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -360,63 +358,6 @@ fn answer(conn: TcpStream, edge: &str) -> Option<String> {
     Some(path)
 }
 
-/// `chromium --headless --dump-dom URL` (as tests/browser.rs runs it; `localhost` resolves too).
-fn chromium_dump_dom(profile: &Path, url: &str) -> String {
-    let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
-    let mut child = Command::new(&bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-domain-reliability",
-            "--metrics-recording-only",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {bin} (set CHROMIUM, or run .ci/browser): {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium took over 60 s on {url}: {}", err.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let dom = out.join().unwrap();
-    let err = err.join().unwrap();
-    assert!(status.success(), "chromium exited {status:?}: {err}");
-    dom
-}
-
 fn harness(dom: &str) -> serde_json::Value {
     let open = "<pre id=\"harness\">";
     let start = dom
@@ -484,7 +425,7 @@ fn headless_chromium_follows_a_click_to_the_site_and_its_page_view_reaches_kafka
     let landing = format!("{site_origin}/landing?utm_source=mail#offer");
     let click = signed_click(&edge, "c-web", &landing);
     let profile = tempfile::tempdir().unwrap();
-    let seen = harness(&chromium_dump_dom(profile.path(), &click));
+    let seen = harness(&common::chromium::dump_dom(profile.path(), &click));
     let ua = seen["userAgent"].as_str().unwrap().to_string();
     assert!(ua.contains("HeadlessChrome/"), "{ua}");
     let arrived = site
@@ -524,7 +465,7 @@ fn headless_chromium_follows_a_click_to_the_site_and_its_page_view_reaches_kafka
     // 3. A suppressed contact in a fresh browser: lands without oc_id, no cookie, no event.
     let profile = tempfile::tempdir().unwrap();
     let click = signed_click(&edge, "c-suppressed", &landing);
-    let seen = harness(&chromium_dump_dom(profile.path(), &click));
+    let seen = harness(&common::chromium::dump_dom(profile.path(), &click));
     assert_eq!(seen["href"], landing.as_str(), "{seen}");
     assert_eq!(seen["cookie"], "", "{seen}");
     // The first run's click and page view only (the suppressed click records nothing).

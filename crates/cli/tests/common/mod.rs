@@ -3,6 +3,8 @@
 //! collected), a plain HTTP/1.1 client, and `openclick sign`.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
