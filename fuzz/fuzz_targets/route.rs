@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use openclick_edge::pipeline::{route, Limits, Request};
+use openclick_edge::pipeline::{route, Limits, Request, Track};
 use openclick_edge::{HitClass, Pipeline, Reply};
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_fuzz::{keyring, lines, parse_headers};
@@ -96,15 +96,14 @@ fn check_route(path: &str) {
     if let Some((kind, token)) = route(path) {
         match kind {
             // Every `/o/...` gets the pixel, whatever follows.
-            TokenKind::Open => {
+            Track::Open => {
                 let rest = path.strip_prefix("/o/").expect("an open route starts /o/");
                 assert!(rest == token || rest == format!("{token}.gif"));
             }
-            TokenKind::Click => {
+            Track::Click => {
                 let rest = path.strip_prefix("/c/").expect("a click route starts /c/");
                 assert!(rest == token && !token.is_empty() && !token.contains('/'));
             }
-            TokenKind::Unsubscribe => panic!("the tracking route never yields /u/"),
         }
     }
 }
@@ -172,7 +171,7 @@ fuzz_target!(|data: &[u8]| {
                 HitClass::ClickTracked | HitClass::ClickSuppressed | HitClass::ClickRateLimited
             ));
             let (kind, token) = routed.expect("a redirect for a path that does not route");
-            assert_eq!(kind, TokenKind::Click);
+            assert_eq!(kind, Track::Click);
             let v = f.keyring.verify(token).expect("a redirect for a bad token");
             assert_eq!(v.claims.kind, TokenKind::Click);
             assert_eq!(location.as_bytes(), v.claims.url.as_bytes());
@@ -190,11 +189,11 @@ fuzz_target!(|data: &[u8]| {
         Reply::Gone => {
             assert_eq!(out.class, HitClass::ClickBlocked);
             let (kind, token) = routed.expect("410 for a path that does not route");
-            assert_eq!(kind, TokenKind::Click);
+            assert_eq!(kind, Track::Click);
             assert!(f.keyring.verify(token).is_ok(), "410 for a bad token");
         }
         Reply::Pixel => {
-            assert!(matches!(routed, Some((TokenKind::Open, _))));
+            assert!(matches!(routed, Some((Track::Open, _))));
         }
         Reply::NotFound => {
             assert!(!tracked);

@@ -315,15 +315,14 @@ impl Pipeline {
             };
         }
         let (ok_reply_for, invalid, suppressed, tracked, limited) = match kind {
-            TokenKind::Open => (
+            Track::Open => (
                 None,
                 (Reply::Pixel, HitClass::OpenInvalid),
                 HitClass::OpenSuppressed,
                 HitClass::OpenTracked,
                 HitClass::OpenRateLimited,
             ),
-            // `route` yields opens and clicks only: `/u/` is `crate::unsubscribe`'s.
-            TokenKind::Click | TokenKind::Unsubscribe => (
+            Track::Click => (
                 Some(()),
                 (Reply::NotFound, HitClass::ClickInvalid),
                 HitClass::ClickSuppressed,
@@ -339,7 +338,7 @@ impl Pipeline {
         };
         let keyring = self.keyring.0.load();
         let verified = match keyring.verify(token) {
-            Ok(v) if v.claims.kind == kind => v,
+            Ok(v) if v.claims.kind == kind.token_kind() => v,
             _ => return invalid(),
         };
         let claims = verified.claims;
@@ -400,8 +399,8 @@ impl Pipeline {
         }
         if let Some(limiter) = &lim.replay {
             let kind_tag = match kind {
-                TokenKind::Open => "o",
-                TokenKind::Click | TokenKind::Unsubscribe => "c",
+                Track::Open => "o",
+                Track::Click => "c",
             };
             let key = limiter.key(&[
                 &claims.tenant_id,
@@ -433,8 +432,8 @@ impl Pipeline {
         let ip = client_ip(req.peer, headers, &self.client_ip);
         let hit = Hit {
             kind: match kind {
-                TokenKind::Open => HitKind::Open,
-                TokenKind::Click | TokenKind::Unsubscribe => HitKind::Click,
+                Track::Open => HitKind::Open,
+                Track::Click => HitKind::Click,
             },
             user_agent: header(&header::USER_AGENT),
             ip,
@@ -448,7 +447,7 @@ impl Pipeline {
         };
         let e = self.enricher.enrich(&hit);
         let hold = match (&self.clicks, kind) {
-            (Some(w), TokenKind::Click) => w.record(
+            (Some(w), Track::Click) => w.record(
                 &claims.tenant_id,
                 &claims.campaign_id,
                 &claims.message_id,
@@ -461,8 +460,8 @@ impl Pipeline {
         let event = EngagementEvent {
             event_id: event_id(req.now_ms),
             r#type: match kind {
-                TokenKind::Open => EventType::Open,
-                TokenKind::Click | TokenKind::Unsubscribe => EventType::Click,
+                Track::Open => EventType::Open,
+                Track::Click => EventType::Click,
             } as i32,
             channel: pb_channel(claims.channel) as i32,
             tenant_id: claims.tenant_id,
@@ -542,20 +541,40 @@ pub fn pb_channel(c: Channel) -> PbChannel {
     }
 }
 
+/// What a tracking path asks for: the two token kinds this pipeline serves (unsubscribes are
+/// `crate::unsubscribe`'s, page views `crate::web`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// `/o/{token}`: the pixel.
+    Open,
+    /// `/c/{token}`: the redirect.
+    Click,
+}
+
+impl Track {
+    /// The kind a token must be signed as to be served here.
+    pub fn token_kind(self) -> TokenKind {
+        match self {
+            Track::Open => TokenKind::Open,
+            Track::Click => TokenKind::Click,
+        }
+    }
+}
+
 /// Splits a tracking path into its kind and token: `/o/{token}.gif`, `/o/{token}`, `/c/{token}`.
 ///
 /// Everything under `/o/` is an open (an email must never show a broken image, so even `/o/`
 /// or `/o/.gif` gets the pixel, as an invalid token); a click path must hold one non-empty
 /// segment.
-pub fn route(path: &str) -> Option<(TokenKind, &str)> {
+pub fn route(path: &str) -> Option<(Track, &str)> {
     if let Some(rest) = path.strip_prefix("/o/") {
-        return Some((TokenKind::Open, rest.strip_suffix(".gif").unwrap_or(rest)));
+        return Some((Track::Open, rest.strip_suffix(".gif").unwrap_or(rest)));
     }
     let rest = path.strip_prefix("/c/")?;
     if rest.is_empty() || rest.contains('/') {
         return None;
     }
-    Some((TokenKind::Click, rest))
+    Some((Track::Click, rest))
 }
 
 #[cfg(test)]
@@ -679,14 +698,14 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("/o/abc.gif"), Some((TokenKind::Open, "abc")));
-        assert_eq!(route("/o/abc"), Some((TokenKind::Open, "abc")));
-        assert_eq!(route("/c/abc"), Some((TokenKind::Click, "abc")));
+        assert_eq!(route("/o/abc.gif"), Some((Track::Open, "abc")));
+        assert_eq!(route("/o/abc"), Some((Track::Open, "abc")));
+        assert_eq!(route("/c/abc"), Some((Track::Click, "abc")));
         assert_eq!(route("/c/"), None);
         // Every /o/ path is an open: the pixel, even without a token.
-        assert_eq!(route("/o/.gif"), Some((TokenKind::Open, "")));
-        assert_eq!(route("/o/"), Some((TokenKind::Open, "")));
-        assert_eq!(route("/o/a/b.gif"), Some((TokenKind::Open, "a/b")));
+        assert_eq!(route("/o/.gif"), Some((Track::Open, "")));
+        assert_eq!(route("/o/"), Some((Track::Open, "")));
+        assert_eq!(route("/o/a/b.gif"), Some((Track::Open, "a/b")));
         assert_eq!(route("/c/a/b"), None);
         assert_eq!(route("/x/abc"), None);
         assert_eq!(route("/"), None);
