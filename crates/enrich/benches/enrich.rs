@@ -114,6 +114,53 @@ fn lookup_addresses(text: &str, n: usize, rng: &mut Rng) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The baseline in the same run: merged `(start, end)` pairs, one `partition_point` per lookup
+/// (what a first implementation would write).
+struct SortedPairs {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+impl SortedPairs {
+    fn new(nets: &[ipnet::IpNet]) -> Self {
+        fn merged<T: Copy + Ord>(mut v: Vec<(T, T)>) -> Vec<(T, T)> {
+            v.sort_unstable();
+            let mut out: Vec<(T, T)> = Vec::new();
+            for (s, e) in v {
+                match out.last_mut() {
+                    Some(l) if s <= l.1 => l.1 = l.1.max(e),
+                    _ => out.push((s, e)),
+                }
+            }
+            out
+        }
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for n in nets {
+            match n {
+                ipnet::IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                ipnet::IpNet::V6(n) => {
+                    v6.push((u128::from(n.network()), u128::from(n.broadcast())))
+                }
+            }
+        }
+        SortedPairs {
+            v4: merged(v4),
+            v6: merged(v6),
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        fn find<T: Copy + Ord>(v: &[(T, T)], x: T) -> bool {
+            let k = v.partition_point(|p| p.0 <= x);
+            k > 0 && v[k - 1].1 >= x
+        }
+        match ip {
+            IpAddr::V4(a) => find(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => find(&self.v6, u128::from(a)),
+        }
+    }
+}
+
 fn egress_benches(c: &mut Criterion) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for n in [1_000usize, 300_000] {
@@ -147,6 +194,17 @@ fn egress_benches(c: &mut Criterion) {
                 })
             });
         }
+        let baseline = SortedPairs::new(&nets);
+        assert!(addrs
+            .iter()
+            .all(|a| baseline.contains(*a) == set.contains(*a)));
+        c.bench_function(&format!("egress_lookup_{n}_baseline_sorted_pairs"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (addrs.len() - 1);
+                black_box(baseline.contains(black_box(addrs[i])))
+            })
+        });
         c.bench_function(&format!("egress_lookup_{n}"), |b| {
             let mut i = 0;
             b.iter(|| {

@@ -161,10 +161,14 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
 ///   for IPv4 (two `u16`), 8 for IPv6 (two `u32`), where plain `(start, end)` pairs took 8 and
 ///   16. A range that would need more than [`MAX_PIECES`] pieces (a /7 or wider, a /24 of
 ///   IPv6) stays whole in a short sorted list of its own.
-/// * The blocks present are a short sorted list (tens to thousands of entries, always hot);
-///   inside a block, every [`GROUP`]th start is sampled into a small array searched first, so a
-///   lookup ends in one group of [`GROUP`] `(start, end)` pairs, one or two cache lines, the
-///   only load likely to miss.
+/// * The blocks present are a short sorted list (tens to thousands of entries, always hot).
+///   Each block has a radix table over its offsets: `2^r` buckets (the top `r` bits of the
+///   offset), `r` chosen so a bucket holds about [`BUCKET`] ranges, each entry the index of the
+///   bucket's first range. A lookup reads two adjacent entries (one load), then searches that
+///   bucket's few pairs (one or two cache lines) and the range just before them, which may run
+///   into the bucket. So a lookup makes two loads likely to miss, where a binary search makes
+///   one per level: sampling every 16th start into a searched array (the previous layout)
+///   still took ten dependent steps before its group, 133-148 ns at 300k prefixes.
 /// * Searches are branch-free counts (`select_unpredictable`), since a random address would
 ///   mispredict half of a binary search's branches.
 ///
@@ -172,8 +176,10 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
 /// longer ones go to a 128-bit sorted list of their own. `benches/enrich.rs`
 /// (`egress_lookup_*`) measures it at 300k prefixes.
 ///
-/// Hand-written because the benchmark says it pays: a binary search over `(start, end)` pairs
-/// (`partition_point`) took 189 ns at 300k prefixes, a static B-tree over them 160-190 ns.
+/// Hand-written because the benchmark says it pays: `egress_lookup_300000` against
+/// `egress_lookup_300000_baseline_sorted_pairs` (one `partition_point` over merged
+/// `(start, end)` pairs) in the same run, figures in `BENCHMARKS.md`; a static B-tree over the
+/// pairs took 160-190 ns.
 #[derive(Debug, Clone, Default)]
 pub struct NetSet {
     v4: Blocks<u32>,
@@ -181,8 +187,8 @@ pub struct NetSet {
     v6_wide: Sorted<u128>,
 }
 
-/// Starts per sampled group inside a block.
-const GROUP: usize = 16;
+/// Ranges per radix bucket inside a block, on average.
+const BUCKET: usize = 8;
 
 /// A range cut into more pieces than this stays whole in [`Blocks::whole`].
 const MAX_PIECES: u64 = 256;
@@ -190,7 +196,9 @@ const MAX_PIECES: u64 = 256;
 /// A key cut into a block (its high bits) and an offset in the block (its low bits).
 trait Key: Copy + Ord + fmt::Debug + Default {
     /// The offset inside a block.
-    type Low: Copy + Ord + fmt::Debug + Default;
+    type Low: Copy + Ord + fmt::Debug + Default + Into<u64>;
+    /// Bits of an offset.
+    const LOW_BITS: u32;
     /// The last offset of a block (all ones).
     const MAX_LOW: Self::Low;
     /// Splits a key into its block and its offset.
@@ -205,6 +213,7 @@ trait Key: Copy + Ord + fmt::Debug + Default {
 
 impl Key for u32 {
     type Low = u16;
+    const LOW_BITS: u32 = 16;
     const MAX_LOW: u16 = u16::MAX;
     #[inline]
     fn split(self) -> (u32, u16) {
@@ -224,6 +233,7 @@ impl Key for u32 {
 
 impl Key for u64 {
     type Low = u32;
+    const LOW_BITS: u32 = 32;
     const MAX_LOW: u32 = u32::MAX;
     #[inline]
     fn split(self) -> (u64, u32) {
@@ -309,18 +319,29 @@ impl<T: Copy + Ord> Sorted<T> {
 struct Blocks<K: Key> {
     /// The blocks holding ranges, sorted.
     ids: Vec<K>,
-    /// Block `b`'s ranges are `pairs[first[b]..first[b + 1]]`.
-    first: Vec<u32>,
-    /// Block `b`'s samples are `samples[sampled[b]..sampled[b + 1]]`.
-    sampled: Vec<u32>,
-    /// Per block, the start of every [`GROUP`]th range from its first.
-    samples: Vec<K::Low>,
+    /// Per block: where its ranges and its radix table start, and its radix shift.
+    meta: Vec<Meta>,
+    /// Per block, `2^r + 1` indices into `pairs`: entry `j` is the first range of the block
+    /// whose start is at or after bucket `j`'s first offset (`j << shift`); the last entry is
+    /// the block's end.
+    radix: Vec<u32>,
     /// `(start, end)` offsets in the block, inclusive.
     pairs: Vec<(K::Low, K::Low)>,
     /// Ranges too wide to cut.
     whole: Sorted<K>,
     /// Ranges before cutting.
     merged: usize,
+}
+
+/// One block's place in [`Blocks`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    /// Its first range in `pairs`.
+    first: u32,
+    /// Its radix table in `radix`.
+    radix_at: u32,
+    /// An offset's bucket is `offset >> shift`.
+    shift: u32,
 }
 
 impl<K: Key> Blocks<K> {
@@ -342,7 +363,10 @@ impl<K: Key> Blocks<K> {
                 let last = hs == he;
                 if set.ids.last() != Some(&hs) {
                     set.ids.push(hs);
-                    set.first.push(set.pairs.len() as u32);
+                    set.meta.push(Meta {
+                        first: set.pairs.len() as u32,
+                        ..Meta::default()
+                    });
                 }
                 set.pairs.push((lo, if last { le } else { K::MAX_LOW }));
                 if last {
@@ -356,19 +380,35 @@ impl<K: Key> Blocks<K> {
             set.pairs.len() < u32::MAX as usize,
             "too many ranges for one set"
         );
-        set.first.push(set.pairs.len() as u32);
-        for b in 0..set.ids.len() {
-            set.sampled.push(set.samples.len() as u32);
-            let (a, z) = (set.first[b] as usize, set.first[b + 1] as usize);
-            set.samples
-                .extend(set.pairs[a..z].iter().step_by(GROUP).map(|p| p.0));
+        for b in 0..set.meta.len() {
+            let a = set.meta[b].first as usize;
+            let z = set
+                .meta
+                .get(b + 1)
+                .map_or(set.pairs.len(), |m| m.first as usize);
+            // 2^r buckets for about BUCKET ranges each.
+            let r = (z - a)
+                .div_ceil(BUCKET)
+                .next_power_of_two()
+                .trailing_zeros()
+                .min(K::LOW_BITS);
+            let shift = K::LOW_BITS - r;
+            set.meta[b].radix_at = set.radix.len() as u32;
+            set.meta[b].shift = shift;
+            let mut i = a;
+            for j in 0..(1u64 << r) {
+                let bucket_start = j << shift;
+                while i < z && set.pairs[i].0.into() < bucket_start {
+                    i += 1;
+                }
+                set.radix.push(i as u32);
+            }
+            set.radix.push(z as u32);
         }
-        set.sampled.push(set.samples.len() as u32);
         set.whole = Sorted::new(whole);
         set.ids.shrink_to_fit();
-        set.first.shrink_to_fit();
-        set.sampled.shrink_to_fit();
-        set.samples.shrink_to_fit();
+        set.meta.shrink_to_fit();
+        set.radix.shrink_to_fit();
         set.pairs.shrink_to_fit();
         set
     }
@@ -387,15 +427,15 @@ impl<K: Key> Blocks<K> {
         let b = count_le(&self.ids, high);
         let bi = b.saturating_sub(1);
         let in_block = (b > 0) & (self.ids[bi] == high);
-        let samples = &self.samples[self.sampled[bi] as usize..self.sampled[bi + 1] as usize];
-        // The group whose first start is the last one <= low (the block's first start is
-        // sampled: 0 means before every range of the block).
-        let g = count_le(samples, low);
-        let a = self.first[bi] as usize + g.saturating_sub(1) * GROUP;
-        let z = (a + GROUP).min(self.first[bi + 1] as usize);
-        let group = &self.pairs[a..z];
-        let k = group.iter().map(|p| usize::from(p.0 <= low)).sum::<usize>();
-        in_block & (k > 0) & (group[k.saturating_sub(1)].1 >= low)
+        let m = self.meta[bi];
+        // The bucket's ranges, and before them the one range that may run into the bucket.
+        let at = m.radix_at as usize + (low.into() >> m.shift) as usize;
+        let (lo, hi) = (self.radix[at] as usize, self.radix[at + 1] as usize);
+        let c = count_le(&self.pairs[lo..hi], (low, K::MAX_LOW));
+        // The last range starting at or before `low`, if it is in this block.
+        let found = lo + c > m.first as usize;
+        let p = if found { lo + c - 1 } else { 0 };
+        in_block & found & (self.pairs[p].1 >= low)
     }
 
     fn is_empty(&self) -> bool {
@@ -404,8 +444,8 @@ impl<K: Key> Blocks<K> {
 
     fn bytes(&self) -> usize {
         self.ids.capacity() * std::mem::size_of::<K>()
-            + (self.first.capacity() + self.sampled.capacity()) * 4
-            + self.samples.capacity() * std::mem::size_of::<K::Low>()
+            + self.meta.capacity() * std::mem::size_of::<Meta>()
+            + self.radix.capacity() * 4
             + self.pairs.capacity() * std::mem::size_of::<(K::Low, K::Low)>()
             + self.whole.bytes()
     }
@@ -768,8 +808,9 @@ mod tests {
         nets.push("ffff:ffff:ffff:ffff::/64".parse().unwrap());
         let s = NetSet::new(&nets);
         assert!(
-            s.v4.samples.len() > 1 && s.v6_narrow.samples.len() > 1,
-            "sampled groups"
+            s.v4.radix.len() > 4 * s.v4.meta.len()
+                && s.v6_narrow.radix.len() > 4 * s.v6_narrow.meta.len(),
+            "radix buckets"
         );
         let mut probes: Vec<IpAddr> = Vec::new();
         for n in &nets {
