@@ -1,7 +1,7 @@
 //! Headless Chromium (Debian `chromium`, or `$CHROMIUM`) for the browser tests: one set of
 //! flags, so every test runs the same isolated browser; `--dump-dom` for a page load, and a
 //! small Chrome DevTools Protocol client ([`launch`], [`page_target`], [`Cdp`]) for tests that
-//! drive the page.
+//! drive the page (press a button, set request headers).
 //!
 //! The DevTools client is a few lines of std-only WebSocket (RFC 6455: the opening handshake,
 //! masked text frames out, unmasked frames in).
@@ -272,6 +272,37 @@ impl Cdp {
             json!({"expression": expr, "returnByValue": true}),
         )["result"]["value"]
             .clone()
+    }
+
+    /// Sends `headers` (name, value) with every request of this page from now on, navigations
+    /// and their redirects included (`Network.setExtraHTTPHeaders`): a header Chromium has no
+    /// switch for, such as `Sec-GPC`.
+    pub fn set_extra_headers(&mut self, headers: &[(&str, &str)]) {
+        let map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        self.call("Network.enable", json!({}));
+        self.call("Network.setExtraHTTPHeaders", json!({ "headers": map }));
+    }
+
+    /// Navigates the page to `url`.
+    pub fn navigate(&mut self, url: &str) {
+        let r = self.call("Page.navigate", json!({ "url": url }));
+        assert!(r.get("errorText").is_none(), "navigating to {url}: {r}");
+    }
+
+    /// Waits until `expr` is true in the page (a JavaScript expression; a page still loading
+    /// may not be able to evaluate it yet).
+    pub fn wait_for(&mut self, expr: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.eval(expr) == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "page never satisfied {expr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until the page's text contains `text`.
