@@ -25,9 +25,16 @@ Build tracking URLs::
 
     # Verify (e.g. in tests): claims, key_id = keyring.verify(token, expect_kind="click")
 
+On the sender's website, the `oc_id` cookie (a web hand-off token the edge adds to a click's
+redirect, spec section 11) can be checked server-side with the edge's keyring::
+
+    web, key_id = keyring.verify_web(cookie_value, now_ms=int(time.time() * 1000))
+    # -> WebClaims(tenant_id, campaign_id, contact_id, issued_at_ms, expires_at_ms)
+
 Errors raise TokenError whose .reason is the spec's class: malformed, too_long,
 bad_signature, unknown_key, unsupported_version, invalid_destination, wrong_kind (verify);
-field_too_long, invalid_claims, invalid_destination, invalid_key (sign); invalid_spec.
+the same up to the tag, then wrong_kind, malformed, expired (verify_web);
+field_too_long, invalid_claims, invalid_destination, invalid_key (sign, sign_web); invalid_spec.
 
 Command line (used by the Rust cross-check test)::
 
@@ -37,10 +44,14 @@ Command line (used by the Rust cross-check test)::
     python3 openclick_signer.py verify-batch < request.json
         request: {"keyring_spec": SPEC, "tokens": [TOKEN, ...]}
         output: one JSON object per line, {"claims": CLAIMS, "key_id": ...} or {"error": CLASS}
+    python3 openclick_signer.py verify-web-batch < request.json
+        request: {"keyring_spec": SPEC, "checks": [{"token": TOKEN, "verify_at_ms": MS}, ...]}
+        output: one JSON object per line, {"claims": WEB_CLAIMS, "key_id": ...} or {"error": CLASS}
     python3 openclick_signer.py sign --keys SPEC --kind click --tenant-id ... --url ... [--honeypot]
         output: the token, then the tracking URL (--base, default https://t.example.com)
 
 CLAIMS is the vector file's JSON form; "honeypot": true (clicks only) is written only when set.
+WEB_CLAIMS is the form of its web_valid vectors (times as decimal strings); MS may be either.
 """
 
 import base64
@@ -66,6 +77,11 @@ KNOWN_FLAGS = FLAG_HONEYPOT
 # Unsubscribe flags (spec section 2, "Unsubscribe"): bit 0, an undo minted by the edge.
 FLAG_UNDO = 1
 KNOWN_UNSUBSCRIBE_FLAGS = FLAG_UNDO
+# Web hand-off tokens (spec section 11): kind 8 (web hand-off) << 4 | channel 4 (web), a
+# lifetime of 1 ms to 400 days, and a minute of clock skew allowed before issued_at_ms.
+WEB_KIND_CHANNEL = 0x84
+MAX_WEB_LIFETIME_MS = 400 * 86_400_000
+WEB_CLOCK_SKEW_MS = 60_000
 # One 64-byte block: the text, NUL-padded. MACed before the token bytes.
 MAC_CONTEXT = b"openclick-token v1 HMAC-SHA256 tag for open/click tracking".ljust(64, b"\0")
 
@@ -132,6 +148,32 @@ class Claims:
         if self.undo:
             d["undo"] = True
         return d
+
+
+@dataclass(frozen=True)
+class WebClaims:
+    """What a web hand-off token says (spec section 11): the edge hands it to the sender's site
+    on a click (`?oc_id=TOKEN`); the site may verify it with `verify_web`.
+    """
+
+    tenant_id: str
+    campaign_id: str
+    contact_id: str
+    issued_at_ms: int  # when the click handed it over, ms since the Unix epoch
+    expires_at_ms: int  # first instant it is no longer valid (issued_at_ms + lifetime)
+
+    @staticmethod
+    def from_dict(d):
+        """From the vector file's JSON form (times as decimal strings or integers)."""
+        return WebClaims(tenant_id=d["tenant_id"], campaign_id=d["campaign_id"],
+                         contact_id=d["contact_id"], issued_at_ms=int(d["issued_at_ms"]),
+                         expires_at_ms=int(d["expires_at_ms"]))
+
+    def to_dict(self):
+        """The vector file's JSON form: times as decimal strings."""
+        return {"tenant_id": self.tenant_id, "campaign_id": self.campaign_id,
+                "contact_id": self.contact_id, "issued_at_ms": str(self.issued_at_ms),
+                "expires_at_ms": str(self.expires_at_ms)}
 
 
 # ---- encoding -----------------------------------------------------------------------------
@@ -243,6 +285,35 @@ def sign(key_id, secret, claims):
             body += _varint(flags)
     kid = key_id.encode("ascii")
     signed = bytes([VERSION, len(kid)]) + kid + bytes(body)
+    return b64encode(signed + _tag(secret, signed))
+
+
+def sign_web(key_id, secret, claims):
+    """The web hand-off token for `claims` (WebClaims or dict) under key `key_id` with `secret`.
+
+    Only the edge mints these (at a click); this is for tests and for checking a verifier.
+    """
+    if isinstance(claims, dict):
+        claims = WebClaims.from_dict(claims)
+    _check_key(key_id, secret)
+    c = claims
+    ids = {}
+    for name in ("tenant_id", "campaign_id", "contact_id"):
+        ids[name] = getattr(c, name).encode("utf-8")
+        if len(ids[name]) > MAX_ID_LEN:
+            raise TokenError("field_too_long", f"{name}: {len(ids[name])} bytes (max 255)")
+    for t in (c.issued_at_ms, c.expires_at_ms):
+        if not isinstance(t, int) or isinstance(t, bool) or not _I64_MIN <= t <= _I64_MAX:
+            raise TokenError("invalid_claims", "times must be signed 64-bit integers")
+    lifetime = c.expires_at_ms - c.issued_at_ms
+    if not 1 <= lifetime <= MAX_WEB_LIFETIME_MS:
+        raise TokenError("invalid_claims",
+                         "a web token expires after it is issued, within 400 days")
+    body = bytes([WEB_KIND_CHANNEL]) + _varint(_zigzag(c.issued_at_ms))
+    body += _field(ids["tenant_id"]) + _field(ids["campaign_id"]) + _field(ids["contact_id"])
+    body += _varint(lifetime)
+    kid = key_id.encode("ascii")
+    signed = bytes([VERSION, len(kid)]) + kid + body
     return b64encode(signed + _tag(secret, signed))
 
 
@@ -376,11 +447,9 @@ class _Reader:
             raise TokenError("malformed", "field is not UTF-8") from None
 
 
-def verify(token, keys, expect_kind=None):
-    """Verifies `token` against `keys` ({key_id: secret bytes}); returns (Claims, key_id).
-
-    `expect_kind` ("open" for /o/, "click" for /c/) adds the route check (class wrong_kind).
-    """
+def _authenticate(token, keys):
+    """Spec section 8, steps 1-8 (every kind): returns (key id, body) of a token whose tag is
+    right under `keys` ({key_id: secret bytes})."""
     if len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_LEN:
         raise TokenError("too_long")
     data = b64decode_strict(token)
@@ -406,7 +475,16 @@ def verify(token, keys, expect_kind=None):
     signed, tag = data[:-TAG_LEN], data[-TAG_LEN:]
     if not hmac.compare_digest(_tag(secret, signed), tag):
         raise TokenError("bad_signature")
-    r = _Reader(signed[2 + kid_len:])
+    return kid, signed[2 + kid_len:]
+
+
+def verify(token, keys, expect_kind=None):
+    """Verifies `token` against `keys` ({key_id: secret bytes}); returns (Claims, key_id).
+
+    `expect_kind` ("open" for /o/, "click" for /c/) adds the route check (class wrong_kind).
+    """
+    kid, body = _authenticate(token, keys)
+    r = _Reader(body)
     kc = r.byte()
     kind = _KIND_NAMES.get(kc >> 4)
     if kind is None:
@@ -446,6 +524,32 @@ def verify(token, keys, expect_kind=None):
     claims = Claims(kind, ids[0], ids[1], ids[2], ids[3], channel, issued_at_ms, link_id, url,
                     honeypot, list_id, undo)
     return claims, kid
+
+
+def verify_web(token, keys, now_ms):
+    """Verifies a web hand-off token (spec section 11) at `now_ms` (ms since the Unix epoch, the
+    verifier's clock) against `keys` ({key_id: secret bytes}); returns (WebClaims, key_id).
+
+    Classes: those of `verify` up to the tag, then wrong_kind (a validly signed token of another
+    kind: an open, click or unsubscribe), malformed (the body), expired (now_ms >= expires_at_ms,
+    or now_ms more than a minute before issued_at_ms).
+    """
+    kid, body = _authenticate(token, keys)
+    r = _Reader(body)
+    if r.byte() != WEB_KIND_CHANNEL:
+        raise TokenError("wrong_kind", "not a web token")
+    issued_at_ms = _unzigzag(r.varint())
+    ids = [r.string(MAX_ID_LEN) for _ in range(3)]
+    lifetime = r.varint()
+    if not 1 <= lifetime <= MAX_WEB_LIFETIME_MS:
+        raise TokenError("malformed", "web token lifetime out of range")
+    if r.pos != len(r.buf):
+        raise TokenError("malformed", "trailing bytes")
+    # In 64 bits, as the edge: an expiry past the largest time is that time.
+    expires_at_ms = min(issued_at_ms + lifetime, _I64_MAX)
+    if now_ms >= expires_at_ms or now_ms < issued_at_ms - WEB_CLOCK_SKEW_MS:
+        raise TokenError("expired")
+    return WebClaims(ids[0], ids[1], ids[2], issued_at_ms, expires_at_ms), kid
 
 
 # ---- keyrings -----------------------------------------------------------------------------
@@ -509,6 +613,14 @@ class Keyring:
     def verify(self, token, expect_kind=None):
         return verify(token, self._by_id, expect_kind)
 
+    def sign_web(self, claims):
+        """A web hand-off token (only the edge mints them; for tests)."""
+        return sign_web(self.keys[0][0], self.keys[0][1], claims)
+
+    def verify_web(self, token, now_ms):
+        """Verifies a web hand-off token (the site's `oc_id` cookie) at `now_ms`."""
+        return verify_web(token, self._by_id, now_ms)
+
 
 # ---- command line -------------------------------------------------------------------------
 
@@ -519,6 +631,8 @@ def _main(argv):
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("sign-batch", help="JSON request on stdin, one token per line on stdout")
     sub.add_parser("verify-batch", help="JSON request on stdin, one JSON result per line")
+    sub.add_parser("verify-web-batch",
+                   help="web hand-off tokens: JSON request on stdin, one JSON result per line")
     one = sub.add_parser("sign", help="sign one token and print it and its URL")
     one.add_argument("--keys", required=True, help='keyring spec "KEY_ID:BASE64URL_SECRET,..."')
     one.add_argument("--base", default="https://t.example.com")
@@ -544,6 +658,17 @@ def _main(argv):
         for token in req["tokens"]:
             try:
                 claims, key_id = kr.verify(token)
+            except TokenError as e:
+                print(json.dumps({"error": e.reason}))
+                continue
+            print(json.dumps({"claims": claims.to_dict(), "key_id": key_id}))
+        return 0
+    if a.cmd == "verify-web-batch":
+        req = json.load(sys.stdin)
+        kr = Keyring.from_spec(req["keyring_spec"])
+        for check in req["checks"]:
+            try:
+                claims, key_id = kr.verify_web(check["token"], int(check["verify_at_ms"]))
             except TokenError as e:
                 print(json.dumps({"error": e.reason}))
                 continue

@@ -5,6 +5,8 @@ The vector file defaults to crates/token/tests/vectors/token-v1.json; OPENCLICK_
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -64,6 +66,104 @@ class Vectors(unittest.TestCase):
             for case in V["valid"]:
                 token = oc.sign(key_id, secret, case["claims"])
                 self.assertEqual(kr.verify(token), (oc.Claims.from_dict(case["claims"]), key_id))
+
+
+class WebVectors(unittest.TestCase):
+    """Web hand-off tokens (spec section 11): web_valid and web_invalid."""
+
+    kr = oc.Keyring(KEYS)
+
+    def test_sign_gives_expected_token(self):
+        self.assertGreaterEqual(len(V["web_valid"]), 5)
+        for case in V["web_valid"]:
+            with self.subTest(case["name"]):
+                token = oc.sign_web(case["key_id"], SECRET[case["key_id"]], case["claims"])
+                self.assertEqual(token, case["token"])
+                self.assertEqual(oc.b64decode_strict(token).hex(), case["payload_hex"])
+
+    def test_verify_valid(self):
+        for case in V["web_valid"]:
+            with self.subTest(case["name"]):
+                claims, key_id = self.kr.verify_web(case["token"], int(case["verify_at_ms"]))
+                self.assertEqual(claims, oc.WebClaims.from_dict(case["claims"]))
+                self.assertEqual(claims.to_dict(), case["claims"])
+                self.assertEqual(key_id, case["key_id"])
+                # The expiry rule at its edges; never an open, click or unsubscribe.
+                self.kr.verify_web(case["token"], claims.expires_at_ms - 1)
+                for at in (claims.expires_at_ms, claims.issued_at_ms - 60_001):
+                    with self.assertRaises(oc.TokenError) as cm:
+                        self.kr.verify_web(case["token"], at)
+                    self.assertEqual(cm.exception.reason, "expired")
+                for route in (None, "open", "click", "unsubscribe"):
+                    with self.assertRaises(oc.TokenError) as cm:
+                        self.kr.verify(case["token"], expect_kind=route)
+                    self.assertEqual(cm.exception.reason, "malformed")
+
+    def test_invalid_fail_with_their_class(self):
+        classes = set()
+        for case in V["web_invalid"]:
+            with self.subTest(case["name"]):
+                with self.assertRaises(oc.TokenError) as cm:
+                    self.kr.verify_web(case["token"], int(case["verify_at_ms"]))
+                self.assertEqual(cm.exception.reason, case["error"], str(cm.exception))
+                classes.add(case["error"])
+        self.assertLessEqual({"malformed", "bad_signature", "unknown_key", "wrong_kind",
+                              "expired"}, classes)
+
+    def test_handoff_assembled_by_hand(self):
+        """The first web vector, byte by byte from the section 11 table."""
+        case = V["web_valid"][0]
+        self.assertEqual(case["name"], "web-handoff")
+        raw = bytes([0x01])                            # 1 version
+        raw += bytes([2]) + b"k2"                      # 2, 3 key id
+        raw += bytes([0x84])                           # 4 kind 8 << 4 | channel 4 (web)
+        raw += bytes.fromhex("80c8e6d2f863")           # 5 zigzag(1717000000000), LEB128
+        raw += bytes([8]) + b"tenant-1"                # 6 tenant_id
+        raw += bytes([12]) + b"camp-2024-05"           # 7 campaign_id
+        raw += bytes([13]) + b"contact-12345"          # 8 contact_id
+        raw += bytes.fromhex("8090fbd309")             # 9 lifetime 2592000000 ms (30 days)
+        self.assertEqual(0x00 | 0x10 << 7 | 0x7B << 14 | 0x53 << 21 | 0x09 << 28, 30 * 86_400_000)
+        context = b"openclick-token v1 HMAC-SHA256 tag for open/click tracking" + bytes(6)
+        raw += hmac.new(SECRET["k2"], context + raw, hashlib.sha256).digest()[:16]  # 10 tag
+        self.assertEqual(raw.hex(), case["payload_hex"])
+        self.assertEqual(base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), case["token"])
+        self.assertEqual(case["claims"]["expires_at_ms"], "1719592000000")
+
+    def test_sign_refusals(self):
+        [(key_id, secret)] = KEYS[:1]
+        base = dict(tenant_id="acme", campaign_id="spring", contact_id="c-42",
+                    issued_at_ms=1_700_000_000_000, expires_at_ms=1_700_000_000_000 + 1)
+
+        def reason(**over):
+            with self.assertRaises(oc.TokenError) as cm:
+                oc.sign_web(key_id, secret, oc.WebClaims(**dict(base, **over)))
+            return cm.exception.reason
+
+        t = base["issued_at_ms"]
+        self.assertEqual(reason(expires_at_ms=t), "invalid_claims")
+        self.assertEqual(reason(expires_at_ms=t - 1), "invalid_claims")
+        self.assertEqual(reason(expires_at_ms=t + 400 * 86_400_000 + 1), "invalid_claims")
+        self.assertEqual(reason(issued_at_ms=(1 << 63) - 1, expires_at_ms=1 << 63),
+                         "invalid_claims")
+        self.assertEqual(reason(contact_id="x" * 256), "field_too_long")
+        oc.sign_web(key_id, secret, oc.WebClaims(**dict(base, expires_at_ms=t + 400 * 86_400_000)))
+        with self.assertRaises(oc.TokenError) as cm:
+            oc.sign_web("k.1", secret, oc.WebClaims(**base))
+        self.assertEqual(cm.exception.reason, "invalid_key")
+        token = oc.Keyring(KEYS[:1]).sign_web(oc.WebClaims(**base))
+        self.assertEqual(self.kr.verify_web(token, t)[0], oc.WebClaims(**base))
+
+    def test_cli_verify_web_batch(self):
+        script = os.path.join(HERE, "openclick_signer.py")
+        cases = [V["web_valid"][0], V["web_invalid"][0]]
+        req = json.dumps({"keyring_spec": V["keyring_spec"],
+                          "checks": [{"token": c["token"], "verify_at_ms": c["verify_at_ms"]}
+                                     for c in cases]})
+        out = subprocess.run([sys.executable, script, "verify-web-batch"], input=req, text=True,
+                             capture_output=True, check=True).stdout.splitlines()
+        self.assertEqual([json.loads(l) for l in out],
+                         [{"claims": cases[0]["claims"], "key_id": cases[0]["key_id"]},
+                          {"error": cases[1]["error"]}])
 
 
 class Signing(unittest.TestCase):

@@ -4,6 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import * as oc from "./openclick_signer";
@@ -31,7 +32,24 @@ const V = JSON.parse(readFileSync(vectorsPath, "utf8")) as {
   keyring_spec: string;
   valid: { name: string; key_id: string; claims: JsonClaims; token: string; payload_hex: string }[];
   invalid: { name: string; token: string; error: string; route?: oc.Kind }[];
+  web_valid: {
+    name: string; key_id: string; claims: JsonWebClaims; verify_at_ms: string; token: string; payload_hex: string;
+  }[];
+  web_invalid: { name: string; token: string; verify_at_ms: string; error: string }[];
 };
+
+interface JsonWebClaims {
+  tenant_id: string;
+  campaign_id: string;
+  contact_id: string;
+  issued_at_ms: string;
+  expires_at_ms: string;
+}
+const webClaimsOf = (c: JsonWebClaims): oc.VerifiedWebClaims => ({
+  ...c,
+  issued_at_ms: BigInt(c.issued_at_ms),
+  expires_at_ms: BigInt(c.expires_at_ms),
+});
 
 const secret = (b64: string): Buffer => {
   const b = oc.b64decodeStrict(b64);
@@ -210,4 +228,80 @@ test("unsubscribe tokens: kind 3, list_id, the undo flag", () => {
   assert.equal(reasonOf(() => oc.sign(id, s, { ...u, url: "https://e.com/" })), "invalid_claims");
   assert.equal(reasonOf(() => oc.sign(id, s, { ...u, kind: "open", list_id: "l" })), "invalid_claims");
   assert.equal(reasonOf(() => oc.sign(id, s, { ...u, list_id: "l".repeat(256) })), "field_too_long");
+});
+
+test("web hand-off vectors: signing gives the expected tokens", () => {
+  assert.ok(V.web_valid.length >= 5);
+  for (const c of V.web_valid) {
+    const token = oc.signWeb(c.key_id, SECRET.get(c.key_id)!, webClaimsOf(c.claims));
+    assert.equal(token, c.token, c.name);
+    assert.equal(secret(token).toString("hex"), c.payload_hex, c.name);
+  }
+});
+
+test("web hand-off vectors verify at their time, and expire at the edges of the rule", () => {
+  const kr = new oc.Keyring(KEYS);
+  for (const c of V.web_valid) {
+    const claims = webClaimsOf(c.claims);
+    assert.deepEqual(kr.verifyWeb(c.token, BigInt(c.verify_at_ms)), { claims, keyId: c.key_id }, c.name);
+    kr.verifyWeb(c.token, claims.expires_at_ms - 1n);
+    assert.equal(reasonOf(() => kr.verifyWeb(c.token, claims.expires_at_ms)), "expired", c.name);
+    assert.equal(reasonOf(() => kr.verifyWeb(c.token, claims.issued_at_ms - 60_001n)), "expired", c.name);
+    for (const route of [undefined, "open", "click", "unsubscribe"] as const) {
+      assert.equal(reasonOf(() => kr.verify(c.token, route)), "malformed", c.name);
+    }
+  }
+});
+
+test("web hand-off invalid vectors fail with their class", () => {
+  const kr = new oc.Keyring(KEYS);
+  const classes = new Set<string>();
+  for (const c of V.web_invalid) {
+    assert.equal(reasonOf(() => kr.verifyWeb(c.token, BigInt(c.verify_at_ms))), c.error, c.name);
+    classes.add(c.error);
+  }
+  for (const c of ["malformed", "bad_signature", "unknown_key", "wrong_kind", "expired"]) assert.ok(classes.has(c), c);
+});
+
+test("web hand-off vector assembled by hand from the section 11 table", () => {
+  const c = V.web_valid[0];
+  assert.equal(c.name, "web-handoff");
+  const signed = Buffer.concat([
+    Buffer.from([0x01]), // 1 version
+    Buffer.from([2]), Buffer.from("k2"), // 2, 3 key id
+    Buffer.from([0x84]), // 4 kind 8 << 4 | channel 4 (web)
+    Buffer.from("80c8e6d2f863", "hex"), // 5 zigzag(1717000000000), LEB128
+    Buffer.from([8]), Buffer.from("tenant-1"), // 6 tenant_id
+    Buffer.from([12]), Buffer.from("camp-2024-05"), // 7 campaign_id
+    Buffer.from([13]), Buffer.from("contact-12345"), // 8 contact_id
+    Buffer.from("8090fbd309", "hex"), // 9 lifetime 2592000000 ms (30 days)
+  ]);
+  assert.equal(0x00 + 0x10 * 2 ** 7 + 0x7b * 2 ** 14 + 0x53 * 2 ** 21 + 0x09 * 2 ** 28, 30 * 86_400_000);
+  const context = Buffer.alloc(64);
+  context.write("openclick-token v1 HMAC-SHA256 tag for open/click tracking", "latin1");
+  const mac = createHmac("sha256", SECRET.get("k2")!).update(context).update(signed).digest();
+  const raw = Buffer.concat([signed, mac.subarray(0, 16)]); // 10 tag
+  assert.equal(raw.toString("hex"), c.payload_hex);
+  assert.equal(raw.toString("base64url"), c.token);
+  assert.equal(c.claims.expires_at_ms, "1719592000000");
+});
+
+test("web hand-off signing refusals", () => {
+  const [id, s] = KEYS[0];
+  const t = 1_700_000_000_000n;
+  const base = { tenant_id: "acme", campaign_id: "spring", contact_id: "c-42", issued_at_ms: t, expires_at_ms: t + 1n };
+  const day = 86_400_000n;
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, expires_at_ms: t })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, expires_at_ms: t - 1n })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, expires_at_ms: t + 400n * day + 1n })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, issued_at_ms: (1n << 63n) - 1n, expires_at_ms: 1n << 63n })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, issued_at_ms: 1.5 })), "invalid_claims");
+  assert.equal(reasonOf(() => oc.signWeb(id, s, { ...base, contact_id: "x".repeat(256) })), "field_too_long");
+  assert.equal(reasonOf(() => oc.signWeb("k.1", s, base)), "invalid_key");
+  oc.signWeb(id, s, { ...base, expires_at_ms: t + 400n * day });
+  const kr = new oc.Keyring(KEYS.slice(0, 1));
+  // A number and the same bigint sign identically.
+  const token = kr.signWeb(base);
+  assert.equal(kr.signWeb({ ...base, issued_at_ms: Number(t), expires_at_ms: Number(t) + 1 }), token);
+  assert.deepEqual(kr.verifyWeb(token, Number(t)).claims, base);
 });

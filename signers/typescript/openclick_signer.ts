@@ -33,11 +33,19 @@
  * // Verify (e.g. in tests): const { claims, keyId } = keyring.verify(token, "click");
  * ```
  *
+ * On the sender's website, the `oc_id` cookie (a web hand-off token the edge adds to a click's
+ * redirect, spec section 11) can be checked server-side with the edge's keyring:
+ *
+ * ```ts
+ * const { claims, keyId } = keyring.verifyWeb(cookieValue, Date.now());
+ * // claims: { tenant_id, campaign_id, contact_id, issued_at_ms, expires_at_ms } (bigint times)
+ * ```
+ *
  * `issued_at_ms` is a signed 64-bit integer: pass a `number` (safe up to 2^53) or a `bigint`;
  * `verify` returns a `bigint`. Errors throw `TokenError` whose `.reason` is the spec's class:
  * malformed, too_long, bad_signature, unknown_key, unsupported_version, invalid_destination,
- * wrong_kind (verify); field_too_long, invalid_claims, invalid_destination, invalid_key (sign);
- * invalid_spec.
+ * wrong_kind (verify); the same up to the tag, then wrong_kind, malformed, expired (verifyWeb);
+ * field_too_long, invalid_claims, invalid_destination, invalid_key (sign, signWeb); invalid_spec.
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -58,6 +66,14 @@ const KNOWN_FLAGS = FLAG_HONEYPOT;
 /** Unsubscribe flags (spec section 2, "Unsubscribe"): bit 0, an undo minted by the edge. */
 const FLAG_UNDO = 1n;
 const KNOWN_UNSUBSCRIBE_FLAGS = FLAG_UNDO;
+
+/**
+ * Web hand-off tokens (spec section 11): kind 8 (web hand-off) << 4 | channel 4 (web), a
+ * lifetime of 1 ms to 400 days, and a minute of clock skew allowed before issued_at_ms.
+ */
+const WEB_KIND_CHANNEL = 0x84;
+export const MAX_WEB_LIFETIME_MS = 400n * 86_400_000n;
+const WEB_CLOCK_SKEW_MS = 60_000n;
 
 /** One 64-byte block: the text, NUL-padded. MACed before the token bytes. */
 const MAC_CONTEXT = (() => {
@@ -111,6 +127,26 @@ export interface VerifiedClaims extends Claims {
   honeypot: boolean;
   list_id: string;
   undo: boolean;
+}
+
+/**
+ * What a web hand-off token says (spec section 11): the edge hands it to the sender's site on a
+ * click (`?oc_id=TOKEN`); the site may verify it with `verifyWeb`.
+ */
+export interface WebClaims {
+  tenant_id: string;
+  campaign_id: string;
+  contact_id: string;
+  /** When the click handed it over, ms since the Unix epoch. */
+  issued_at_ms: number | bigint;
+  /** First instant it is no longer valid (issued_at_ms + lifetime). */
+  expires_at_ms: number | bigint;
+}
+
+/** Web claims as `verifyWeb` returns them. */
+export interface VerifiedWebClaims extends WebClaims {
+  issued_at_ms: bigint;
+  expires_at_ms: bigint;
 }
 
 /** A failure; `reason` is the spec's error class. */
@@ -262,6 +298,49 @@ export function sign(keyId: string, secret: Uint8Array, c: Claims): string {
   return b64encode(Buffer.concat([signed, tag(secret, signed)]));
 }
 
+function time64(v: number | bigint, name: string): bigint {
+  let t: bigint;
+  try {
+    t = BigInt(v);
+  } catch {
+    throw new TokenError("invalid_claims", `${name} must be an integer`);
+  }
+  if (t < I64_MIN || t > I64_MAX) throw new TokenError("invalid_claims", `${name} must be a signed 64-bit integer`);
+  return t;
+}
+
+/**
+ * The web hand-off token for `c` under key `keyId` with `secret`. Only the edge mints these (at
+ * a click); this is for tests and for checking a verifier.
+ */
+export function signWeb(keyId: string, secret: Uint8Array, c: WebClaims): string {
+  checkKey(keyId, secret);
+  const ids: Buffer[] = [];
+  for (const [name, value] of [
+    ["tenant_id", c.tenant_id],
+    ["campaign_id", c.campaign_id],
+    ["contact_id", c.contact_id],
+  ] as const) {
+    const b = Buffer.from(value, "utf8");
+    if (b.length > MAX_ID_LEN) throw new TokenError("field_too_long", `${name}: ${b.length} bytes (max 255)`);
+    ids.push(b);
+  }
+  const issued = time64(c.issued_at_ms, "issued_at_ms");
+  const lifetime = time64(c.expires_at_ms, "expires_at_ms") - issued;
+  if (lifetime < 1n || lifetime > MAX_WEB_LIFETIME_MS) {
+    throw new TokenError("invalid_claims", "a web token expires after it is issued, within 400 days");
+  }
+  const kid = Buffer.from(keyId, "ascii");
+  const signed = Buffer.concat([
+    Buffer.from([VERSION, kid.length]),
+    kid,
+    Buffer.from([WEB_KIND_CHANNEL, ...varint(zigzag(issued))]),
+    ...ids.map(field),
+    Buffer.from(varint(lifetime)),
+  ]);
+  return b64encode(Buffer.concat([signed, tag(secret, signed)]));
+}
+
 /** `${base}/u/${token}`, the List-Unsubscribe URI (RFC 8058 one-click). */
 export function unsubscribeUrl(base: string, token: string): string {
   return `${base.replace(/\/+$/, "")}/u/${token}`;
@@ -383,15 +462,8 @@ class Reader {
   }
 }
 
-/**
- * Verifies `token` against `keys` (key id -> secret); returns the claims and the key id.
- * `expectKind` ("open" for /o/, "click" for /c/) adds the route check (class wrong_kind).
- */
-export function verify(
-  token: string,
-  keys: ReadonlyMap<string, Uint8Array>,
-  expectKind?: Kind,
-): { claims: VerifiedClaims; keyId: string } {
+/** Spec section 8, steps 1-8 (every kind): the key id and body of a token whose tag is right. */
+function authenticate(token: string, keys: ReadonlyMap<string, Uint8Array>): { kid: string; body: Buffer } {
   if (Buffer.byteLength(token, "utf8") > MAX_TOKEN_LEN) throw new TokenError("too_long");
   const data = b64decodeStrict(token);
   if (data === null) throw new TokenError("malformed", "not base64url");
@@ -409,7 +481,20 @@ export function verify(
   if (!timingSafeEqual(tag(secret, signed), data.subarray(data.length - TAG_LEN))) {
     throw new TokenError("bad_signature");
   }
-  const r = new Reader(signed.subarray(2 + kidLen));
+  return { kid, body: signed.subarray(2 + kidLen) };
+}
+
+/**
+ * Verifies `token` against `keys` (key id -> secret); returns the claims and the key id.
+ * `expectKind` ("open" for /o/, "click" for /c/) adds the route check (class wrong_kind).
+ */
+export function verify(
+  token: string,
+  keys: ReadonlyMap<string, Uint8Array>,
+  expectKind?: Kind,
+): { claims: VerifiedClaims; keyId: string } {
+  const { kid, body } = authenticate(token, keys);
+  const r = new Reader(body);
   const kc = r.byte();
   const kind = KIND_NAMES[kc >> 4];
   if (kind === undefined) throw new TokenError("malformed", "unknown kind");
@@ -452,6 +537,34 @@ export function verify(
     list_id, undo,
   };
   return { claims, keyId: kid };
+}
+
+/**
+ * Verifies a web hand-off token (spec section 11) at `nowMs` (ms since the Unix epoch, the
+ * verifier's clock) against `keys`; returns the claims and the key id. Classes: those of `verify`
+ * up to the tag, then wrong_kind (a validly signed token of another kind: an open, click or
+ * unsubscribe), malformed (the body), expired (nowMs >= expires_at_ms, or nowMs more than a
+ * minute before issued_at_ms).
+ */
+export function verifyWeb(
+  token: string,
+  keys: ReadonlyMap<string, Uint8Array>,
+  nowMs: number | bigint,
+): { claims: VerifiedWebClaims; keyId: string } {
+  const { kid, body } = authenticate(token, keys);
+  const r = new Reader(body);
+  if (r.byte() !== WEB_KIND_CHANNEL) throw new TokenError("wrong_kind", "not a web token");
+  const issued_at_ms = unzigzag(r.varint());
+  const [tenant_id, campaign_id, contact_id] = [0, 1, 2].map(() => r.string(MAX_ID_LEN));
+  const lifetime = r.varint();
+  if (lifetime < 1n || lifetime > MAX_WEB_LIFETIME_MS) throw new TokenError("malformed", "web token lifetime out of range");
+  if (!r.done) throw new TokenError("malformed", "trailing bytes");
+  // In 64 bits, as the edge: an expiry past the largest time is that time.
+  const sum = issued_at_ms + lifetime;
+  const expires_at_ms = sum > I64_MAX ? I64_MAX : sum;
+  const now = BigInt(nowMs);
+  if (now >= expires_at_ms || now < issued_at_ms - WEB_CLOCK_SKEW_MS) throw new TokenError("expired");
+  return { claims: { tenant_id, campaign_id, contact_id, issued_at_ms, expires_at_ms }, keyId: kid };
 }
 
 // ---- keyrings -------------------------------------------------------------------------------
@@ -513,5 +626,15 @@ export class Keyring {
 
   verify(token: string, expectKind?: Kind): { claims: VerifiedClaims; keyId: string } {
     return verify(token, this.byId, expectKind);
+  }
+
+  /** A web hand-off token (only the edge mints them; for tests). */
+  signWeb(claims: WebClaims): string {
+    return signWeb(this.keys[0][0], this.keys[0][1], claims);
+  }
+
+  /** Verifies a web hand-off token (the site's `oc_id` cookie) at `nowMs`. */
+  verifyWeb(token: string, nowMs: number | bigint): { claims: VerifiedWebClaims; keyId: string } {
+    return verifyWeb(token, this.byId, nowMs);
   }
 }

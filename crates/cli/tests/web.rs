@@ -12,8 +12,14 @@
 //!   `/w.js`; the browser follows a tracked click, lands with `oc_id`, the parameter is gone from
 //!   the address bar, the cookie is set on the site's origin (both as the page itself reports
 //!   them), and the page view arrives on Kafka flagged as a headless browser; for a suppressed
-//!   contact nothing arrives. (Chromium has no switch that sends `Sec-GPC`, so GPC is covered
-//!   over HTTP above.)
+//!   contact nothing arrives. Then a browser that sends `Sec-GPC: 1` (the tenant honours GPC):
+//!   Chromium has no switch for the header, so the test adds it over the DevTools protocol
+//!   (`Network.setExtraHTTPHeaders`, `common::chromium::Cdp`), and checks that it really went
+//!   out (the site saw it on the landing request, the edge on the click, whose event carries
+//!   the GPC signal). That browser lands without `oc_id` and no cookie; even holding a valid
+//!   token (landing with one a click without GPC handed over), its snippet's beacon goes out
+//!   with the header and the edge counts it `opted_out`; no page view of that contact reaches
+//!   Kafka, while the first contact's, in the same run, does.
 
 mod common;
 
@@ -24,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{run, serve_command, sign_click, tail, try_http_full, try_post, Server, KEYS};
+use common::chromium::{launch, page_target, Cdp};
+use common::{
+    path_of, run, serve_command, sign_click, tail, try_http, try_http_full, try_post, Server, KEYS,
+};
 
 fn settings(handoff: bool, origin: &str) -> String {
     format!(
@@ -245,14 +254,17 @@ fn a_bad_web_settings_file_is_a_configuration_error() {
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium.
 
+/// A request the site received: its path (with the query) and headers (names lower-cased).
+type SiteRequest = (String, Vec<(String, String)>);
+
 /// The customer's site: `/landing...` is a page that includes the edge's `/w.js` and reports
 /// what it sees (its own address and cookies) into `<pre id="harness">`; `/slow.gif` answers
 /// after a second, so that the page's load event (when `--dump-dom` prints) comes after the
-/// snippet's beacon has left. Records every request path.
+/// snippet's beacon has left. Records every request's path and headers.
 struct Site {
     addr: SocketAddr,
     edge: Arc<Mutex<String>>,
-    paths: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<SiteRequest>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -263,17 +275,17 @@ impl Site {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let paths = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (p, st, e) = (paths.clone(), stop.clone(), edge.clone());
+        let (p, st, e) = (requests.clone(), stop.clone(), edge.clone());
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let (p, edge) = (p.clone(), e.lock().unwrap().clone());
                         std::thread::spawn(move || {
-                            if let Some(path) = answer(conn, &edge) {
-                                p.lock().unwrap().push(path);
+                            if let Some(request) = answer(conn, &edge) {
+                                p.lock().unwrap().push(request);
                             }
                         });
                     }
@@ -287,7 +299,7 @@ impl Site {
         Site {
             addr,
             edge,
-            paths,
+            requests,
             stop,
             thread: Some(thread),
         }
@@ -299,7 +311,19 @@ impl Site {
     }
 
     fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
+        self.requests().into_iter().map(|(p, _)| p).collect()
+    }
+
+    fn requests(&self) -> Vec<SiteRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The requests whose path (and query) starts with `prefix`, in arrival order.
+    fn requests_to(&self, prefix: &str) -> Vec<SiteRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .collect()
     }
 }
 
@@ -316,17 +340,21 @@ const HARNESS: &str = "<pre id=\"harness\"></pre><script>\
 document.getElementById('harness').textContent=JSON.stringify({href:location.href,\
 cookie:document.cookie,userAgent:navigator.userAgent});</script>";
 
-fn answer(conn: TcpStream, edge: &str) -> Option<String> {
+fn answer(conn: TcpStream, edge: &str) -> Option<SiteRequest> {
     conn.set_nonblocking(false).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(conn.try_clone().ok()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
     let path = request_line.split(' ').nth(1)?.to_string();
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
             break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
     let (status, ctype, body): (&str, &str, Vec<u8>) = if path.starts_with("/landing") {
@@ -355,7 +383,7 @@ fn answer(conn: TcpStream, edge: &str) -> Option<String> {
     );
     let _ = conn.write_all(&body);
     let _ = conn.flush();
-    Some(path)
+    Some((path, headers))
 }
 
 fn harness(dom: &str) -> serde_json::Value {
@@ -475,7 +503,111 @@ fn headless_chromium_follows_a_click_to_the_site_and_its_page_view_reaches_kafka
         events.iter().all(|e| e["contactId"] == "c-web"),
         "{events:#?}"
     );
+    // The site saw no Sec-GPC from those browsers: Chromium does not send it by itself.
+    for (path, h) in site.requests() {
+        assert_eq!(header(&h, "sec-gpc"), None, "{path}: {h:?}");
+    }
+
+    // 4. GPC honoured (honour_gpc = true in the settings): another contact in a fresh browser
+    //    that sends `Sec-GPC: 1` with every request, added over DevTools before navigating.
+    let gpc_landing = format!("{site_origin}/landing/gpc?utm_source=mail#offer");
+    let click = signed_click(&edge, "c-gpc", &gpc_landing);
+    let profile = tempfile::tempdir().unwrap();
+    let (_browser, port) = launch(profile.path(), "about:blank");
+    let mut cdp = Cdp::connect(port, &page_target(port, "about:blank"));
+    cdp.set_extra_headers(&[("Sec-GPC", "1")]);
+    cdp.navigate(&click);
+    let on_gpc_landing =
+        "document.readyState === 'complete' && location.pathname === '/landing/gpc'";
+    cdp.wait_for(on_gpc_landing);
+    let seen = page_harness(&mut cdp);
+    // The header really went out: the site saw it on the landing request (the redirect's
+    // target) ...
+    let landed = site.requests_to("/landing/gpc");
+    assert_eq!(landed.len(), 1, "{landed:?}");
+    let (arrived, h) = &landed[0];
+    assert_eq!(header(h, "sec-gpc"), Some("1"), "{h:?}");
+    // ... which the click's redirect sent there without oc_id: the edge refused the hand-off.
+    let arrived = url::Url::parse(&format!("{site_origin}{arrived}")).unwrap();
+    assert_eq!(query_value(&arrived, "oc_id"), None, "{arrived}");
+    assert_eq!(seen["href"], gpc_landing.as_str(), "{seen}");
+    assert_eq!(seen["cookie"], "", "{seen}");
+
+    // 5. The same browser holding a valid token all the same: a click of c-gpc without GPC
+    //    (over plain HTTP) hands one over, the browser lands with it, the snippet keeps it and
+    //    sends the page view, with Sec-GPC: 1, which the edge counts as opted out.
+    let (status, h, _) = try_http_full(server.listen, "GET", &path_of(&click), &[]).unwrap();
+    assert_eq!(status, 302);
+    let handed = header(&h, "location").unwrap().to_owned();
+    let token = query_value(&url::Url::parse(&handed).unwrap(), "oc_id").expect("oc_id");
+    assert_eq!(beacons(server.admin, "opted_out"), 0);
+    cdp.navigate(&handed);
+    cdp.wait_for(&format!(
+        "{on_gpc_landing} && document.cookie === 'oc_id={token}'"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while beacons(server.admin, "opted_out") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the GPC browser's beacon never reached the edge: {}",
+            String::from_utf8_lossy(&try_http(server.admin, "GET", "/metrics", &[]).unwrap().1)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        beacons(server.admin, "tracked"),
+        1,
+        "c-web's page view only"
+    );
+    drop(cdp);
+
+    // 6. Kafka: c-web's click and page view as before; c-gpc's two clicks (the browser's with
+    //    the GPC signal: the edge saw the header too) and no page view of c-gpc.
+    let events = tail(&bootstrap, 5, 5);
+    // Sorted: each contact's events are in order (one key, one partition), not across them.
+    let mut summary: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e["contactId"].as_str().unwrap().to_owned(),
+                e["type"].as_str().unwrap().to_owned(),
+                e["signals"]["gpc"] == true,
+            )
+        })
+        .collect();
+    summary.sort();
+    let mut want = [
+        ("c-web", "EVENT_TYPE_CLICK", false),
+        ("c-web", "EVENT_TYPE_PAGE_VIEW", false),
+        ("c-gpc", "EVENT_TYPE_CLICK", true),
+        ("c-gpc", "EVENT_TYPE_CLICK", false),
+    ]
+    .map(|(c, t, g)| (c.to_owned(), t.to_owned(), g));
+    want.sort();
+    assert_eq!(summary, want, "{events:#?}");
 
     server.sigterm();
     server.wait();
+}
+
+/// What the page's harness reports (its address, cookies, user agent), read over DevTools.
+fn page_harness(cdp: &mut Cdp) -> serde_json::Value {
+    let text = cdp.eval("document.getElementById('harness').textContent");
+    serde_json::from_str(text.as_str().unwrap()).unwrap_or_else(|e| panic!("harness {text}: {e}"))
+}
+
+/// The edge's count of page-view beacons with `outcome` (`openclick_web_requests_total`).
+fn beacons(admin: SocketAddr, outcome: &str) -> u64 {
+    let (status, body) = try_http(admin, "GET", "/metrics", &[]).unwrap();
+    assert_eq!(status, 200);
+    let outcome = format!("outcome=\"{outcome}\"");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| {
+            l.starts_with("openclick_web_requests_total{")
+                && l.contains("route=\"beacon\"")
+                && l.contains(&outcome)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
 }

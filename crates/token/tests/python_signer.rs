@@ -10,7 +10,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::*;
-use openclick_token::{Channel, Claims, Key, Keyring, TokenKind, MAX_ID_LEN};
+use openclick_token::{
+    Channel, Claims, Key, KeyStore, Keyring, TokenKind, WebClaims, MAX_ID_LEN, MAX_WEB_LIFETIME_MS,
+};
 use serde_json::json;
 
 /// xorshift64*: a fixed, seedable sequence, so a failure reproduces.
@@ -320,5 +322,128 @@ fn rust_and_python_verifiers_agree() {
     eprintln!(
         "rust and python agree on {} tokens: {by_class:?}",
         tokens.len()
+    );
+}
+
+/// A web hand-off body (docs/token-v1.md §11), valid or not: mostly kind/channel `0x84`, times
+/// near the ends of the range, lifetimes at and past their limits, sometimes a byte too many or
+/// too few.
+fn web_body(rng: &mut Rng) -> (Vec<u8>, i64) {
+    let issued = match rng.below(5) {
+        0 => rng.next() as i64,
+        1 => i64::MAX - rng.below(100_000_000_000) as i64,
+        2 => i64::MIN + rng.below(100_000) as i64,
+        _ => 1_700_000_000_000 + rng.below(100_000_000) as i64,
+    };
+    let lifetime: u64 = match rng.below(6) {
+        0 => 0,
+        1 => MAX_WEB_LIFETIME_MS as u64 + rng.below(2) as u64,
+        2 => rng.next(),
+        _ => 1 + rng.below(30 * 86_400_000) as u64,
+    };
+    let mut body = spec_web_body([&rng.id(), &rng.id(), &rng.id()], issued, lifetime);
+    match rng.below(12) {
+        0 => body[0] = [0x81, 0x85, 0x74, 0x04, 0x11, 0x24][rng.below(6)],
+        1 => body.push(rng.next() as u8),
+        2 => body.truncate(rng.below(body.len() + 1)),
+        _ => {}
+    }
+    (body, issued)
+}
+
+#[test]
+fn rust_and_python_web_verifiers_agree() {
+    let v = load_vectors();
+    let spec = s(&v, "keyring_spec");
+    let store = KeyStore::from_spec(spec).unwrap();
+    let keys = vector_keys(&v);
+    let mut rng = Rng(0x0077_ebee_f00d_1234);
+    // (token, verify_at_ms)
+    let mut checks: Vec<(String, i64)> = Vec::new();
+    for case in v["web_invalid"].as_array().unwrap() {
+        checks.push((
+            s(case, "token").to_owned(),
+            s(case, "verify_at_ms").parse().unwrap(),
+        ));
+    }
+    for _ in 0..3000 {
+        let (id, secret) = &keys[rng.below(keys.len())];
+        let (token, issued, expires) = match rng.below(4) {
+            0 | 1 => {
+                let issued = 1_600_000_000_000 + rng.below(200_000_000_000) as i64;
+                let c = WebClaims {
+                    tenant_id: rng.id(),
+                    campaign_id: rng.id(),
+                    contact_id: rng.id(),
+                    issued_at_ms: issued,
+                    expires_at_ms: issued + 1 + rng.below(MAX_WEB_LIFETIME_MS as usize) as i64,
+                };
+                let own =
+                    KeyStore::global(Keyring::new(Key::new(id, secret).unwrap(), vec![]).unwrap());
+                let mut t = own.sign_web(&c).unwrap();
+                if rng.below(4) == 0 {
+                    // One character replaced.
+                    let mut b = t.into_bytes();
+                    let i = rng.below(b.len());
+                    b[i] = b"AZaz09-_"[rng.below(8)];
+                    t = String::from_utf8(b).unwrap();
+                }
+                (t, issued, c.expires_at_ms)
+            }
+            2 => {
+                let (body, issued) = web_body(&mut rng);
+                let t = b64(&spec_raw(1, id.as_bytes(), secret, &body));
+                (t, issued, issued.saturating_add(30 * 86_400_000))
+            }
+            _ => {
+                // An open, click or unsubscribe token.
+                let c = rng.claims();
+                let t = Keyring::new(Key::new(id, secret).unwrap(), vec![])
+                    .unwrap()
+                    .sign(&c)
+                    .unwrap();
+                (t, c.issued_at_ms, c.issued_at_ms.saturating_add(1))
+            }
+        };
+        // The clock: around the token's start and end, or anywhere.
+        let at = match rng.below(7) {
+            0 => issued.saturating_sub(60_000),
+            1 => issued.saturating_sub(60_001),
+            2 => expires,
+            3 => expires.saturating_sub(1),
+            4 => rng.next() as i64,
+            _ => issued.saturating_add(rng.below(86_400_000) as i64),
+        };
+        checks.push((token, at));
+    }
+
+    let out = run_python(
+        "verify-web-batch",
+        &json!({
+            "keyring_spec": spec,
+            "checks": checks.iter().map(|(t, at)| json!({"token": t, "verify_at_ms": at.to_string()})).collect::<Vec<_>>(),
+        }),
+    );
+    let results: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), checks.len());
+    let mut by_class = std::collections::BTreeMap::<String, usize>::new();
+    for ((token, at), py) in checks.iter().zip(&results) {
+        let rust = match store.verify_web(token, *at) {
+            Ok(ok) => json!({ "claims": web_claims_to_json(&ok.claims), "key_id": ok.key_id }),
+            Err(e) => json!({ "error": e.reason() }),
+        };
+        assert_eq!(&rust, py, "token {token:?} at {at}");
+        let c = rust["error"].as_str().unwrap_or("ok").to_owned();
+        *by_class.entry(c).or_default() += 1;
+    }
+    for c in ["ok", "malformed", "bad_signature", "wrong_kind", "expired"] {
+        assert!(by_class.get(c).copied().unwrap_or(0) >= 5, "{by_class:?}");
+    }
+    eprintln!(
+        "rust and python agree on {} web tokens: {by_class:?}",
+        checks.len()
     );
 }

@@ -21,7 +21,7 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use openclick_token::{Claims, Key, Keyring, TokenKind, MAX_TOKEN_LEN};
+use openclick_token::{Claims, Key, KeyStore, Keyring, TokenKind, WebClaims, MAX_TOKEN_LEN};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -198,6 +198,145 @@ fn honeypot_vectors_are_the_plain_click_plus_the_flags_byte() {
         }
     }
     assert!(honeypots >= 3, "{honeypots} honeypot vectors");
+}
+
+/// The store of the whole vector keyring (every key global), as an edge without tenant keys.
+fn full_store(v: &Value) -> KeyStore {
+    KeyStore::from_spec(s(v, "keyring_spec")).unwrap()
+}
+
+fn time(case: &Value, field: &str) -> i64 {
+    s(case, field).parse().unwrap()
+}
+
+#[test]
+fn web_valid_vectors_sign_and_verify() {
+    let v = load_vectors();
+    let store = full_store(&v);
+    let tracking = full_keyring(&v);
+    let cases = v["web_valid"].as_array().unwrap();
+    assert!(cases.len() >= 5);
+    for case in cases {
+        let name = s(case, "name");
+        let claims = web_claims_from_json(&case["claims"]);
+        let token = s(case, "token");
+        let at = time(case, "verify_at_ms");
+        // Signing is deterministic: the vector's key signs the claims to exactly the token.
+        let own = KeyStore::global(single_key_ring(&v, s(case, "key_id")));
+        assert_eq!(own.sign_web(&claims).unwrap(), token, "{name}: sign");
+        assert_eq!(
+            hex(&unb64(token)),
+            s(case, "payload_hex"),
+            "{name}: payload"
+        );
+        // Verified at its time, with the whole keyring.
+        let got = store
+            .verify_web(token, at)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.claims, claims, "{name}");
+        assert_eq!(got.key_id, s(case, "key_id"), "{name}");
+        // The expiry rule at its two edges, and never an open, click or unsubscribe.
+        let reason = |at| store.verify_web(token, at).unwrap_err().reason();
+        assert_eq!(reason(claims.expires_at_ms), "expired", "{name}");
+        if let Some(early) = claims.issued_at_ms.checked_sub(60_001) {
+            assert_eq!(reason(early), "expired", "{name}");
+        }
+        assert!(store.verify_web(token, claims.expires_at_ms - 1).is_ok());
+        assert_eq!(
+            tracking.verify(token).map(|_| ()).map_err(|e| class(&e)),
+            Err("malformed"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn web_invalid_vectors_fail_with_their_class() {
+    let v = load_vectors();
+    let store = full_store(&v);
+    let cases = v["web_invalid"].as_array().unwrap();
+    for case in cases {
+        let name = s(case, "name");
+        let want = s(case, "error");
+        match store.verify_web(s(case, "token"), time(case, "verify_at_ms")) {
+            Ok(ok) => panic!("{name}: verified as {ok:?}, expected {want}"),
+            Err(e) => assert_eq!(e.reason(), want, "{name}"),
+        }
+    }
+    for class in [
+        "malformed",
+        "too_long",
+        "bad_signature",
+        "unknown_key",
+        "unsupported_version",
+        "wrong_kind",
+        "expired",
+    ] {
+        assert!(
+            cases.iter().any(|c| s(c, "error") == class),
+            "no web_invalid vector of class {class}"
+        );
+    }
+}
+
+/// The first web vector, assembled byte by byte from the table of docs/token-v1.md §11 (not
+/// with the spec encoder of `common`, nor the crate's codec), and its tag computed with the
+/// `hmac` crate over the §3 context block. The spec's own worked example (§11) shows the same
+/// bytes and token.
+#[test]
+fn web_handoff_vector_assembled_by_hand() {
+    let v = load_vectors();
+    let case = &v["web_valid"][0];
+    assert_eq!(s(case, "name"), "web-handoff");
+    let mut raw: Vec<u8> = Vec::new();
+    raw.extend_from_slice(&[0x01]); // 1 version
+    raw.extend_from_slice(&[0x02, b'k', b'2']); // 2, 3 key id length, key id "k2"
+    raw.extend_from_slice(&[0x84]); // 4 kind 8 (web hand-off) << 4 | channel 4 (web)
+                                    // 5 issued_at_ms 1717000000000: zigzag 3434000000000, LEB128 (as in the §9 example)
+    raw.extend_from_slice(&[0x80, 0xc8, 0xe6, 0xd2, 0xf8, 0x63]);
+    raw.push(8); // 6 tenant_id
+    raw.extend_from_slice(b"tenant-1");
+    raw.push(12); // 7 campaign_id
+    raw.extend_from_slice(b"camp-2024-05");
+    raw.push(13); // 8 contact_id
+    raw.extend_from_slice(b"contact-12345");
+    // 9 lifetime 30 days = 2592000000 ms = 0b1001_1010_0111_1110_1100_1000_0000_0000, 7 bits a byte
+    // from the least significant: 0000000, 0010000, 1111011, 1010011, 1001 -> 80 90 fb d3 09
+    let lifetime = [0x80u8, 0x90, 0xfb, 0xd3, 0x09];
+    raw.extend_from_slice(&lifetime);
+    let groups = lifetime.iter().enumerate();
+    let value: u64 = groups.map(|(i, b)| u64::from(b & 0x7f) << (7 * i)).sum();
+    assert_eq!(value, 30 * 86_400_000);
+    // 10 tag: HMAC-SHA256(secret, context block || the bytes above), first 16 bytes.
+    let secret = &vector_keys(&v)[0];
+    assert_eq!(secret.0, "k2");
+    let mut block = [0u8; 64];
+    block[..58].copy_from_slice(b"openclick-token v1 HMAC-SHA256 tag for open/click tracking");
+    let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&secret.1).unwrap();
+    hmac::Mac::update(&mut mac, &block);
+    hmac::Mac::update(&mut mac, &raw);
+    let full = hmac::Mac::finalize(mac).into_bytes();
+    raw.extend_from_slice(&full[..16]);
+
+    assert_eq!(hex(&raw), s(case, "payload_hex"));
+    let token = b64(&raw);
+    assert_eq!(token, s(case, "token"));
+    assert_eq!(token.len(), 91);
+    let c = &case["claims"];
+    assert_eq!(
+        (s(c, "issued_at_ms"), s(c, "expires_at_ms")),
+        ("1717000000000", "1719592000000")
+    );
+    // The worked example of the spec is this vector.
+    let spec = std::fs::read_to_string(repo_root().join("docs/token-v1.md")).unwrap();
+    assert!(
+        spec.contains(&token),
+        "docs/token-v1.md §11 shows another token"
+    );
+    assert!(
+        spec.contains(&hex(&full[..8])),
+        "docs/token-v1.md §11 shows another tag"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1166,6 +1305,28 @@ fn generate_vectors() {
         WRONG_KIND,
         "valid click token presented on /o/",
     );
+    // Web hand-off tokens (docs/token-v1.md §11) on the tracking routes: kind 8 is no kind an
+    // open/click/unsubscribe verifier knows, so the body is malformed (after the tag check).
+    let web = spec_web_token("k2", &k2, &web_handoff_claims());
+    for (name, route, description) in [
+        (
+            "web-token-on-open-route",
+            "open",
+            "valid web hand-off token (kind 8, docs/token-v1.md section 11) presented on /o/",
+        ),
+        (
+            "web-token-on-click-route",
+            "click",
+            "valid web hand-off token presented on /c/",
+        ),
+        (
+            "web-token-on-unsubscribe-route",
+            "unsubscribe",
+            "valid web hand-off token presented on /u/",
+        ),
+    ] {
+        add(name, web.clone(), Some(route), "malformed", description);
+    }
 
     let mut invalid_json = Vec::new();
     for (name, token, route, want, description) in &invalid {
@@ -1185,6 +1346,8 @@ fn generate_vectors() {
         invalid_json.push(case);
     }
 
+    let (web_valid, web_invalid) = web_vectors(&spec, &secret_of, [&open, &click, &unsub_token]);
+
     let file = json!({
         "format": "openclick-token/v1 test vectors",
         "spec": "docs/token-v1.md",
@@ -1197,13 +1360,329 @@ fn generate_vectors() {
             "list_id is present only on unsubscribe claims (empty: the contact across the tenant); undo (unsubscribes only, flag bit 0) is present, as true, only when set.",
             "valid: signing claims with key_id gives exactly token (signing is deterministic); verifying token with the whole keyring gives claims and key_id. payload_hex is the decoded token.",
             "invalid: verifying token with the whole keyring fails with error; when route is present the token is presented on that route (open = /o/, click = /c/, unsubscribe = /u/) and a token of the other kind fails with wrong_kind.",
+            "web_valid, web_invalid: web hand-off tokens (docs/token-v1.md section 11), verified at verify_at_ms (a decimal string, the verifier's clock). web_valid: signing claims with key_id gives exactly token; verifying token with the whole keyring at verify_at_ms gives claims (expires_at_ms a decimal string) and key_id. web_invalid: verifying token at verify_at_ms fails with error (wrong_kind: a validly signed token whose kind/channel byte is not 0x84; expired: verify_at_ms >= expires_at_ms, or verify_at_ms < issued_at_ms - 60000).",
         ],
         "keys": keys.iter().map(|(id, sec)| json!({"id": id, "secret": b64(sec)})).collect::<Vec<_>>(),
         "keyring_spec": spec,
         "valid": valid_json,
         "invalid": invalid_json,
+        "web_valid": web_valid,
+        "web_invalid": web_invalid,
     });
     let text = serde_json::to_string_pretty(&file).unwrap() + "\n";
     std::fs::create_dir_all(vectors_path().parent().unwrap()).unwrap();
     std::fs::write(vectors_path(), text).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web hand-off tokens (docs/token-v1.md §11): `web_valid` and `web_invalid`.
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The first web vector ("web-handoff"), the one the tests also assemble by hand: the ids of the
+/// worked example (§9) without the message, handed over at 1717000000000 for 30 days.
+fn web_handoff_claims() -> WebClaims {
+    WebClaims {
+        tenant_id: "tenant-1".into(),
+        campaign_id: "camp-2024-05".into(),
+        contact_id: "contact-12345".into(),
+        issued_at_ms: 1_717_000_000_000,
+        expires_at_ms: 1_717_000_000_000 + 30 * DAY_MS,
+    }
+}
+
+fn web_claims(ids: [&str; 3], issued_at_ms: i64, lifetime_ms: i64) -> WebClaims {
+    WebClaims {
+        tenant_id: ids[0].into(),
+        campaign_id: ids[1].into(),
+        contact_id: ids[2].into(),
+        issued_at_ms,
+        expires_at_ms: issued_at_ms + lifetime_ms,
+    }
+}
+
+/// The `web_valid` and `web_invalid` vectors: built with the spec encoder (`common::spec_web_*`),
+/// checked against the crate's `KeyStore::sign_web` and `verify_web` (each invalid case against
+/// the class written by hand next to it). `tracking`: the open, click and unsubscribe tokens of
+/// the tracking vectors, for kind confusion.
+fn web_vectors(
+    spec: &str,
+    secret_of: &dyn Fn(&str) -> Vec<u8>,
+    tracking: [&str; 3],
+) -> (Vec<Value>, Vec<Value>) {
+    let store = KeyStore::from_spec(spec).unwrap();
+    let handoff = web_handoff_claims();
+    let (issued, expires) = (handoff.issued_at_ms, handoff.expires_at_ms);
+    let b255 = "b".repeat(128);
+    let i255 = "i".repeat(255);
+    // (name, key id, claims, verify_at_ms)
+    let valid: Vec<(&str, &str, WebClaims, i64)> = vec![
+        ("web-handoff", "k2", handoff.clone(), issued + DAY_MS),
+        (
+            "web-handoff-last-valid-ms",
+            "k2",
+            handoff.clone(),
+            expires - 1,
+        ),
+        (
+            "web-handoff-issued-60s-in-the-future",
+            "k2",
+            handoff.clone(),
+            issued - 60_000,
+        ),
+        (
+            "web-longest-lifetime-verify-only-key",
+            "k1",
+            web_claims(["acme", "spring", "c-42"], 1_700_000_000_000, 400 * DAY_MS),
+            1_700_000_000_000 + 400 * DAY_MS - 1,
+        ),
+        (
+            "web-lifetime-1ms-time-64",
+            "x",
+            web_claims(["t", "c", "u"], 64, 1),
+            64,
+        ),
+        (
+            "web-empty-ids-time-zero-long-secret",
+            "2019-rot_A",
+            web_claims(["", "", ""], 0, DAY_MS),
+            -60_000,
+        ),
+        (
+            "web-unicode-ids-time-i64-min",
+            "abcdefghijklmnop",
+            web_claims(
+                ["t\u{e9}nant-\u{fc}", &b255, "\u{0}nul-\u{1f4e7}"],
+                i64::MIN,
+                7 * DAY_MS,
+            ),
+            i64::MIN,
+        ),
+        (
+            "web-ids-255-bytes-negative-time",
+            "k2",
+            web_claims([&i255, &i255, &i255], -1, 1000),
+            500,
+        ),
+    ];
+    let mut valid_json = Vec::new();
+    for (name, key_id, c, at) in &valid {
+        let secret = secret_of(key_id);
+        let token = spec_web_token(key_id, &secret, c);
+        let own =
+            KeyStore::global(Keyring::new(Key::new(key_id, &secret).unwrap(), vec![]).unwrap());
+        assert_eq!(
+            own.sign_web(c).unwrap(),
+            token,
+            "{name}: spec encoder and crate differ"
+        );
+        let got = store
+            .verify_web(&token, *at)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((&got.claims, got.key_id.as_str()), (c, *key_id), "{name}");
+        valid_json.push(json!({
+            "name": name,
+            "key_id": key_id,
+            "claims": web_claims_to_json(c),
+            "verify_at_ms": at.to_string(),
+            "payload_hex": hex(&unb64(&token)),
+            "token": token,
+        }));
+    }
+
+    let k2 = secret_of("k2");
+    let token = spec_web_token("k2", &k2, &handoff);
+    let ids = ["tenant-1", "camp-2024-05", "contact-12345"];
+    let life = (expires - issued) as u64;
+    let body = spec_web_body(ids, issued, life);
+    let forged = |body: &[u8]| b64(&spec_raw(1, b"k2", &k2, body));
+    let at = issued + DAY_MS;
+    // (name, token, verify_at_ms, class, description)
+    let mut invalid: Vec<(&str, String, i64, &str, &str)> =
+        vec![
+        (
+            "web-expired-at-expires-at",
+            token.clone(),
+            expires,
+            "expired",
+            "web-handoff verified at exactly its expires_at_ms (issued_at_ms + lifetime)",
+        ),
+        (
+            "web-expired-a-day-later",
+            token.clone(),
+            expires + DAY_MS,
+            "expired",
+            "web-handoff verified a day after it expired",
+        ),
+        (
+            "web-issued-over-60s-in-the-future",
+            token.clone(),
+            issued - 60_001,
+            "expired",
+            "web-handoff verified 60.001 s before its issued_at_ms (beyond a minute of clock skew)",
+        ),
+        (
+            "web-signed-trailing-byte-after-lifetime",
+            forged(&[&body[..], &[0x00]].concat()),
+            at,
+            "malformed",
+            "validly tagged web body with one byte after the lifetime",
+        ),
+        (
+            "web-signed-lifetime-0",
+            forged(&spec_web_body(ids, issued, 0)),
+            at,
+            "malformed",
+            "validly tagged web body with lifetime 0",
+        ),
+        (
+            "web-signed-lifetime-over-400-days",
+            forged(&spec_web_body(ids, issued, 400 * DAY_MS as u64 + 1)),
+            at,
+            "malformed",
+            "validly tagged web body with lifetime 34560000001 ms (400 days + 1 ms)",
+        ),
+        (
+            "web-signed-lifetime-non-minimal",
+            forged(&{
+                let mut b = spec_web_body(ids, issued, 1);
+                let n = b.len();
+                b[n - 1] = 0x81;
+                b.push(0x00);
+                b
+            }),
+            at,
+            "malformed",
+            "validly tagged web body with lifetime 1 written as the non-minimal varint 0x81 0x00",
+        ),
+        (
+            "web-signed-lifetime-missing",
+            forged(&body[..body.len() - 5]),
+            at,
+            "malformed",
+            "validly tagged web body that ends after contact_id",
+        ),
+        (
+            "web-signed-contact-256-bytes",
+            forged(&spec_web_body(["tenant-1", "camp-2024-05", &"c".repeat(256)], issued, life)),
+            at,
+            "malformed",
+            "validly tagged web body with a 256-byte contact_id",
+        ),
+        (
+            "web-signed-malformed-and-expired",
+            forged(&[&body[..], &[0x00]].concat()),
+            expires + DAY_MS,
+            "malformed",
+            "the trailing-byte body verified after its expiry: the body is judged before the time",
+        ),
+        (
+            "web-signed-kind-8-channel-email",
+            forged(&{
+                let mut b = body.clone();
+                b[0] = 0x81;
+                b
+            }),
+            at,
+            "wrong_kind",
+            "validly tagged web body under kind/channel 0x81 (kind 8, channel email): not 0x84",
+        ),
+        (
+            "web-open-token",
+            tracking[0].to_owned(),
+            at,
+            "wrong_kind",
+            "the valid open token open-email presented as a web token",
+        ),
+        (
+            "web-click-token",
+            tracking[1].to_owned(),
+            at,
+            "wrong_kind",
+            "the valid click token click-email presented as a web token",
+        ),
+        (
+            "web-unsubscribe-token",
+            tracking[2].to_owned(),
+            at,
+            "wrong_kind",
+            "a valid unsubscribe token presented as a web token",
+        ),
+        (
+            "web-tag-last-byte-flipped",
+            with_byte(&token, -1, |b| b ^ 0x01),
+            at,
+            "bad_signature",
+            "web-handoff with the last tag byte xor 0x01",
+        ),
+        (
+            "web-payload-contact-byte-changed",
+            with_byte(&token, 4 + 1 + 6 + 1 + 8 + 1 + 12 + 1, |_| b'C'),
+            at,
+            "bad_signature",
+            "web-handoff with contact-12345 -> Contact-12345, tag unchanged",
+        ),
+        (
+            "web-payload-lifetime-extended",
+            with_byte(&token, -17, |b| b + 1),
+            at,
+            "bad_signature",
+            "web-handoff with the last lifetime byte incremented (a longer life), tag unchanged",
+        ),
+        (
+            "web-tampered-and-expired",
+            with_byte(&token, -1, |b| b ^ 0x01),
+            expires,
+            "bad_signature",
+            "a tampered web-handoff verified at its expiry: the tag is judged before the time",
+        ),
+        (
+            "web-unknown-key",
+            spec_web_token("k9", &test_secret("k9", 32), &handoff),
+            at,
+            "unknown_key",
+            "web-handoff signed under key id k9, not in the keyring",
+        ),
+        (
+            "web-version-2",
+            b64(&spec_raw(2, b"k2", &k2, &body)),
+            at,
+            "unsupported_version",
+            "web-handoff's body under version byte 2, validly tagged",
+        ),
+        (
+            "web-bad-base64-padded",
+            format!("{token}=="),
+            at,
+            "malformed",
+            "web-handoff with '=' padding appended",
+        ),
+    ];
+    invalid.push((
+        "web-too-long",
+        "A".repeat(MAX_TOKEN_LEN + 1),
+        at,
+        "too_long",
+        "4609 characters: refused before decoding",
+    ));
+    // The contact id starts where the comment of web-payload-contact-byte-changed says.
+    assert_eq!(
+        &unb64(&token)[4 + 1 + 6 + 1 + 8 + 1 + 12 + 1..][..13],
+        b"contact-12345"
+    );
+    let mut invalid_json = Vec::new();
+    for (name, token, at, want, description) in &invalid {
+        match store.verify_web(token, *at) {
+            Ok(ok) => panic!("{name}: verified as {ok:?}"),
+            Err(e) => assert_eq!(e.reason(), *want, "{name}"),
+        }
+        invalid_json.push(json!({
+            "name": name,
+            "description": description,
+            "token": token,
+            "verify_at_ms": at.to_string(),
+            "error": want,
+        }));
+    }
+    (valid_json, invalid_json)
 }

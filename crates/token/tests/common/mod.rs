@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use openclick_token::{Channel, Claims, Key, Keyring, TokenError, TokenKind};
+use openclick_token::{Channel, Claims, Key, Keyring, TokenError, TokenKind, WebClaims};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -122,6 +122,29 @@ pub fn claims_to_json(c: &Claims) -> Value {
         v["undo"] = json!(true);
     }
     v
+}
+
+/// Web hand-off claims from their JSON form in the vector file (`web_valid`): the three ids,
+/// `issued_at_ms` and `expires_at_ms` as decimal strings.
+pub fn web_claims_from_json(c: &Value) -> WebClaims {
+    WebClaims {
+        tenant_id: s(c, "tenant_id").to_owned(),
+        campaign_id: s(c, "campaign_id").to_owned(),
+        contact_id: s(c, "contact_id").to_owned(),
+        issued_at_ms: s(c, "issued_at_ms").parse().unwrap(),
+        expires_at_ms: s(c, "expires_at_ms").parse().unwrap(),
+    }
+}
+
+/// The JSON form of web hand-off claims, as in the vector file.
+pub fn web_claims_to_json(c: &WebClaims) -> Value {
+    json!({
+        "tenant_id": c.tenant_id,
+        "campaign_id": c.campaign_id,
+        "contact_id": c.contact_id,
+        "issued_at_ms": c.issued_at_ms.to_string(),
+        "expires_at_ms": c.expires_at_ms.to_string(),
+    })
 }
 
 /// The error class of a verification failure: `TokenError::reason()`.
@@ -239,4 +262,28 @@ pub fn spec_token(key_id: &str, secret: &[u8], c: &Claims) -> String {
 
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Section 11, the body of a web hand-off token: the kind/channel byte `0x84`, `issued_at_ms`
+/// (zigzag varint), `tenant_id`, `campaign_id`, `contact_id` (strings), then the lifetime in ms
+/// (varint). Any lifetime is encoded, 0 and over 400 days included, so tests can forge them.
+pub fn spec_web_body(ids: [&str; 3], issued_at_ms: i64, lifetime_ms: u64) -> Vec<u8> {
+    let mut out = vec![8 * 16 + 4];
+    spec_varint(&mut out, spec_zigzag(issued_at_ms));
+    for f in ids {
+        spec_string(&mut out, f.as_bytes());
+    }
+    spec_varint(&mut out, lifetime_ms);
+    out
+}
+
+/// The web hand-off token for `c` under `(key_id, secret)`, built from the spec only.
+pub fn spec_web_token(key_id: &str, secret: &[u8], c: &WebClaims) -> String {
+    let lifetime = u64::try_from(c.expires_at_ms - c.issued_at_ms).unwrap();
+    let body = spec_web_body(
+        [&c.tenant_id, &c.campaign_id, &c.contact_id],
+        c.issued_at_ms,
+        lifetime,
+    );
+    b64(&spec_raw(1, key_id.as_bytes(), secret, &body))
 }
