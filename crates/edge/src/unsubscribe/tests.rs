@@ -1,12 +1,15 @@
 //! Unit tests of the unsubscribe decision, the spool and the pages, without sockets.
 
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
+use http::HeaderValue;
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_suppress::{SuppressError, WriteFuture};
 use openclick_token::{Channel, Key, Keyring};
 use parking_lot::Mutex;
 
+use super::page::text_on;
 use super::*;
 use crate::client_ip::ClientIpConfig;
 

@@ -43,151 +43,34 @@
 //! state handed in, like [`crate::pipeline`]; only [`Unsubscribe::handle`] awaits (the writer,
 //! never holding a lock).
 
-use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
+use http::{header, HeaderMap, Method, Response, StatusCode};
 use openclick_enrich::{Hit, HitKind};
 use openclick_events::v1::{EngagementEvent, EventType, UnsubscribeMethod};
 use openclick_http::Body;
-use openclick_suppress::parse::ChangeLine;
 use openclick_suppress::{Change, Reason, Scope, SuppressionSet, SuppressionWriter};
 use openclick_token::{Claims, TokenKind};
 
 use crate::pipeline::{event_id, pb_channel, Pipeline};
 
+mod config;
+mod page;
+mod spool;
+
+pub use config::{Brand, BrandError, UnsubscribeConfig};
+pub use page::{confirm_page, done_page, response};
+
+use page::{message_page, resubscribed_page};
+use spool::{read_spool, SpoolFile};
+
 /// Largest request body read on `/u/` (the one-click body is 26 bytes).
 pub const MAX_BODY: usize = 4096;
 /// The writer's `source` for unsubscribe changes.
 pub const SOURCE: &str = "unsubscribe";
-
-/// A tenant's look on the confirmation page.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Brand {
-    /// The sender's name, shown as the page's heading.
-    pub name: String,
-    /// The button's colour, `#rgb` or `#rrggbb`.
-    pub accent: String,
-    /// The page's background colour, `#rgb` or `#rrggbb`.
-    pub background: String,
-}
-
-impl Default for Brand {
-    fn default() -> Self {
-        Brand {
-            name: "Email preferences".into(),
-            accent: "#1f5fbf".into(),
-            background: "#f4f5f7".into(),
-        }
-    }
-}
-
-/// A `--unsubscribe-brand` value that does not parse.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "unsubscribe brand: {0} (expected TENANT=NAME|#ACCENT|#BACKGROUND, colours #rgb or #rrggbb)"
-)]
-pub struct BrandError(&'static str);
-
-impl Brand {
-    /// Parses `TENANT=NAME|#ACCENT|#BACKGROUND` (the colours optional, the defaults').
-    pub fn parse(spec: &str) -> Result<(String, Brand), BrandError> {
-        let (tenant, rest) = spec.split_once('=').ok_or(BrandError("no '='"))?;
-        openclick_common::ids::check_id(openclick_common::ids::IdKind::Tenant, tenant.trim())
-            .map_err(|_| BrandError("bad tenant id"))?;
-        let mut parts = rest.split('|');
-        let name = parts.next().unwrap_or_default().trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(BrandError(
-                "the name must be 1..=100 bytes without control characters",
-            ));
-        }
-        let d = Brand::default();
-        let colour = |c: Option<&str>, default: String| match c.map(str::trim) {
-            None | Some("") => Ok(default),
-            Some(c) if is_colour(c) => Ok(c.to_ascii_lowercase()),
-            Some(_) => Err(BrandError("bad colour")),
-        };
-        let accent = colour(parts.next(), d.accent)?;
-        let background = colour(parts.next(), d.background)?;
-        if parts.next().is_some() {
-            return Err(BrandError("too many '|' parts"));
-        }
-        Ok((
-            tenant.trim().to_owned(),
-            Brand {
-                name: name.to_owned(),
-                accent,
-                background,
-            },
-        ))
-    }
-}
-
-fn is_colour(c: &str) -> bool {
-    c.strip_prefix('#')
-        .is_some_and(|h| matches!(h.len(), 3 | 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Black or white, whichever reads better on `bg` (WCAG relative luminance).
-fn text_on(bg: &str) -> &'static str {
-    let h = bg.trim_start_matches('#');
-    let full: String = if h.len() == 3 {
-        h.chars().flat_map(|c| [c, c]).collect()
-    } else {
-        h.to_owned()
-    };
-    let ch = |i: usize| {
-        let v = f64::from(u8::from_str_radix(&full[i..i + 2], 16).unwrap_or(0)) / 255.0;
-        if v <= 0.03928 {
-            v / 12.92
-        } else {
-            ((v + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    let l = 0.2126 * ch(0) + 0.7152 * ch(2) + 0.0722 * ch(4);
-    // Contrast with white (1.05 / (l + 0.05)) against black ((l + 0.05) / 0.05).
-    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
-        "#ffffff"
-    } else {
-        "#000000"
-    }
-}
-
-/// Settings of the unsubscribe routes.
-#[derive(Clone, Debug)]
-pub struct UnsubscribeConfig {
-    /// How long after an unsubscribe its undo works (default 15 minutes).
-    pub undo_window_ms: i64,
-    /// How long a POST waits for the writer's acknowledgement before spooling (default 2 s).
-    pub ack_timeout: Duration,
-    /// The spool file (see the module docs).
-    pub spool_path: PathBuf,
-    /// Each tenant's page look.
-    pub brands: HashMap<String, Brand>,
-    /// The look of tenants without one.
-    pub default_brand: Brand,
-}
-
-impl UnsubscribeConfig {
-    /// Defaults, spooling to `spool_path`.
-    pub fn new(spool_path: PathBuf) -> Self {
-        UnsubscribeConfig {
-            undo_window_ms: 15 * 60 * 1000,
-            ack_timeout: Duration::from_secs(2),
-            spool_path,
-            brands: HashMap::new(),
-            default_brand: Brand::default(),
-        }
-    }
-}
 
 /// What a request on `/u/` is counted as. A closed set: safe as a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,12 +200,6 @@ pub struct Unsubscribe {
     set: Arc<SuppressionSet>,
     spool: Arc<SpoolFile>,
     counters: Counters,
-}
-
-/// The spool file and the mutex its writers take (only inside blocking tasks).
-struct SpoolFile {
-    path: PathBuf,
-    lock: parking_lot::Mutex<()>,
 }
 
 impl std::fmt::Debug for Unsubscribe {
@@ -678,106 +555,6 @@ impl Unsubscribe {
         }
     }
 
-    /// The writer's acknowledgement within the timeout, else the spool.
-    async fn make_durable(&self, changes: &[Change]) -> Result<(), String> {
-        let w = tokio::time::timeout(self.config.ack_timeout, self.writer.write(changes, SOURCE));
-        let why = match w.await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "no acknowledgement in time".to_owned(),
-        };
-        tracing::warn!(reason = %why, "unsubscribe not acknowledged: spooled for replay");
-        // File I/O off the async workers; the spool's mutex is taken inside the blocking task
-        // and released before it returns.
-        let lines: Vec<String> = changes
-            .iter()
-            .map(|c| serde_json::to_string(&ChangeLine::from(c)).unwrap_or_default())
-            .collect();
-        let spool = self.spool.clone();
-        let n = lines.len() as u64;
-        let r = tokio::task::spawn_blocking(move || {
-            let _g = spool.lock.lock();
-            append_lines(&spool.path, &lines)
-        })
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
-        match r {
-            Ok(()) => {
-                self.counters.spooled.fetch_add(n, Ordering::Relaxed);
-                self.counters.pending.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.counters.spool_errors.fetch_add(1, Ordering::Relaxed);
-                Err(format!("{why}; spool: {e}"))
-            }
-        }
-    }
-
-    /// One replay round: writes every spooled change through the writer and, once they are
-    /// acknowledged, removes them from the spool. Returns how many were replayed.
-    pub async fn replay_once(&self) -> Result<usize, String> {
-        if self.pending() == 0 {
-            return Ok(0);
-        }
-        let spool = self.spool.clone();
-        let changes = tokio::task::spawn_blocking(move || {
-            let _g = spool.lock.lock();
-            read_spool(&spool.path)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        if changes.is_empty() {
-            self.counters.pending.store(0, Ordering::Relaxed);
-            return Ok(0);
-        }
-        match tokio::time::timeout(
-            self.config.ack_timeout.max(Duration::from_secs(5)),
-            self.writer.write(&changes, SOURCE),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("no acknowledgement in time".into()),
-        }
-        let n = changes.len();
-        let spool = self.spool.clone();
-        let left = tokio::task::spawn_blocking(move || {
-            let _g = spool.lock.lock();
-            drop_first_lines(&spool.path, n)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        self.counters.pending.store(left as u64, Ordering::Relaxed);
-        self.counters
-            .replayed
-            .fetch_add(n as u64, Ordering::Relaxed);
-        tracing::info!(replayed = n, left, "spooled unsubscribes acknowledged");
-        Ok(n)
-    }
-
-    /// Replays the spool every second until `stop` says so.
-    pub async fn replay(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.replay_once().await {
-                static LOG: openclick_common::LogLimiter =
-                    openclick_common::LogLimiter::new(Duration::from_secs(30));
-                if let Some(suppressed) = LOG.allow() {
-                    tracing::warn!(error = %e, pending = self.pending(), suppressed, "unsubscribe spool replay failed; retrying");
-                }
-            }
-        }
-    }
-
     fn count(&self, kind: Kind) {
         let i = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.counters.requests[i].fetch_add(1, Ordering::Relaxed);
@@ -985,223 +762,6 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Option<Form> {
         _ => return None,
     }
     Some(form)
-}
-
-// ---- pages ---------------------------------------------------------------------------------
-
-/// Escapes text for HTML content and double-quoted attributes.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(brand: &Brand, title: &str, inner: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<meta name=\"robots\" content=\"noindex\"><title>{title} - {name}</title><style>\
-body{{margin:0;background:{bg};color:#1b1b1b;font:1.0625rem/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}}\
-main{{max-width:30rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:.5rem;box-shadow:0 1px 3px #0003}}\
-h1{{font-size:1.25rem;margin:0 0 1rem}}h2{{font-size:1.5rem;margin:0 0 .5rem}}\
-button{{font:inherit;font-weight:600;background:{accent};color:{on};border:0;border-radius:.375rem;padding:.75rem 1.5rem;cursor:pointer}}\
-button:focus-visible{{outline:3px solid #1b1b1b;outline-offset:3px}}\
-.secondary{{background:#fff;color:#1b1b1b;border:2px solid #1b1b1b}}p.small{{font-size:.9375rem;color:#4a4a4a}}\
-</style></head><body><main><h1>{name}</h1>{inner}</main></body></html>\n",
-        title = esc(title),
-        name = esc(&brand.name),
-        bg = brand.background,
-        accent = brand.accent,
-        on = text_on(&brand.accent),
-        inner = inner,
-    )
-}
-
-fn what(list_id: &str) -> String {
-    if list_id.is_empty() {
-        "all email from this sender".to_owned()
-    } else {
-        format!("the list \u{201c}{}\u{201d}", esc(list_id))
-    }
-}
-
-/// The GET page: a question and a button that POSTs the one-click body (plus `via=page`).
-pub fn confirm_page(brand: &Brand, token: &str, list_id: &str, already: bool) -> String {
-    let note = if already {
-        "<p class=\"small\">This address is already unsubscribed; confirming again changes nothing.</p>"
-    } else {
-        ""
-    };
-    page(
-        brand,
-        "Unsubscribe",
-        &format!(
-            "<h2>Unsubscribe?</h2><p>Stop receiving {what}.</p>{note}\
-<form method=\"post\" action=\"/u/{token}\">\
-<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-<input type=\"hidden\" name=\"via\" value=\"page\">\
-<button type=\"submit\">Unsubscribe</button></form>",
-            what = what(list_id),
-            token = esc(token),
-        ),
-    )
-}
-
-/// The page after the button: done, and an undo button while the window lasts.
-pub fn done_page(brand: &Brand, list_id: &str, undo_token: Option<&str>) -> String {
-    let undo = match undo_token {
-        Some(t) => format!(
-            "<form method=\"post\" action=\"/u/{}\"><input type=\"hidden\" name=\"action\" value=\"undo\">\
-<p class=\"small\">Did not mean to? You can undo this for a short while.</p>\
-<button type=\"submit\" class=\"secondary\">Undo</button></form>",
-            esc(t)
-        ),
-        None => String::new(),
-    };
-    page(
-        brand,
-        "Unsubscribed",
-        &format!(
-            "<h2 role=\"status\">You are unsubscribed</h2><p>You will no longer receive {}.</p>{undo}",
-            what(list_id)
-        ),
-    )
-}
-
-fn resubscribed_page(brand: &Brand, list_id: &str) -> String {
-    page(
-        brand,
-        "Subscribed again",
-        &format!(
-            "<h2 role=\"status\">You are subscribed again</h2><p>The unsubscribe from {} was undone.</p>",
-            what(list_id)
-        ),
-    )
-}
-
-fn message_page(brand: &Brand, title: &str, text: &str) -> String {
-    page(
-        brand,
-        title,
-        &format!("<h2>{}</h2><p>{}</p>", esc(title), esc(text)),
-    )
-}
-
-/// Builds the HTTP response: no cookie, no redirect, never cached.
-pub fn response(reply: UnsubReply) -> Response<Body> {
-    let (status, ctype, body) = match reply {
-        UnsubReply::Html(h) => (StatusCode::OK, "text/html; charset=utf-8", h),
-        UnsubReply::OneClickOk => (
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "unsubscribed\n".to_owned(),
-        ),
-        UnsubReply::Refused(_, status, text) => {
-            let ctype = if text.starts_with("<!doctype") {
-                "text/html; charset=utf-8"
-            } else {
-                "text/plain; charset=utf-8"
-            };
-            (status, ctype, text)
-        }
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        http::HeaderName::from_static("x-robots-tag"),
-        HeaderValue::from_static("noindex"),
-    );
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
-    }
-    r
-}
-
-// ---- spool file ----------------------------------------------------------------------------
-
-fn append_lines(path: &Path, lines: &[String]) -> io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut buf = String::new();
-    for l in lines {
-        buf.push_str(l);
-        buf.push('\n');
-    }
-    f.write_all(buf.as_bytes())?;
-    f.sync_data()
-}
-
-fn read_spool(path: &Path) -> io::Result<Vec<Change>> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let now = openclick_common::now_ms();
-    let mut out = Vec::new();
-    for line in io::BufReader::new(f).lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match openclick_suppress::parse::parse_json_line(&line, now) {
-            Ok(c) => out.push(c),
-            // A torn last line (a crash mid-append, before its fsync returned: never
-            // acknowledged to anyone) is skipped.
-            Err(_) => tracing::warn!("unsubscribe spool: skipping an unreadable line"),
-        }
-    }
-    Ok(out)
-}
-
-/// Removes the first `n` change lines (those just acknowledged); returns how many are left.
-fn drop_first_lines(path: &Path, n: usize) -> io::Result<usize> {
-    let text = std::fs::read_to_string(path)?;
-    let rest: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .skip(n)
-        .collect();
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        for l in &rest {
-            f.write_all(l.as_bytes())?;
-            f.write_all(b"\n")?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(rest.len())
 }
 
 #[cfg(test)]
