@@ -208,7 +208,33 @@ impl std::fmt::Debug for Pipeline {
 }
 
 /// Version string stamped into every event.
-const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What enrichment reads of a request, for every route that enriches (tracking hits,
+/// unsubscribes, page views): the headers by pre-parsed name (a `&str` name is parsed and
+/// validated on every lookup) and the client address already resolved.
+pub(crate) fn request_hit(
+    kind: HitKind,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    is_head: bool,
+    sent_at_ms: i64,
+    now_ms: i64,
+) -> Hit<'_> {
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    Hit {
+        kind,
+        user_agent: header(&header::USER_AGENT),
+        ip,
+        is_head,
+        purpose: header(&PURPOSE),
+        sec_purpose: header(&SEC_PURPOSE),
+        dnt: header(&header::DNT),
+        sec_gpc: header(&SEC_GPC),
+        sent_at_ms,
+        now_ms,
+    }
+}
 
 impl Pipeline {
     /// Assembles a pipeline: forwarding headers believed per `client_ip`, no rate limit, no
@@ -426,25 +452,19 @@ impl Pipeline {
                 reply = Reply::Redirect(to);
             }
         }
-        let headers = req.headers;
-        // Pre-parsed names: a `&str` name is parsed and validated on every lookup.
-        let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        let ip = client_ip(req.peer, headers, &self.client_ip);
-        let hit = Hit {
-            kind: match kind {
-                Track::Open => HitKind::Open,
-                Track::Click => HitKind::Click,
-            },
-            user_agent: header(&header::USER_AGENT),
-            ip,
-            is_head: req.method == Method::HEAD,
-            purpose: header(&PURPOSE),
-            sec_purpose: header(&SEC_PURPOSE),
-            dnt: header(&header::DNT),
-            sec_gpc: header(&SEC_GPC),
-            sent_at_ms: claims.issued_at_ms,
-            now_ms: req.now_ms,
+        let ip = client_ip(req.peer, req.headers, &self.client_ip);
+        let kind_of_hit = match kind {
+            Track::Open => HitKind::Open,
+            Track::Click => HitKind::Click,
         };
+        let hit = request_hit(
+            kind_of_hit,
+            req.headers,
+            ip,
+            req.method == Method::HEAD,
+            claims.issued_at_ms,
+            req.now_ms,
+        );
         let e = self.enricher.enrich(&hit);
         let hold = match (&self.clicks, kind) {
             (Some(w), Track::Click) => w.record(
@@ -489,9 +509,9 @@ impl Pipeline {
     }
 }
 
-static PURPOSE: HeaderName = HeaderName::from_static("purpose");
-static SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
-static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+pub(crate) static PURPOSE: HeaderName = HeaderName::from_static("purpose");
+pub(crate) static SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
+pub(crate) static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 
 /// A fresh UUIDv7 (RFC 9562) event id for a hit at `now_ms`.
 ///

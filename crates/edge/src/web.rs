@@ -31,14 +31,14 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use openclick_enrich::{Hit, HitKind};
+use openclick_enrich::HitKind;
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
 use openclick_http::{text, Body};
 use openclick_token::{Claims, KeyStore, WebClaims};
 use serde::Deserialize;
 
 use crate::client_ip::client_ip;
-use crate::pipeline::{event_id, Pipeline};
+use crate::pipeline::{event_id, request_hit, Pipeline, PRODUCER_VERSION, SEC_GPC};
 use crate::server::EdgeState;
 
 /// The snippet, served as is from `GET /w.js`.
@@ -228,8 +228,6 @@ impl WebTenant {
         (self.honour_gpc && one(&SEC_GPC)) || (self.honour_dnt && one(&header::DNT))
     }
 }
-
-static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 
 /// `url` with the query parameter `name` set to `value`: an existing parameter of that name
 /// (any number of them) is replaced by one at the end; every other parameter is kept byte for
@@ -597,24 +595,18 @@ pub fn process(pipeline: &Pipeline, web: &Web, req: &WebRequest<'_>) -> WebOutco
     if tenant.opted_out(req.headers) {
         return outcome(beacon, WebClass::OptedOut);
     }
-    let headers = req.headers;
-    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let ip = client_ip(req.peer, headers, pipeline.client_ip_config());
-    let e = pipeline.enricher().enrich(&Hit {
-        // A person's browser acting, as for a click (no image proxies, no prefetch of pages).
-        kind: HitKind::Click,
-        user_agent: header(&header::USER_AGENT),
+    let ip = client_ip(req.peer, req.headers, pipeline.client_ip_config());
+    // A person's browser acting, as for a click (no image proxies, no prefetch of pages). No
+    // "too fast after sending" rule: the token's time is the hand-off (the click), and the
+    // landing page's view follows it within a second by design (0 turns the rule off).
+    let e = pipeline.enricher().enrich(&request_hit(
+        HitKind::Click,
+        req.headers,
         ip,
-        is_head: req.method == Method::HEAD,
-        purpose: header(&PURPOSE),
-        sec_purpose: header(&SEC_PURPOSE),
-        dnt: header(&header::DNT),
-        sec_gpc: header(&SEC_GPC),
-        // No "too fast after sending" rule: the token's time is the hand-off (the click), and
-        // the landing page's view follows it within a second by design (0 turns the rule off).
-        sent_at_ms: 0,
-        now_ms: req.now_ms,
-    });
+        req.method == Method::HEAD,
+        0,
+        req.now_ms,
+    ));
     let event = EngagementEvent {
         event_id: event_id(req.now_ms),
         r#type: EventType::PageView as i32,
@@ -629,7 +621,7 @@ pub fn process(pipeline: &Pipeline, web: &Web, req: &WebRequest<'_>) -> WebOutco
         network: Some(e.network),
         signals: Some(e.signals),
         key_id: verified.key_id,
-        producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        producer_version: PRODUCER_VERSION.to_owned(),
         page_url: page.into(),
         referrer: referrer.into_owned(),
         ..EngagementEvent::default()
@@ -640,9 +632,6 @@ pub fn process(pipeline: &Pipeline, web: &Web, req: &WebRequest<'_>) -> WebOutco
         class: WebClass::Tracked,
     }
 }
-
-static PURPOSE: HeaderName = HeaderName::from_static("purpose");
-static SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
 
 /// Serves one web request: reads a POST body (up to [`MAX_BEACON_BODY`]), decides with
 /// [`process`], publishes the page view, answers. Without web settings (`serve` without

@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::{header, HeaderMap, Method, Response, StatusCode};
-use openclick_enrich::{Hit, HitKind};
+use openclick_enrich::HitKind;
 use openclick_events::v1::{EngagementEvent, EventType, UnsubscribeMethod};
 use openclick_http::Body;
 use openclick_suppress::{Change, Reason, Scope, SuppressionSet, SuppressionWriter};
@@ -662,20 +662,15 @@ fn build_event(
     kind: EventType,
     method: UnsubscribeMethod,
 ) -> EngagementEvent {
-    let h = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let ip = crate::client_ip::client_ip(req.peer, req.headers, pipeline.client_ip_config());
-    let e = pipeline.enricher().enrich(&Hit {
-        kind: HitKind::Click,
-        user_agent: h("user-agent"),
+    let e = pipeline.enricher().enrich(&crate::pipeline::request_hit(
+        HitKind::Click,
+        req.headers,
         ip,
-        is_head: false,
-        purpose: h("purpose"),
-        sec_purpose: h("sec-purpose"),
-        dnt: h("dnt"),
-        sec_gpc: h("sec-gpc"),
-        sent_at_ms: claims.issued_at_ms,
-        now_ms: req.now_ms,
-    });
+        false,
+        claims.issued_at_ms,
+        req.now_ms,
+    ));
     EngagementEvent {
         event_id: event_id(req.now_ms),
         r#type: kind as i32,
@@ -691,7 +686,7 @@ fn build_event(
         network: Some(e.network),
         signals: Some(e.signals),
         key_id,
-        producer_version: env!("CARGO_PKG_VERSION").to_string(),
+        producer_version: crate::pipeline::PRODUCER_VERSION.to_string(),
         list_id: claims.list_id.clone(),
         unsubscribe_method: method as i32,
         ..Default::default()
