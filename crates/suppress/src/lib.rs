@@ -317,6 +317,12 @@ pub struct SuppressionSet {
     lists: table::DenseTable,
     counters: [Counters; STRIPES + 1],
     status: SyncStatus,
+    /// This replica's own writes whose echo from the topic has not been read yet: scope -> the
+    /// change's `at_ms`. See [`Self::apply_local`]. A handful of entries at most (one per
+    /// unsubscribe in flight), so a plain map behind a mutex the hot path never takes.
+    local: Mutex<std::collections::HashMap<Scope, i64>>,
+    /// Whether `local` holds anything: lets the follower skip the mutex in the common case.
+    has_local: AtomicBool,
 }
 
 impl std::fmt::Debug for SuppressionSet {
@@ -354,6 +360,8 @@ impl SuppressionSet {
                 last_change_at_ms: AtomicI64::new(0),
                 applied: AtomicU64::new(0),
             },
+            local: Mutex::new(std::collections::HashMap::new()),
+            has_local: AtomicBool::new(false),
         }
     }
 
@@ -515,6 +523,53 @@ impl SuppressionSet {
     /// Re-enables tracking for a tenant. Returns whether it was suppressed.
     pub fn unsuppress_tenant(&self, tenant: &str) -> bool {
         self.set_scope(self.tenant_key(tenant), None)
+    }
+
+    /// Applies a change this replica wrote itself (an unsubscribe, its undo, a spooled change
+    /// at start-up) ahead of its echo from the topic, and remembers it until
+    /// [`Self::apply_replicated`] reads that echo. Until then, older records of the same scope
+    /// that the follower reads (written before ours, still in flight) are skipped instead of
+    /// briefly undoing our change: without this, an undo followed by the late arrival of the
+    /// unsubscribe it undid would show the contact suppressed again for a moment, and an
+    /// unsubscribe followed by an older lift would track an opted-out contact for a moment.
+    pub fn apply_local(&self, change: &Change) -> bool {
+        {
+            let mut local = self.local.lock();
+            local.insert(change.scope.clone(), change.at_ms);
+            self.has_local.store(true, Ordering::Release);
+        }
+        self.apply(change)
+    }
+
+    /// Forgets a local change that never reached the topic nor the spool (its caller put the
+    /// old state back): records of that scope from the topic apply again.
+    pub fn forget_local(&self, scope: &Scope) {
+        let mut local = self.local.lock();
+        local.remove(scope);
+        self.has_local.store(!local.is_empty(), Ordering::Release);
+    }
+
+    /// Applies a change read from the topic, unless a local change of the same scope
+    /// ([`Self::apply_local`]) is newer and its echo has not arrived yet. A record at least as
+    /// new as the local change is its echo (or a later change): it applies and ends the wait.
+    /// Returns whether the set changed.
+    pub fn apply_replicated(&self, change: &Change) -> bool {
+        if self.has_local.load(Ordering::Acquire) {
+            let mut local = self.local.lock();
+            if let Some(&at_ms) = local.get(&change.scope) {
+                if change.at_ms < at_ms {
+                    return false;
+                }
+                local.remove(&change.scope);
+                self.has_local.store(!local.is_empty(), Ordering::Release);
+            }
+        }
+        self.apply(change)
+    }
+
+    /// Local changes still waiting for their echo from the topic.
+    pub fn local_pending(&self) -> usize {
+        self.local.lock().len()
     }
 
     /// Applies one change (from the topic, a file or a test). Returns whether the set changed.

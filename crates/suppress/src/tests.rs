@@ -318,3 +318,50 @@ fn change_lines_take_a_list_with_a_contact() {
     )
     .is_err());
 }
+
+/// The sequence the unsubscribe page makes on one replica: opt out at 100, undo at 200, while
+/// the follower reads the topic behind: first the opt-out record (older than the undo), then
+/// the undo's tombstone. The older record must not re-suppress the contact in between.
+#[test]
+fn a_local_change_is_not_undone_by_an_older_record_still_in_flight() {
+    let s = SuppressionSet::new();
+    let scope = Scope::Contact {
+        tenant: "t".into(),
+        contact: "c".into(),
+    };
+    let at = |reason, at_ms| Change {
+        scope: scope.clone(),
+        reason,
+        at_ms,
+    };
+    s.apply_local(&at(Some(Reason::OptOut), 100));
+    assert!(s.is_suppressed("t", "c"));
+    s.apply_local(&at(None, 200));
+    assert!(!s.is_suppressed("t", "c"));
+    assert_eq!(s.local_pending(), 1);
+
+    // The opt-out's echo, older than the undo: skipped.
+    assert!(!s.apply_replicated(&at(Some(Reason::OptOut), 100)));
+    assert!(
+        !s.is_suppressed("t", "c"),
+        "re-suppressed by a stale record"
+    );
+    assert_eq!(s.local_pending(), 1);
+    // The undo's echo (a tombstone stamped when produced, so no older): applies, ends the wait.
+    s.apply_replicated(&at(None, 205));
+    assert_eq!(s.local_pending(), 0);
+    // From then on the topic rules, whatever the timestamps (another replica's clock).
+    assert!(s.apply_replicated(&at(Some(Reason::Manual), 50)));
+    assert_eq!(s.reason("t", "c"), Some(Reason::Manual));
+
+    // Other scopes never wait, and a forgotten local change stops holding records back.
+    s.apply_local(&at(None, 300));
+    assert!(s.apply_replicated(&Change {
+        scope: in_list("t", "news", "c"),
+        reason: Some(Reason::OptOut),
+        at_ms: 1,
+    }));
+    s.forget_local(&scope);
+    assert!(s.apply_replicated(&at(Some(Reason::OptOut), 250)));
+    assert!(s.is_suppressed("t", "c"));
+}

@@ -253,7 +253,8 @@ impl Unsubscribe {
             read_spool(&u.spool.path).map_err(err)?
         };
         for c in &pending {
-            u.set.apply(c);
+            // Not in the topic yet: the follower's catch-up must not undo it.
+            u.set.apply_local(c);
         }
         u.counters
             .pending
@@ -527,13 +528,14 @@ impl Unsubscribe {
                 let before: Vec<Option<Reason>> =
                     changes.iter().map(|c| self.set.get(&c.scope)).collect();
                 for c in &changes {
-                    self.set.apply(c);
+                    self.set.apply_local(c);
                 }
                 if let Err(e) = self.make_durable(&changes).await {
                     // Neither acknowledged nor spooled: undo the local change, so a retry
                     // (the provider's, or the person's) writes it again instead of finding it
                     // "already done".
                     for (c, old) in changes.iter().zip(before) {
+                        self.set.forget_local(&c.scope);
                         self.set.apply(&Change {
                             scope: c.scope.clone(),
                             reason: old,

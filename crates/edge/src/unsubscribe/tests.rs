@@ -404,6 +404,63 @@ async fn undo_lifts_only_what_this_unsubscribe_added_within_its_window() {
     ));
 }
 
+/// The browser test's race, made deterministic: the page's unsubscribe, then its Undo, both
+/// through `handle`; only then does the follower read the two records back from the topic (here:
+/// what the writer acknowledged, in order). Reading the opt-out must not re-suppress the contact
+/// the Undo just re-subscribed; reading the Undo's own record ends the wait.
+#[tokio::test]
+async fn the_follower_reading_the_undone_opt_out_late_does_not_re_suppress() {
+    let f = fixture();
+    let t = f.keyring.sign(&unsub_claims("")).unwrap();
+    let peer = "192.0.2.1".parse().unwrap();
+    let r =
+        f.u.handle(
+            &f.pipeline,
+            |_| {},
+            &post_parts(&format!("/u/{t}")),
+            b"List-Unsubscribe=One-Click&via=page",
+            peer,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = String::from_utf8(
+        http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let at = html.find("action=\"/u/").unwrap() + "action=\"".len();
+    let undo_path = &html[at..at + html[at..].find('"').unwrap()];
+    // A person reads the page before pressing Undo: the two changes are not in the same ms.
+    std::thread::sleep(Duration::from_millis(2));
+    let r =
+        f.u.handle(
+            &f.pipeline,
+            |_| {},
+            &post_parts(undo_path),
+            b"action=undo",
+            peer,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!f.set.is_suppressed("acme", "c-42"));
+
+    let written = f.writer.written.lock().clone();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0].reason, Some(Reason::OptOut));
+    assert_eq!(written[1].reason, None);
+    f.set.apply_replicated(&written[0]);
+    assert!(
+        !f.set.is_suppressed("acme", "c-42"),
+        "the opt-out's late echo re-suppressed a re-subscribed contact"
+    );
+    f.set.apply_replicated(&written[1]);
+    assert!(!f.set.is_suppressed("acme", "c-42"));
+    assert_eq!(f.set.local_pending(), 0);
+}
+
 #[test]
 fn an_earlier_restriction_gets_no_undo_and_is_not_overwritten() {
     let f = fixture();

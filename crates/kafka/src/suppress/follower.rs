@@ -199,7 +199,7 @@ fn follow(
                     .and_then(|k| decode_control(k, m.payload(), ts))
                 {
                     Ok(Some(ControlRecord::Suppression(change))) => {
-                        set.apply(&change);
+                        set.apply_replicated(&change);
                     }
                     Ok(Some(ControlRecord::Block(change))) => {
                         blocks.apply(&change);
