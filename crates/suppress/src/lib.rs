@@ -321,8 +321,6 @@ pub struct SuppressionSet {
     /// change's `at_ms`. See [`Self::apply_local`]. A handful of entries at most (one per
     /// unsubscribe in flight), so a plain map behind a mutex the hot path never takes.
     local: Mutex<std::collections::HashMap<Scope, i64>>,
-    /// Whether `local` holds anything: lets the follower skip the mutex in the common case.
-    has_local: AtomicBool,
 }
 
 impl std::fmt::Debug for SuppressionSet {
@@ -361,7 +359,6 @@ impl SuppressionSet {
                 applied: AtomicU64::new(0),
             },
             local: Mutex::new(std::collections::HashMap::new()),
-            has_local: AtomicBool::new(false),
         }
     }
 
@@ -533,36 +530,31 @@ impl SuppressionSet {
     /// unsubscribe it undid would show the contact suppressed again for a moment, and an
     /// unsubscribe followed by an older lift would track an opted-out contact for a moment.
     pub fn apply_local(&self, change: &Change) -> bool {
-        {
-            let mut local = self.local.lock();
-            local.insert(change.scope.clone(), change.at_ms);
-            self.has_local.store(true, Ordering::Release);
-        }
+        // The map's lock is held across the apply, here and in `apply_replicated`, so the
+        // follower cannot check the map, then apply an older record after this change.
+        let mut local = self.local.lock();
+        local.insert(change.scope.clone(), change.at_ms);
         self.apply(change)
     }
 
     /// Forgets a local change that never reached the topic nor the spool (its caller put the
     /// old state back): records of that scope from the topic apply again.
     pub fn forget_local(&self, scope: &Scope) {
-        let mut local = self.local.lock();
-        local.remove(scope);
-        self.has_local.store(!local.is_empty(), Ordering::Release);
+        self.local.lock().remove(scope);
     }
 
     /// Applies a change read from the topic, unless a local change of the same scope
     /// ([`Self::apply_local`]) is newer and its echo has not arrived yet. A record at least as
     /// new as the local change is its echo (or a later change): it applies and ends the wait.
-    /// Returns whether the set changed.
+    /// Returns whether the set changed. Only the follower calls it (one uncontended lock per
+    /// record); hits never do.
     pub fn apply_replicated(&self, change: &Change) -> bool {
-        if self.has_local.load(Ordering::Acquire) {
-            let mut local = self.local.lock();
-            if let Some(&at_ms) = local.get(&change.scope) {
-                if change.at_ms < at_ms {
-                    return false;
-                }
-                local.remove(&change.scope);
-                self.has_local.store(!local.is_empty(), Ordering::Release);
+        let mut local = self.local.lock();
+        if let Some(&at_ms) = local.get(&change.scope) {
+            if change.at_ms < at_ms {
+                return false;
             }
+            local.remove(&change.scope);
         }
         self.apply(change)
     }

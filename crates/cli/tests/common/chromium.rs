@@ -113,7 +113,9 @@ pub fn launch(profile: &Path, url: &str) -> (Browser, u16) {
         if let Ok(f) = std::fs::File::open(&file) {
             let mut line = String::new();
             BufReader::new(f).read_line(&mut line).unwrap();
-            if let Ok(p) = line.trim().parse() {
+            // Only a whole line: the file may be read while Chromium is still writing it, and
+            // "4" of "40123" parses too.
+            if let Some(Ok(p)) = line.strip_suffix('\n').map(str::parse) {
                 break p;
             }
         }
@@ -252,6 +254,14 @@ impl Cdp {
 
     /// Sends one command and returns its `result` (events in between are skipped).
     pub fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// [`Self::call`], returning the protocol's error instead of panicking on it.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let m = json!({"id": id, "method": method, "params": params}).to_string();
@@ -259,10 +269,24 @@ impl Cdp {
         loop {
             let v: Value = serde_json::from_str(&self.read_message()).unwrap();
             if v["id"] == json!(id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
+    }
+
+    /// [`Self::eval`] for the wait loops: while the page navigates (a form just posted), its
+    /// execution context may be gone for a moment and `Runtime.evaluate` answers an error
+    /// ("Cannot find context with specified id"); that is "not yet", not a failure.
+    fn eval_while_loading(&mut self, expr: &str) -> Value {
+        self.try_call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+        )
+        .map(|r| r["result"]["value"].clone())
+        .unwrap_or(Value::Null)
     }
 
     /// The value of a JavaScript expression in the page.
@@ -297,7 +321,7 @@ impl Cdp {
     pub fn wait_for(&mut self, expr: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if self.eval(expr) == json!(true) {
+            if self.eval_while_loading(expr) == json!(true) {
                 return;
             }
             assert!(Instant::now() < deadline, "page never satisfied {expr}");
@@ -309,7 +333,7 @@ impl Cdp {
     pub fn wait_text(&mut self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let body = self.eval("document.readyState === 'complete' && document.body ? document.body.innerText : ''");
+            let body = self.eval_while_loading("document.readyState === 'complete' && document.body ? document.body.innerText : ''");
             if body.as_str().is_some_and(|b| b.contains(text)) {
                 return;
             }
