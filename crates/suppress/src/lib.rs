@@ -537,10 +537,14 @@ impl SuppressionSet {
         self.apply(change)
     }
 
-    /// Forgets a local change that never reached the topic nor the spool (its caller put the
-    /// old state back): records of that scope from the topic apply again.
-    pub fn forget_local(&self, scope: &Scope) {
-        self.local.lock().remove(scope);
+    /// Takes back a local change that reached neither the topic nor the spool: applies
+    /// `restore` (the scope's state before it) and forgets the change, under the same lock, so
+    /// the follower cannot apply a topic record in between that the restore would then
+    /// overwrite. Records of that scope from the topic apply again from then on.
+    pub fn revert_local(&self, restore: &Change) -> bool {
+        let mut local = self.local.lock();
+        local.remove(&restore.scope);
+        self.apply(restore)
     }
 
     /// Applies a change read from the topic, unless a local change of the same scope

@@ -354,14 +354,14 @@ fn a_local_change_is_not_undone_by_an_older_record_still_in_flight() {
     assert!(s.apply_replicated(&at(Some(Reason::Manual), 50)));
     assert_eq!(s.reason("t", "c"), Some(Reason::Manual));
 
-    // Other scopes never wait, and a forgotten local change stops holding records back.
+    // Other scopes never wait, and a reverted local change stops holding records back.
     s.apply_local(&at(None, 300));
     assert!(s.apply_replicated(&Change {
         scope: in_list("t", "news", "c"),
         reason: Some(Reason::OptOut),
         at_ms: 1,
     }));
-    s.forget_local(&scope);
+    s.revert_local(&at(Some(Reason::Manual), 300));
     assert!(s.apply_replicated(&at(Some(Reason::OptOut), 250)));
     assert!(s.is_suppressed("t", "c"));
 }

@@ -277,25 +277,26 @@ impl Cdp {
         }
     }
 
-    /// [`Self::eval`] for the wait loops: while the page navigates (a form just posted), its
-    /// execution context may be gone for a moment and `Runtime.evaluate` answers an error
-    /// ("Cannot find context with specified id"); that is "not yet", not a failure.
-    fn eval_while_loading(&mut self, expr: &str) -> Value {
+    /// `Runtime.evaluate` of `expr`: its value, or the protocol's error.
+    fn evaluate(&mut self, expr: &str) -> Result<Value, Value> {
         self.try_call(
             "Runtime.evaluate",
             json!({"expression": expr, "returnByValue": true}),
         )
         .map(|r| r["result"]["value"].clone())
-        .unwrap_or(Value::Null)
+    }
+
+    /// [`Self::eval`] for the wait loops: while the page navigates (a form just posted), its
+    /// execution context may be gone for a moment and `Runtime.evaluate` answers an error
+    /// ("Cannot find context with specified id"); that is "not yet", not a failure.
+    fn eval_while_loading(&mut self, expr: &str) -> Value {
+        self.evaluate(expr).unwrap_or(Value::Null)
     }
 
     /// The value of a JavaScript expression in the page.
     pub fn eval(&mut self, expr: &str) -> Value {
-        self.call(
-            "Runtime.evaluate",
-            json!({"expression": expr, "returnByValue": true}),
-        )["result"]["value"]
-            .clone()
+        self.evaluate(expr)
+            .unwrap_or_else(|e| panic!("Runtime.evaluate {expr}: {e}"))
     }
 
     /// Sends `headers` (name, value) with every request of this page from now on, navigations

@@ -535,8 +535,7 @@ impl Unsubscribe {
                     // (the provider's, or the person's) writes it again instead of finding it
                     // "already done".
                     for (c, old) in changes.iter().zip(before) {
-                        self.set.forget_local(&c.scope);
-                        self.set.apply(&Change {
+                        self.set.revert_local(&Change {
                             scope: c.scope.clone(),
                             reason: old,
                             at_ms: c.at_ms,

@@ -128,6 +128,12 @@ fn decide(f: &Fixture, method: Method, path: &str, body: &[u8], now_ms: i64) -> 
     )
 }
 
+/// The path the done page's Undo form posts to (`/u/UNDO_TOKEN`).
+fn undo_path_in(html: &str) -> &str {
+    let at = html.find("action=\"/u/").unwrap() + "action=\"".len();
+    &html[at..at + html[at..].find('"').unwrap()]
+}
+
 /// RFC 8058 section 3.1: the POST body is exactly `List-Unsubscribe=One-Click`.
 const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
 
@@ -339,6 +345,29 @@ async fn writer_down_spools_then_replays_once_it_is_back() {
     assert!(left.trim().is_empty(), "{left:?}");
 }
 
+/// Neither acknowledged nor spooled (the spool path is a directory): 503, and the local change
+/// is taken back, so the set is as before and the topic's records of that contact apply again.
+#[tokio::test]
+async fn neither_acknowledged_nor_spooled_is_503_and_the_local_change_is_taken_back() {
+    let f = fixture();
+    f.writer.down.store(true, Ordering::Relaxed);
+    std::fs::create_dir_all(&f.u.config().spool_path).unwrap();
+    let t = f.keyring.sign(&unsub_claims("")).unwrap();
+    let r =
+        f.u.handle(
+            &f.pipeline,
+            |_| panic!("nothing is published"),
+            &post_parts(&format!("/u/{t}")),
+            ONE_CLICK,
+            "192.0.2.1".parse().unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!f.set.is_suppressed("acme", "c-42"));
+    assert_eq!(f.set.local_pending(), 0);
+    assert_eq!(f.u.refused(Refusal::NotDurable), 1);
+}
+
 impl Fixture {
     async fn replay_fails(&self) -> bool {
         self.u.replay_once().await.is_err()
@@ -358,9 +387,7 @@ async fn undo_lifts_only_what_this_unsubscribe_added_within_its_window() {
             ..
         } => {
             f.set.apply(&changes[0]);
-            let at = h.find("action=\"/u/").unwrap() + "action=\"/u/".len();
-            let end = h[at..].find('"').unwrap();
-            h[at..at + end].to_owned()
+            undo_path_in(&h)["/u/".len()..].to_owned()
         }
         other => panic!("{other:?}"),
     };
@@ -431,10 +458,9 @@ async fn the_follower_reading_the_undone_opt_out_late_does_not_re_suppress() {
             .to_vec(),
     )
     .unwrap();
-    let at = html.find("action=\"/u/").unwrap() + "action=\"".len();
-    let undo_path = &html[at..at + html[at..].find('"').unwrap()];
+    let undo_path = undo_path_in(&html);
     // A person reads the page before pressing Undo: the two changes are not in the same ms.
-    std::thread::sleep(Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let r =
         f.u.handle(
             &f.pipeline,
