@@ -53,6 +53,7 @@ fn main() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         eprintln!("bare hyper listening on {}", listener.local_addr()?);
         let auto_like_openclick = std::env::var_os("BARE_HYPER_AUTO").is_some();
+        let header_timer = std::env::var_os("BARE_HYPER_TIMER").is_some();
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1()
             .timer(TokioTimer::new())
@@ -79,10 +80,15 @@ fn main() -> std::io::Result<()> {
                 });
             } else {
                 tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let mut b = http1::Builder::new();
+                    b.keep_alive(true);
+                    if header_timer {
+                        // What a server needs against slow headers (slowloris): hyper's header
+                        // read timeout, which arms a tokio timer per request.
+                        b.timer(TokioTimer::new())
+                            .header_read_timeout(std::time::Duration::from_secs(10));
+                    }
+                    let _ = b.serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         }

@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use openclick_edge::pipeline::Tracked;
 use openclick_edge::window::{ClickWindow, WindowConfig};
 use openclick_events::v1::{EngagementEvent, Signals};
 
@@ -19,10 +20,10 @@ fn bench(c: &mut Criterion) {
         window_ms: IN_FLIGHT,
         ..WindowConfig::default()
     });
-    let ev = EngagementEvent {
+    let ev = Tracked::of(&EngagementEvent {
         signals: Some(Signals::default()),
         ..EngagementEvent::default()
-    };
+    });
     // Fill the window: one click per ms, so IN_FLIGHT are held at any time.
     let mut now = 0i64;
     for _ in 0..IN_FLIGHT {

@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p openclick-edge --example window_rss -- 1000000`
 
+use openclick_edge::pipeline::Tracked;
 use openclick_edge::window::{ClickWindow, WindowConfig};
 use openclick_events::v1::{EngagementEvent, Signals};
 
@@ -43,7 +44,7 @@ fn main() {
         ..WindowConfig::default()
     });
     let start = rss_bytes();
-    let events: Vec<EngagementEvent> = (0..n).map(event).collect();
+    let events: Vec<Tracked> = (0..n).map(|i| Tracked::of(&event(i))).collect();
     let before = rss_bytes();
     let event_bytes = (before - start) as f64 / n as f64;
     let t = std::time::Instant::now();
@@ -73,14 +74,14 @@ fn main() {
     let _ = held;
     println!(
         "{} messages in flight: map +{:.1} MiB ({:.0} B/message); a held click costs its event \
-         ({:.0} B here: {} B inline + its strings) plus its queue slot; record {:.0} ns, hold \
+         ({:.0} B here: {} B inline + its encoded record) plus its queue slot; record {:.0} ns, hold \
          {:.0} ns, release {:.0} ns per click (cold, map growing); released {released}, left {} \
          messages",
         n,
         (map - before) as f64 / 1048576.0,
         (map - before) as f64 / n as f64,
         event_bytes,
-        std::mem::size_of::<EngagementEvent>(),
+        std::mem::size_of::<Tracked>(),
         record_ns,
         hold_ns,
         release_ns,

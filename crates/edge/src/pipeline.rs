@@ -11,10 +11,12 @@ use std::sync::Arc;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 use openclick_enrich::{Enricher, Hit, HitKind};
-use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
+use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType, Signals};
+use openclick_events::EventRef;
+use openclick_sink::Record;
 use openclick_suppress::blocks::BlockList;
 use openclick_suppress::SuppressionSet;
-use openclick_token::{Channel, KeyStore, TokenKind};
+use openclick_token::{Channel, KeyStore, TokenKind, VerifiedRef};
 
 use crate::window::ClickWindow;
 
@@ -134,13 +136,40 @@ impl HitClass {
     }
 }
 
+/// A tracked hit's event, ready for the sink: encoded (into this thread's spare
+/// [`Record`], so a hit allocates nothing for it), with its signals kept for the metrics.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    /// Key and protobuf payload.
+    pub record: Record,
+    /// The event's signals (counted by the metrics once the sink takes the event).
+    pub signals: Signals,
+}
+
+impl Tracked {
+    /// `event`, encoded.
+    pub fn of(event: &EngagementEvent) -> Tracked {
+        Tracked {
+            record: Record::of(event),
+            signals: event.signals.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The event, decoded from the record (tests, and the rare held click whose signals change).
+    pub fn event(&self) -> EngagementEvent {
+        self.record
+            .decode()
+            .expect("a tracked record holds an event this process encoded")
+    }
+}
+
 /// The result of processing one request.
 #[derive(Debug)]
 pub struct Outcome {
     /// What to answer.
     pub reply: Reply,
     /// The event to publish, if the hit is tracked.
-    pub event: Option<EngagementEvent>,
+    pub event: Option<Tracked>,
     /// How to count it.
     pub class: HitClass,
     /// A tracked click the behaviour window noted: hold the event
@@ -340,41 +369,57 @@ impl Pipeline {
                 hold: None,
             };
         }
-        let (ok_reply_for, invalid, suppressed, tracked, limited) = match kind {
+        let invalid = match kind {
+            Track::Open => (Reply::Pixel, HitClass::OpenInvalid),
+            Track::Click => (Reply::NotFound, HitClass::ClickInvalid),
+        };
+        let keyring = self.keyring.0.load();
+        let decided = keyring.verify_then(token, |v| {
+            if v.claims.kind != kind.token_kind() {
+                return None;
+            }
+            self.decide(kind, v, req, &keyring)
+        });
+        match decided {
+            Ok(Some(outcome)) => outcome,
+            _ => Outcome {
+                reply: invalid.0,
+                event: None,
+                class: invalid.1,
+                hold: None,
+            },
+        }
+    }
+
+    /// The rest of [`Pipeline::process`] once the token verified, with its claims borrowed
+    /// from the decoded token: `None` for an invalid hit.
+    fn decide(
+        &self,
+        kind: Track,
+        verified: VerifiedRef<'_, '_>,
+        req: &Request<'_>,
+        keyring: &KeyStore,
+    ) -> Option<Outcome> {
+        let (suppressed, tracked, limited) = match kind {
             Track::Open => (
-                None,
-                (Reply::Pixel, HitClass::OpenInvalid),
                 HitClass::OpenSuppressed,
                 HitClass::OpenTracked,
                 HitClass::OpenRateLimited,
             ),
             Track::Click => (
-                Some(()),
-                (Reply::NotFound, HitClass::ClickInvalid),
                 HitClass::ClickSuppressed,
                 HitClass::ClickTracked,
                 HitClass::ClickRateLimited,
             ),
         };
-        let invalid = || Outcome {
-            reply: invalid.0.clone(),
-            event: None,
-            class: invalid.1,
-            hold: None,
-        };
-        let keyring = self.keyring.0.load();
-        let verified = match keyring.verify(token) {
-            Ok(v) if v.claims.kind == kind.token_kind() => v,
-            _ => return invalid(),
-        };
         let claims = verified.claims;
         // An id nobody could be opted out by is never tracked (openclick_common::ids).
         if !openclick_common::ids::opt_out_able(
-            &claims.tenant_id,
-            &claims.campaign_id,
-            &claims.contact_id,
+            claims.tenant_id,
+            claims.campaign_id,
+            claims.contact_id,
         ) {
-            return invalid();
+            return None;
         }
         let lim = &self.limits;
         if claims.issued_at_ms > req.now_ms.saturating_add(lim.max_future_skew_ms)
@@ -382,46 +427,43 @@ impl Pipeline {
                 .max_token_age_ms
                 .is_some_and(|age| req.now_ms.saturating_sub(claims.issued_at_ms) > age)
         {
-            return invalid();
+            return None;
         }
-        if ok_reply_for.is_some() {
+        if kind == Track::Click {
             if let Some(blocks) = &self.blocks {
                 if blocks
                     .check(
-                        &claims.tenant_id,
-                        &claims.campaign_id,
-                        &claims.link_id,
-                        &claims.url,
+                        claims.tenant_id,
+                        claims.campaign_id,
+                        claims.link_id,
+                        claims.url,
                     )
                     .is_some()
                 {
-                    return Outcome {
+                    return Some(Outcome {
                         reply: Reply::Gone,
                         event: None,
                         class: HitClass::ClickBlocked,
                         hold: None,
-                    };
+                    });
                 }
             }
         }
-        let mut reply = match ok_reply_for {
-            None => Reply::Pixel,
-            Some(()) => match HeaderValue::from_str(&claims.url) {
-                Ok(v) => Reply::Redirect(v),
-                Err(_) => return invalid(),
-            },
+        let mut reply = match kind {
+            Track::Open => Reply::Pixel,
+            Track::Click => Reply::Redirect(HeaderValue::from_str(claims.url).ok()?),
         };
         if self
             .suppression
-            .check(&claims.tenant_id, &claims.campaign_id, &claims.contact_id)
+            .check(claims.tenant_id, claims.campaign_id, claims.contact_id)
             .is_some()
         {
-            return Outcome {
+            return Some(Outcome {
                 reply,
                 event: None,
                 class: suppressed,
                 hold: None,
-            };
+            });
         }
         if let Some(limiter) = &lim.replay {
             let kind_tag = match kind {
@@ -429,26 +471,26 @@ impl Pipeline {
                 Track::Click => "c",
             };
             let key = limiter.key(&[
-                &claims.tenant_id,
-                &claims.campaign_id,
-                &claims.message_id,
-                &claims.contact_id,
-                &claims.link_id,
+                claims.tenant_id,
+                claims.campaign_id,
+                claims.message_id,
+                claims.contact_id,
+                claims.link_id,
                 kind_tag,
             ]);
             if limiter.check(key, req.now_ms) == Verdict::Limit {
-                return Outcome {
+                return Some(Outcome {
                     reply,
                     event: None,
                     class: limited,
                     hold: None,
-                };
+                });
             }
         }
 
         // Website hand-off (crate::web): only for contacts not suppressed and within the rate.
         if let (Some(web), Reply::Redirect(_)) = (&self.web, &reply) {
-            if let Some(to) = web.handoff(&keyring, &claims, req.headers, req.now_ms) {
+            if let Some(to) = web.handoff(keyring, &claims, req.headers, req.now_ms) {
                 reply = Reply::Redirect(to);
             }
         }
@@ -468,17 +510,21 @@ impl Pipeline {
         let e = self.enricher.enrich(&hit);
         let hold = match (&self.clicks, kind) {
             (Some(w), Track::Click) => w.record(
-                &claims.tenant_id,
-                &claims.campaign_id,
-                &claims.message_id,
-                &claims.link_id,
+                claims.tenant_id,
+                claims.campaign_id,
+                claims.message_id,
+                claims.link_id,
                 claims.honeypot,
                 req.now_ms,
             ),
             _ => None,
         };
-        let event = EngagementEvent {
-            event_id: event_id(req.now_ms),
+        let id = event_id_bytes(req.now_ms);
+        let mut record = Record::take();
+        openclick_sink::record_key_of(claims.tenant_id, claims.contact_id, &mut record.key);
+        EventRef {
+            // Hyphenated UUID text: ASCII.
+            event_id: std::str::from_utf8(&id).unwrap_or_default(),
             r#type: match kind {
                 Track::Open => EventType::Open,
                 Track::Click => EventType::Click,
@@ -492,20 +538,23 @@ impl Pipeline {
             target_url: claims.url,
             occurred_at_ms: req.now_ms,
             sent_at_ms: claims.issued_at_ms,
-            client: Some(e.client),
-            geo: Some(e.geo),
-            network: Some(e.network),
-            signals: Some(e.signals),
-            key_id: verified.key_id.to_string(),
-            producer_version: PRODUCER_VERSION.to_string(),
-            ..EngagementEvent::default()
-        };
-        Outcome {
+            client: &e.client,
+            geo: &e.geo,
+            network: &e.network,
+            signals: &e.signals,
+            key_id: verified.key_id,
+            producer_version: PRODUCER_VERSION,
+        }
+        .encode(&mut record.payload);
+        Some(Outcome {
             reply,
-            event: Some(event),
+            event: Some(Tracked {
+                record,
+                signals: e.signals,
+            }),
             class: tracked,
             hold,
-        }
+        })
     }
 }
 
@@ -522,6 +571,12 @@ pub(crate) static SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 /// profile said so: `Uuid::now_v7` was 3.2% of the worker's time, its `getrandom` system call
 /// per event (BENCHMARKS.md, worker profile); `uuid` still builds and formats the id.
 pub fn event_id(now_ms: i64) -> String {
+    let id = event_id_bytes(now_ms);
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// [`event_id`] as its 36 ASCII bytes, on the stack.
+pub fn event_id_bytes(now_ms: i64) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
@@ -548,7 +603,8 @@ pub fn event_id(now_ms: i64) -> String {
     rand[8..].copy_from_slice(&b.to_le_bytes()[..2]);
     let id = uuid::Builder::from_unix_timestamp_millis(now_ms.max(0) as u64, &rand).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut buf).to_owned()
+    id.hyphenated().encode_lower(&mut buf);
+    buf
 }
 
 /// Maps the token's channel to the schema's.
@@ -601,6 +657,7 @@ pub fn route(path: &str) -> Option<(Track, &str)> {
 mod tests {
     use super::*;
     use openclick_enrich::EnrichConfig;
+    use openclick_events::Message;
     use openclick_token::{Claims, Key, Keyring};
 
     const NOW: i64 = 1_700_000_000_000;
@@ -699,6 +756,54 @@ mod tests {
             );
         }
         assert_eq!(class(&p, &open(&k, "c-1", NOW)), HitClass::OpenTracked);
+    }
+
+    #[test]
+    fn a_tracked_hit_is_encoded_as_prost_would_with_the_tokens_claims() {
+        let (p, k) = pipeline(Limits::default());
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, HeaderValue::from_static("Mozilla/5.0"));
+        let path = open(&k, "c-9", NOW - 5_000);
+        for round in 0..3 {
+            let o = p.process(&Request {
+                method: &Method::GET,
+                path: &path,
+                headers: &headers,
+                peer: "192.0.2.1".parse().unwrap(),
+                now_ms: NOW,
+            });
+            let t = o.event.expect("tracked");
+            assert_eq!(t.record.key, b"acme/c-9");
+            let e = EngagementEvent::decode(t.record.payload.as_slice()).unwrap();
+            // The claims signed into the token (`open` above), read back through prost.
+            assert_eq!(
+                (
+                    e.tenant_id.as_str(),
+                    e.campaign_id.as_str(),
+                    e.message_id.as_str()
+                ),
+                ("acme", "spring", "m1")
+            );
+            assert_eq!((e.contact_id.as_str(), e.sent_at_ms), ("c-9", NOW - 5_000));
+            assert_eq!((e.occurred_at_ms, e.key_id.as_str()), (NOW, "k1"));
+            assert_eq!(e.r#type(), EventType::Open);
+            assert_eq!(e.channel(), PbChannel::Email);
+            assert_eq!(e.producer_version, PRODUCER_VERSION);
+            assert_eq!(
+                uuid::Uuid::parse_str(&e.event_id)
+                    .unwrap()
+                    .get_version_num(),
+                7
+            );
+            assert_eq!(e.signals.as_ref(), Some(&t.signals));
+            // The default IP policy keeps the /24 (enrich::net::IpPolicy).
+            assert_eq!(e.network.as_ref().unwrap().ip, "192.0.2.0");
+            // Canonical: prost encodes what it decoded to the same bytes.
+            assert_eq!(e.encode_to_vec(), t.record.payload);
+            // Recycled buffers (the server's way) carry nothing into the next hit's record.
+            t.record.recycle();
+            let _ = round;
+        }
     }
 
     #[test]

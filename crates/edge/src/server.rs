@@ -27,7 +27,7 @@ use openclick_sink::{Sink, SinkError};
 use tokio::net::TcpListener;
 
 use crate::metrics::EdgeMetrics;
-use crate::pipeline::{self, Pipeline, Reply};
+use crate::pipeline::{self, Pipeline, Reply, Tracked};
 use crate::window;
 
 /// The 43-byte transparent 1x1 GIF89a.
@@ -128,7 +128,7 @@ impl EdgeState {
         };
         u.handle(
             &self.pipeline,
-            |e| self.publish(e),
+            |e| self.publish_event(e),
             &parts,
             &body,
             peer.ip(),
@@ -164,7 +164,11 @@ impl EdgeState {
                     self.publish(&event);
                 }
             }
-            (Some(event), _, _) => self.publish(&event),
+            (Some(event), _, _) => {
+                self.publish(&event);
+                // The record's buffers serve this thread's next hit.
+                event.record.recycle();
+            }
             (None, _, _) => {}
         }
         let response = reply_response(outcome.reply);
@@ -174,15 +178,22 @@ impl EdgeState {
 }
 
 impl EdgeState {
-    /// Hands one event to the sink, counting it.
-    pub fn publish(&self, event: &openclick_events::v1::EngagementEvent) {
-        match self.sink.publish(event) {
-            Ok(()) => self.metrics.event_signals(event.signals.as_ref()),
+    /// Hands one tracked hit's event to the sink, counting it.
+    pub fn publish(&self, event: &Tracked) {
+        match self.sink.publish(&event.record) {
+            Ok(()) => self.metrics.event_signals(Some(&event.signals)),
             Err(e) => {
                 self.metrics.publish_error(&e);
                 log_publish_error(&e);
             }
         }
+    }
+
+    /// Hands one event built elsewhere (unsubscribes, page views) to the sink, counting it.
+    pub fn publish_event(&self, event: &openclick_events::v1::EngagementEvent) {
+        let tracked = Tracked::of(event);
+        self.publish(&tracked);
+        tracked.record.recycle();
     }
 
     /// Publishes the held clicks whose window ended by `now_ms` (see [`crate::window`]).

@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 use openclick_enrich::HitKind;
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType};
 use openclick_http::{text, Body};
-use openclick_token::{Claims, KeyStore, WebClaims};
+use openclick_token::{ClaimsRef, KeyStore, WebClaims};
 use serde::Deserialize;
 
 use crate::client_ip::client_ip;
@@ -394,25 +394,25 @@ impl Web {
     pub fn handoff(
         &self,
         keys: &KeyStore,
-        click: &Claims,
+        click: &ClaimsRef<'_>,
         headers: &HeaderMap,
         now_ms: i64,
     ) -> Option<HeaderValue> {
         let settings = self.settings.load();
-        let t = settings.tenant(&click.tenant_id)?;
+        let t = settings.tenant(click.tenant_id)?;
         if !t.handoff || t.opted_out(headers) {
             return None;
         }
         let token = keys
             .sign_web(&WebClaims {
-                tenant_id: click.tenant_id.clone(),
-                campaign_id: click.campaign_id.clone(),
-                contact_id: click.contact_id.clone(),
+                tenant_id: click.tenant_id.to_owned(),
+                campaign_id: click.campaign_id.to_owned(),
+                contact_id: click.contact_id.to_owned(),
                 issued_at_ms: now_ms,
                 expires_at_ms: now_ms.saturating_add(i64::from(t.lifetime_days) * DAY_MS),
             })
             .ok()?;
-        let url = with_param(&click.url, &t.param, &token)?;
+        let url = with_param(click.url, &t.param, &token)?;
         let v = HeaderValue::from_str(&url).ok()?;
         self.count(WebClass::HandoffAdded);
         Some(v)
@@ -671,7 +671,7 @@ pub async fn serve(
     );
     web.count(o.class);
     if let Some(event) = &o.event {
-        state.publish(event);
+        state.publish_event(event);
     }
     response(o.reply)
 }

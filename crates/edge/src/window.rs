@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use openclick_events::v1::{BotReason, EngagementEvent};
+use openclick_events::v1::BotReason;
+
+use crate::pipeline::Tracked;
 use parking_lot::Mutex;
 
 /// How often the server releases due clicks.
@@ -83,7 +85,7 @@ pub struct Hold {
 
 struct Held {
     hold: Hold,
-    event: EngagementEvent,
+    event: Tracked,
 }
 
 /// What the window says about a released click.
@@ -200,7 +202,10 @@ impl ClickWindow {
     /// Parks `event` until its window ends. `Err(event)`: too many held, publish it now
     /// (counted; its message's entry is left to [`ClickWindow::sweep`]).
     #[allow(clippy::result_large_err)]
-    pub fn hold(&self, hold: Hold, event: EngagementEvent) -> Result<(), EngagementEvent> {
+    pub fn hold(&self, hold: Hold, mut event: Tracked) -> Result<(), Tracked> {
+        // A held record keeps only its bytes, not the spare capacity of the thread's buffers.
+        event.record.key.shrink_to_fit();
+        event.record.payload.shrink_to_fit();
         let mut q = self.held.lock();
         if q.len() >= self.config.max_held {
             drop(q);
@@ -247,10 +252,14 @@ impl ClickWindow {
         }
     }
 
-    fn finish(&self, held: Held, now_ms: i64) -> EngagementEvent {
+    fn finish(&self, held: Held, now_ms: i64) -> Tracked {
         let Held { hold, mut event } = held;
         let seen = self.seen_and_forget(hold, now_ms);
-        if let Some(signals) = event.signals.as_mut() {
+        if seen.burst || seen.honeypot {
+            // The event is already encoded: a flagged click (the rare case) is decoded,
+            // flagged and encoded again.
+            let mut e = event.event();
+            let signals = e.signals.get_or_insert_with(Default::default);
             if seen.burst {
                 self.bursts.fetch_add(1, Ordering::Relaxed);
                 openclick_enrich::add_behaviour(signals, BotReason::ClickBurst);
@@ -259,13 +268,15 @@ impl ClickWindow {
                 self.honeypots.fetch_add(1, Ordering::Relaxed);
                 openclick_enrich::add_behaviour(signals, BotReason::Honeypot);
             }
+            event.signals = signals.clone();
+            event.record.set(&e);
         }
         event
     }
 
     /// Hands every held click whose window ended by `now_ms` to `publish`, oldest first, with
     /// what its window saw. Returns how many.
-    pub fn release_due(&self, now_ms: i64, mut publish: impl FnMut(EngagementEvent)) -> usize {
+    pub fn release_due(&self, now_ms: i64, mut publish: impl FnMut(Tracked)) -> usize {
         let mut n = 0;
         loop {
             let held = {
@@ -288,7 +299,7 @@ impl ClickWindow {
     }
 
     /// Hands every held click to `publish` now (shutdown), with what the window saw so far.
-    pub fn release_all(&self, mut publish: impl FnMut(EngagementEvent)) -> usize {
+    pub fn release_all(&self, mut publish: impl FnMut(Tracked)) -> usize {
         let all: Vec<Held> = {
             let mut q = self.held.lock();
             self.held_len.store(0, Ordering::Relaxed);
@@ -363,18 +374,20 @@ pub fn describe_metrics() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openclick_events::v1::{Certainty, Signals, Verdict};
+    use openclick_events::v1::{Certainty, EngagementEvent, Signals, Verdict};
 
-    fn event(link: &str) -> EngagementEvent {
-        EngagementEvent {
+    fn event(link: &str) -> Tracked {
+        Tracked::of(&EngagementEvent {
             link_id: link.into(),
+            tenant_id: "t".into(),
+            contact_id: "c".into(),
             signals: Some(Signals {
                 verdict: Verdict::Human as i32,
                 certainty: Certainty::Probable as i32,
                 ..Signals::default()
             }),
             ..EngagementEvent::default()
-        }
+        })
     }
 
     fn window(burst_links: usize, max_held: usize) -> ClickWindow {
@@ -393,7 +406,11 @@ mod tests {
         until: i64,
     ) -> Vec<(String, bool, bool)> {
         let mut out = Vec::new();
-        let mut publish = |e: EngagementEvent| {
+        let mut publish = |t: Tracked| {
+            let e = t.event();
+            // The signals kept for the metrics are the ones in the record.
+            assert_eq!(e.signals.as_ref(), Some(&t.signals));
+            assert_eq!(t.record.key, b"t/c");
             let s = e.signals.unwrap();
             let has = |r: BotReason| s.bot_reasons.contains(&(r as i32));
             out.push((

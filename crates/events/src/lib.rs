@@ -27,6 +27,9 @@ pub const REDIRECT_BLOCK_TYPE: &str = "openclick.v1.RedirectBlock";
 
 pub use prost::Message;
 
+mod borrowed;
+pub use borrowed::EventRef;
+
 #[cfg(test)]
 mod tests {
     use super::v1::*;

@@ -164,7 +164,7 @@ fn injected_retryable_produce_errors_are_retried_and_delivered() {
     let mut accepted = HashSet::new();
     for i in 0..200 {
         let ev = event("retryable", i);
-        sink.publish(&ev).unwrap();
+        sink.publish_event(&ev).unwrap();
         accepted.insert(ev.event_id);
     }
     sink.flush(Duration::from_secs(10)).unwrap();
@@ -195,7 +195,7 @@ fn injected_fatal_produce_error_is_failed_counted_and_the_rest_delivered() {
         sink.health() == Health::Up
     });
     // A first record so the idempotent producer has its id before the injection.
-    sink.publish(&event("fatal", 0)).unwrap();
+    sink.publish_event(&event("fatal", 0)).unwrap();
     sink.flush(Duration::from_secs(10)).unwrap();
     broker
         .request_errors(
@@ -203,7 +203,7 @@ fn injected_fatal_produce_error_is_failed_counted_and_the_rest_delivered() {
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
         )
         .unwrap();
-    sink.publish(&event("fatal", 1)).unwrap();
+    sink.publish_event(&event("fatal", 1)).unwrap();
     let _ = sink.flush(Duration::from_secs(10));
     let d = sink.detailed_stats();
     assert_eq!(d.sink.accepted, 2);
@@ -217,7 +217,7 @@ fn injected_fatal_produce_error_is_failed_counted_and_the_rest_delivered() {
     let mut accepted: HashSet<String> = [event("fatal", 0).event_id].into();
     for i in 2..50 {
         let ev = event("fatal", i);
-        sink.publish(&ev).unwrap();
+        sink.publish_event(&ev).unwrap();
         accepted.insert(ev.event_id);
     }
     sink.flush(Duration::from_secs(10)).unwrap();
@@ -238,12 +238,12 @@ fn injected_fatal_produce_error_is_failed_counted_and_the_rest_delivered() {
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
         )
         .unwrap();
-    sink.publish(&event("fatal", 50)).unwrap();
+    sink.publish_event(&event("fatal", 50)).unwrap();
     let _ = sink.flush(Duration::from_secs(10));
     assert_eq!(by_reason(&sink, "unauthorized"), 1);
     let mut refused = 0;
     for i in 51..60 {
-        match sink.publish(&event("fatal", i)) {
+        match sink.publish_event(&event("fatal", i)) {
             Ok(()) => {
                 accepted.insert(event("fatal", i).event_id);
             }
@@ -283,7 +283,7 @@ fn record_too_large_fails_fatally_without_spooling() {
     let sink = KafkaSink::new(&cfg).unwrap();
     let mut ev = event("big", 0);
     ev.target_url = "x".repeat(5_000);
-    let err = sink.publish(&ev).unwrap_err();
+    let err = sink.publish_event(&ev).unwrap_err();
     assert!(!err.is_retryable(), "{err}");
     assert_eq!(sink.stats().accepted, 0);
 }
@@ -305,7 +305,7 @@ fn queue_full_and_shutdown_spill_into_the_spool_and_a_restart_replays_them() {
         let sink = KafkaSink::new(&cfg).unwrap();
         for i in 0..500 {
             let ev = event("restart", i);
-            sink.publish(&ev).unwrap();
+            sink.publish_event(&ev).unwrap();
             accepted.insert(ev.event_id);
         }
         assert_eq!(by_cause(&sink, "queue_full"), 400);
@@ -349,7 +349,7 @@ fn broker_down_past_threshold_spools_directly_and_a_torn_tail_is_skipped_on_rest
         let sink = KafkaSink::new(&cfg).unwrap();
         for i in 0..300 {
             let ev = event("torn", i);
-            sink.publish(&ev).unwrap();
+            sink.publish_event(&ev).unwrap();
             ids.push(ev.event_id);
         }
         assert_eq!(by_cause(&sink, "broker_down"), 300);

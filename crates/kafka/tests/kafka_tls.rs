@@ -292,7 +292,7 @@ fn round_trip(scenario: &str, settings: &ClientSettings, topic: &str, n: u64) {
     let mut accepted = HashSet::new();
     for i in 0..n {
         let ev = event(scenario, i);
-        sink.publish(&ev).unwrap();
+        sink.publish_event(&ev).unwrap();
         accepted.insert(ev.event_id);
     }
     sink.flush(Duration::from_secs(30)).unwrap();
@@ -330,7 +330,7 @@ fn refused(scenario: &str, bad: &ClientSettings, good: &ClientSettings, topic: &
     let sink = sink(bad, topic, dir.path());
     for i in 0..20 {
         // Accepted into the queue or the spool: the answer never waits for Kafka.
-        let _ = sink.publish(&event(scenario, i));
+        let _ = sink.publish_event(&event(scenario, i));
     }
     let deadline = Instant::now() + Duration::from_secs(8);
     while Instant::now() < deadline {

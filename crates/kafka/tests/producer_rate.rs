@@ -30,7 +30,7 @@ fn run(broker: &EmbeddedBroker, topic: &str, linger_ms: u32, compression: &str) 
     let start = Instant::now();
     for ev in &evs {
         loop {
-            match sink.publish(ev) {
+            match sink.publish_event(ev) {
                 Ok(()) => break,
                 Err(SinkError::QueueFull) => std::thread::sleep(Duration::from_micros(100)),
                 Err(e) => panic!("{e}"),

@@ -145,7 +145,7 @@ fn events_spooled_directly_while_the_broker_is_down_replay_in_publish_order_per_
     let sink = KafkaSink::new(&cfg).unwrap();
     const N: u64 = 2_000;
     for seq in 0..N {
-        sink.publish(&numbered(seq, CONTACTS)).unwrap();
+        sink.publish_event(&numbered(seq, CONTACTS)).unwrap();
     }
     let d = sink.detailed_stats();
     assert_eq!(d.sink.spooled, N, "not all spooled directly: {d:?}");
@@ -187,7 +187,7 @@ fn events_spooled_during_an_outage_reach_their_partition_in_publish_order_per_ke
         let until = Instant::now() + d;
         while Instant::now() < until {
             for _ in 0..5 {
-                sink.publish(&numbered(*seq, CONTACTS)).unwrap();
+                sink.publish_event(&numbered(*seq, CONTACTS)).unwrap();
                 *seq += 1;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -266,7 +266,7 @@ fn a_full_spool_refuses_new_events_counts_them_and_the_accounting_holds() {
     let sink = KafkaSink::new(&cfg).unwrap();
     let mut refused = 0;
     for i in 0..20 {
-        match sink.publish(&ev(i)) {
+        match sink.publish_event(&ev(i)) {
             Ok(()) => assert!(i < K, "event {i} accepted past the bound"),
             Err(e) => {
                 assert!(matches!(e, SinkError::SpoolFull), "{e}");
@@ -307,7 +307,7 @@ fn a_full_spool_refuses_new_events_counts_them_and_the_accounting_holds() {
     let sink = KafkaSink::new(&cfg).unwrap();
     const N: u64 = 12;
     for i in 0..N {
-        sink.publish(&ev(i)).unwrap();
+        sink.publish_event(&ev(i)).unwrap();
     }
     wait_for("every event settled", Duration::from_secs(30), || {
         sink.stats().in_flight() == 0

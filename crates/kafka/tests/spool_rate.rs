@@ -35,7 +35,7 @@ fn rate(policy: FsyncPolicy, events: u64) -> (f64, f64, u64) {
     let start = Instant::now();
     for ev in &evs {
         loop {
-            match sink.publish(ev) {
+            match sink.publish_event(ev) {
                 Ok(()) => break,
                 Err(SinkError::SpoolFull) => {
                     retries += 1;

@@ -220,7 +220,7 @@ fn tansu_end_to_end() {
     let mut accepted = HashSet::new();
     for i in 0..2_000 {
         let ev = event(&run, i);
-        sink.publish(&ev).unwrap();
+        sink.publish_event(&ev).unwrap();
         accepted.insert(ev.event_id);
     }
     sink.flush(Duration::from_secs(30)).unwrap();

@@ -1,9 +1,9 @@
 //! Where openclick events go once the edge has answered the hit: the [`Sink`] contract, and the
 //! durable [`spool`] a sink keeps what its destination cannot take yet.
 //!
-//! The edge talks to a [`Sink`] and never to Kafka directly: a `Sink` takes an
-//! [`EngagementEvent`](openclick_events::v1::EngagementEvent), takes over responsibility for its
-//! delivery, and returns at once. Nothing here knows about HTTP, nor about Kafka: this crate
+//! The edge talks to a [`Sink`] and never to Kafka directly: a `Sink` takes a [`Record`] (an
+//! [`EngagementEvent`](openclick_events::v1::EngagementEvent) encoded, with its key), takes over
+//! responsibility for its delivery, and returns at once. Nothing here knows about HTTP, nor about Kafka: this crate
 //! does not depend on rdkafka, so a crate that depends only on it (the edge) cannot name
 //! rdkafka either, and the compiler checks it. Errors say what happened to the *event* (and
 //! whether trying again could help), not which status code to answer nor which client library
@@ -26,13 +26,84 @@ use openclick_events::v1::EngagementEvent;
 /// The default events topic.
 pub const DEFAULT_EVENTS_TOPIC: &str = "openclick.events.v1";
 
+/// One event as a sink takes it: the record key ([`record_key_into`]: `{tenant_id}/{contact_id}`)
+/// and the protobuf encoding of an [`EngagementEvent`].
+///
+/// The edge encodes tracked hits straight into a record (`openclick_events::EventRef`), with
+/// buffers reused per thread ([`Record::take`] and [`Record::recycle`]), so a hit allocates
+/// nothing for its event; other events go through [`Record::of`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The record key.
+    pub key: Vec<u8>,
+    /// The encoded event.
+    pub payload: Vec<u8>,
+}
+
+thread_local! {
+    /// One spare record per thread: [`Record::take`] hands it out, [`Record::recycle`] puts
+    /// it back, so a thread that publishes one event at a time reuses the same two buffers.
+    static SPARE: std::cell::Cell<Option<Record>> = const { std::cell::Cell::new(None) };
+}
+
+impl Record {
+    /// `event`, encoded, in this thread's spare buffers (or new ones).
+    pub fn of(event: &EngagementEvent) -> Record {
+        let mut r = Record::take();
+        r.set(event);
+        r
+    }
+
+    /// Makes this record `event` (key and payload), reusing its buffers.
+    pub fn set(&mut self, event: &EngagementEvent) {
+        record_key_into(event, &mut self.key);
+        self.payload.clear();
+        openclick_events::Message::encode_raw(event, &mut self.payload);
+    }
+
+    /// The event in the payload (for tests and the few places that change a record).
+    pub fn decode(&self) -> Result<EngagementEvent, SinkError> {
+        <EngagementEvent as openclick_events::Message>::decode(self.payload.as_slice()).map_err(
+            |e| SinkError::Refused {
+                reason: "undecodable",
+                retryable: false,
+                detail: e.to_string(),
+            },
+        )
+    }
+
+    /// This thread's spare record (emptied), or a new one.
+    pub fn take() -> Record {
+        let mut r = SPARE.take().unwrap_or_else(|| Record {
+            key: Vec::with_capacity(128),
+            payload: Vec::with_capacity(1024),
+        });
+        r.key.clear();
+        r.payload.clear();
+        r
+    }
+
+    /// Gives the buffers back to this thread for the next [`Record::take`].
+    pub fn recycle(self) {
+        SPARE.set(Some(self));
+    }
+}
+
 /// A destination for engagement events.
 ///
 /// `publish` must never block on the network or disk: the caller is the request hot path.
 /// Once it returns `Ok`, the sink owns the event's delivery.
 pub trait Sink: Send + Sync + 'static {
-    /// Takes over delivery of one event. Returns at once.
-    fn publish(&self, event: &EngagementEvent) -> Result<(), SinkError>;
+    /// Takes over delivery of one event (copying what it keeps). Returns at once.
+    fn publish(&self, record: &Record) -> Result<(), SinkError>;
+
+    /// [`publish`](Self::publish) of `event`, encoded into this thread's spare [`Record`].
+    fn publish_event(&self, event: &EngagementEvent) -> Result<(), SinkError> {
+        let record = Record::of(event);
+        let result = self.publish(&record);
+        record.recycle();
+        result
+    }
 
     /// Blocks until every accepted event is delivered or `timeout` passes. Call it off the async
     /// runtime (e.g. in `spawn_blocking`): it waits on the network.
@@ -182,10 +253,15 @@ impl SinkError {
 ///
 /// Keying by contact keeps each contact's events in order within one partition.
 pub fn record_key_into(event: &EngagementEvent, buf: &mut Vec<u8>) {
+    record_key_of(&event.tenant_id, &event.contact_id, buf);
+}
+
+/// [`record_key_into`] from the two ids.
+pub fn record_key_of(tenant_id: &str, contact_id: &str, buf: &mut Vec<u8>) {
     buf.clear();
-    buf.extend_from_slice(event.tenant_id.as_bytes());
+    buf.extend_from_slice(tenant_id.as_bytes());
     buf.push(b'/');
-    buf.extend_from_slice(event.contact_id.as_bytes());
+    buf.extend_from_slice(contact_id.as_bytes());
 }
 
 #[cfg(test)]
@@ -202,6 +278,31 @@ mod tests {
         let mut buf = b"junk".to_vec();
         record_key_into(&ev, &mut buf);
         assert_eq!(buf, b"acme/c-42");
+    }
+
+    #[test]
+    fn a_record_is_the_key_and_prosts_encoding_and_reuses_its_buffers() {
+        let ev = EngagementEvent {
+            tenant_id: "acme".into(),
+            contact_id: "c-42".into(),
+            event_id: "e".into(),
+            ..Default::default()
+        };
+        let r = Record::of(&ev);
+        assert_eq!(r.key, b"acme/c-42");
+        assert_eq!(r.payload, openclick_events::Message::encode_to_vec(&ev));
+        assert_eq!(r.decode().unwrap(), ev);
+        let ptr = r.payload.as_ptr();
+        r.recycle();
+        let again = Record::take();
+        assert!(again.key.is_empty() && again.payload.is_empty());
+        assert_eq!(again.payload.as_ptr(), ptr, "the spare's buffer is reused");
+        assert!(Record {
+            key: Vec::new(),
+            payload: vec![0xff]
+        }
+        .decode()
+        .is_err());
     }
 
     #[test]

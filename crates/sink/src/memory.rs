@@ -6,9 +6,10 @@ use std::time::Duration;
 use openclick_events::v1::EngagementEvent;
 use parking_lot::Mutex;
 
-use crate::{Health, Sink, SinkError, SinkStats};
+use crate::{Health, Record, Sink, SinkError, SinkStats};
 
-/// Keeps every published event in a vector.
+/// Keeps every published event, decoded, in a vector. A record whose key is not its event's
+/// (`{tenant_id}/{contact_id}`) or whose payload does not decode is refused.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     events: Mutex<Vec<EngagementEvent>>,
@@ -32,8 +33,18 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn publish(&self, event: &EngagementEvent) -> Result<(), SinkError> {
-        self.events.lock().push(event.clone());
+    fn publish(&self, record: &Record) -> Result<(), SinkError> {
+        let event = record.decode()?;
+        let mut key = Vec::new();
+        crate::record_key_into(&event, &mut key);
+        if key != record.key {
+            return Err(SinkError::Refused {
+                reason: "wrong_key",
+                retryable: false,
+                detail: String::from_utf8_lossy(&record.key).into_owned(),
+            });
+        }
+        self.events.lock().push(event);
         Ok(())
     }
 

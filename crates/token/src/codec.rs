@@ -1,6 +1,6 @@
 //! The binary payload: writer and reader. No keys here; see `keyring.rs` for the MAC.
 
-use crate::{Channel, Claims, TokenError, TokenKind, MAX_ID_LEN, MAX_URL_LEN};
+use crate::{Channel, Claims, ClaimsRef, TokenError, TokenKind, MAX_ID_LEN, MAX_URL_LEN};
 
 /// Format version written in byte 0.
 pub(crate) const VERSION: u8 = 1;
@@ -142,10 +142,10 @@ impl<'a> Reader<'a> {
         Err(malformed("varint overflow"))
     }
 
-    pub(crate) fn string(&mut self, max: usize) -> Result<String, TokenError> {
+    /// A length-prefixed UTF-8 field of at most `max` bytes, borrowed from the body.
+    pub(crate) fn str(&mut self, max: usize) -> Result<&'a str, TokenError> {
         let s = self.bytes(max)?;
-        let s = std::str::from_utf8(s).map_err(|_| malformed("field is not UTF-8"))?;
-        Ok(s.to_owned())
+        std::str::from_utf8(s).map_err(|_| malformed("field is not UTF-8"))
     }
 
     fn bytes(&mut self, max: usize) -> Result<&'a [u8], TokenError> {
@@ -171,14 +171,14 @@ pub(crate) fn peek_tenant(body: &[u8]) -> Result<&str, TokenError> {
     let mut r = Reader { buf: body };
     r.byte()?;
     r.varint()?;
-    let tenant = r.bytes(MAX_ID_LEN)?;
-    std::str::from_utf8(tenant).map_err(|_| malformed("field is not UTF-8"))
+    r.str(MAX_ID_LEN)
 }
 
 /// Parses a body written by [`encode_body`]. Strict: unknown kind/channel codes, truncation,
 /// overlong varints and trailing bytes are errors. After a click's `url` may come its flags
-/// (one minimal varint, non-zero, known bits only); an open has none.
-pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
+/// (one minimal varint, non-zero, known bits only); an open has none. The ids and the URL are
+/// borrowed from `body`: nothing is allocated.
+pub(crate) fn decode_body(body: &[u8]) -> Result<ClaimsRef<'_>, TokenError> {
     let mut r = Reader { buf: body };
     let kc = r.byte()?;
     let kind = match kc >> 4 {
@@ -189,14 +189,14 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     };
     let channel = Channel::from_code(kc & 0x0f).ok_or_else(|| malformed("unknown channel"))?;
     let issued_at_ms = unzigzag(r.varint()?);
-    let tenant_id = r.string(MAX_ID_LEN)?;
-    let campaign_id = r.string(MAX_ID_LEN)?;
-    let message_id = r.string(MAX_ID_LEN)?;
-    let contact_id = r.string(MAX_ID_LEN)?;
+    let tenant_id = r.str(MAX_ID_LEN)?;
+    let campaign_id = r.str(MAX_ID_LEN)?;
+    let message_id = r.str(MAX_ID_LEN)?;
+    let contact_id = r.str(MAX_ID_LEN)?;
     let (link_id, url, list_id) = match kind {
-        TokenKind::Click => (r.string(MAX_ID_LEN)?, r.string(MAX_URL_LEN)?, String::new()),
-        TokenKind::Unsubscribe => (String::new(), String::new(), r.string(MAX_ID_LEN)?),
-        TokenKind::Open => (String::new(), String::new(), String::new()),
+        TokenKind::Click => (r.str(MAX_ID_LEN)?, r.str(MAX_URL_LEN)?, ""),
+        TokenKind::Unsubscribe => ("", "", r.str(MAX_ID_LEN)?),
+        TokenKind::Open => ("", "", ""),
     };
     // Without flags, the body ends here: the same one test as before the extension.
     let (mut honeypot, mut undo) = (false, false);
@@ -209,7 +209,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
             TokenKind::Open => return Err(malformed("trailing bytes")),
         }
     }
-    Ok(Claims {
+    Ok(ClaimsRef {
         kind,
         tenant_id,
         campaign_id,

@@ -15,8 +15,8 @@ use sha2::Sha256;
 use crate::b64;
 use crate::codec::{self, MAC_CONTEXT, MIN_BODY_LEN, TAG_LEN, VERSION};
 use crate::{
-    validate_destination, Claims, TokenError, TokenKind, MAX_ID_LEN, MAX_KEY_ID_LEN, MAX_TOKEN_LEN,
-    MAX_URL_LEN,
+    validate_destination, Claims, ClaimsRef, TokenError, TokenKind, MAX_ID_LEN, MAX_KEY_ID_LEN,
+    MAX_TOKEN_LEN, MAX_URL_LEN,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -111,6 +111,16 @@ pub struct Verified<'k> {
     pub key_id: &'k str,
 }
 
+/// A verified token, borrowed: what [`KeyStore::verify_then`] hands its closure. The claims
+/// borrow the decoded token, which lives on the stack for the closure's duration.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedRef<'k, 'd> {
+    /// The signed claims.
+    pub claims: ClaimsRef<'d>,
+    /// The id of the key whose tag matched.
+    pub key_id: &'k str,
+}
+
 /// One signing key and any number of verify-only keys. Cheap to clone (shared, immutable).
 #[derive(Clone)]
 pub struct Keyring {
@@ -188,21 +198,38 @@ impl Keyring {
     /// claims and the id of the key that verified it. Never panics; rejects tokens longer than
     /// [`MAX_TOKEN_LEN`] before decoding. A click's destination is validated again.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
+        self.verify_then(token, |v| Verified {
+            claims: v.claims.to_owned(),
+            key_id: v.key_id,
+        })
+    }
+
+    /// [`Keyring::verify`] without an allocation: the verified claims, borrowed from the
+    /// decoded token, go to `f`, whose result is returned.
+    pub fn verify_then<'k, T>(
+        &'k self,
+        token: &str,
+        f: impl FnOnce(VerifiedRef<'k, '_>) -> T,
+    ) -> Result<T, TokenError> {
         with_decoded(token, |data| {
             let (kid, _) = split_header(data)?;
-            self.verify_with(kid, data)
+            self.verify_with(kid, data).map(f)
         })
     }
 
     /// The tag check and body decoding of `data` (a decoded token whose header
     /// [`split_header`] accepted, key id `kid`), with this keyring's key of that id.
-    fn verify_with<'k>(&'k self, kid: &[u8], data: &[u8]) -> Result<Verified<'k>, TokenError> {
+    fn verify_with<'k, 'd>(
+        &'k self,
+        kid: &[u8],
+        data: &'d [u8],
+    ) -> Result<VerifiedRef<'k, 'd>, TokenError> {
         let (key, body) = self.authenticate(kid, data)?;
         let claims = codec::decode_body(body)?;
         if claims.kind == TokenKind::Click {
-            validate_destination(&claims.url)?;
+            validate_destination(claims.url)?;
         }
-        Ok(Verified {
+        Ok(VerifiedRef {
             claims,
             key_id: &key.id,
         })
@@ -551,9 +578,22 @@ impl KeyStore {
     /// checked (a body too broken to give one is `malformed`), and a key id the tenant's
     /// keyring lacks is `unknown_key` even if another tenant has a key of that id.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
+        self.verify_then(token, |v| Verified {
+            claims: v.claims.to_owned(),
+            key_id: v.key_id,
+        })
+    }
+
+    /// [`KeyStore::verify`] without an allocation: the verified claims, borrowed from the
+    /// decoded token (on the stack), go to `f`, whose result is returned. The hot path's form.
+    pub fn verify_then<'k, T>(
+        &'k self,
+        token: &str,
+        f: impl FnOnce(VerifiedRef<'k, '_>) -> T,
+    ) -> Result<T, TokenError> {
         with_decoded(token, |data| {
             let (kid, keyring) = self.keyring_of(data)?;
-            keyring.verify_with(kid, data)
+            keyring.verify_with(kid, data).map(f)
         })
     }
 

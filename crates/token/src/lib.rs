@@ -107,7 +107,7 @@ use std::str::FromStr;
 
 pub use dest::validate_destination;
 pub use error::TokenError;
-pub use keyring::{Key, KeyStore, Keyring, Verified};
+pub use keyring::{Key, KeyStore, Keyring, Verified, VerifiedRef};
 pub use web::{WebClaims, WebTokenError, WebVerified, MAX_WEB_LIFETIME_MS, WEB_KIND};
 
 /// Longest token accepted by [`Keyring::verify`], in characters (checked before decoding).
@@ -229,6 +229,77 @@ impl FromStr for Channel {
             "push" => Ok(Channel::Push),
             "web" => Ok(Channel::Web),
             _ => Err(ParseChannelError(s.chars().take(32).collect())),
+        }
+    }
+}
+
+/// What a token says, borrowed from the decoded token: [`Claims`] without an allocation.
+/// [`KeyStore::verify_then`] hands one to its closure; [`ClaimsRef::to_owned`] makes the
+/// owned form, [`Claims::view`] borrows one back. Field meanings are [`Claims`]'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimsRef<'a> {
+    /// Open, click or unsubscribe.
+    pub kind: TokenKind,
+    /// The sender's tenant (account) id.
+    pub tenant_id: &'a str,
+    /// The campaign id.
+    pub campaign_id: &'a str,
+    /// The message id.
+    pub message_id: &'a str,
+    /// The contact id.
+    pub contact_id: &'a str,
+    /// The channel the message was sent on.
+    pub channel: Channel,
+    /// When the message was sent, milliseconds since the Unix epoch (UTC).
+    pub issued_at_ms: i64,
+    /// Clicks: the link's id. Empty otherwise.
+    pub link_id: &'a str,
+    /// Clicks: the destination. Empty otherwise.
+    pub url: &'a str,
+    /// Clicks: a honeypot link.
+    pub honeypot: bool,
+    /// Unsubscribes: the list. Empty otherwise.
+    pub list_id: &'a str,
+    /// Unsubscribes: an undo token.
+    pub undo: bool,
+}
+
+impl ClaimsRef<'_> {
+    /// The owned claims.
+    pub fn to_owned(&self) -> Claims {
+        Claims {
+            kind: self.kind,
+            tenant_id: self.tenant_id.to_owned(),
+            campaign_id: self.campaign_id.to_owned(),
+            message_id: self.message_id.to_owned(),
+            contact_id: self.contact_id.to_owned(),
+            channel: self.channel,
+            issued_at_ms: self.issued_at_ms,
+            link_id: self.link_id.to_owned(),
+            url: self.url.to_owned(),
+            honeypot: self.honeypot,
+            list_id: self.list_id.to_owned(),
+            undo: self.undo,
+        }
+    }
+}
+
+impl Claims {
+    /// These claims, borrowed.
+    pub fn view(&self) -> ClaimsRef<'_> {
+        ClaimsRef {
+            kind: self.kind,
+            tenant_id: &self.tenant_id,
+            campaign_id: &self.campaign_id,
+            message_id: &self.message_id,
+            contact_id: &self.contact_id,
+            channel: self.channel,
+            issued_at_ms: self.issued_at_ms,
+            link_id: &self.link_id,
+            url: &self.url,
+            honeypot: self.honeypot,
+            list_id: &self.list_id,
+            undo: self.undo,
         }
     }
 }

@@ -889,7 +889,12 @@ proptest! {
         prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         let v = kr.verify(&token).unwrap();
         prop_assert_eq!(v.key_id, "k2");
-        prop_assert_eq!(v.claims, claims);
+        prop_assert_eq!(&v.claims, &claims);
+        // The borrowed form (the edge's hot path) reads the same claims, from a key store too.
+        let same = |v: VerifiedRef<'_, '_>| v.key_id == "k2" && v.claims == claims.view();
+        prop_assert!(kr.verify_then(&token, same).unwrap());
+        prop_assert!(KeyStore::from(kr.clone()).verify_then(&token, same).unwrap());
+        prop_assert_eq!(claims.view().to_owned(), claims);
     }
 
     #[test]

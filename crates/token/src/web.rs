@@ -135,9 +135,9 @@ fn decode(body: &[u8]) -> Result<Option<WebClaims>, TokenError> {
         return Ok(None);
     }
     let issued_at_ms = unzigzag(r.varint()?);
-    let tenant_id = r.string(MAX_ID_LEN)?;
-    let campaign_id = r.string(MAX_ID_LEN)?;
-    let contact_id = r.string(MAX_ID_LEN)?;
+    let tenant_id = r.str(MAX_ID_LEN)?.to_owned();
+    let campaign_id = r.str(MAX_ID_LEN)?.to_owned();
+    let contact_id = r.str(MAX_ID_LEN)?.to_owned();
     let life = r.varint()?;
     if life == 0 || life > MAX_WEB_LIFETIME_MS as u64 {
         return Err(TokenError::Malformed("web token lifetime out of range"));

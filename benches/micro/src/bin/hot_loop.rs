@@ -13,7 +13,6 @@ use openclick_benches::{claims, headers, keyring, NOW_MS};
 use openclick_edge::pipeline::Request;
 use openclick_edge::Pipeline;
 use openclick_enrich::{EnrichConfig, Enricher};
-use openclick_events::Message as _;
 use openclick_suppress::SuppressionSet;
 use openclick_token::TokenKind;
 
@@ -46,7 +45,6 @@ fn main() {
         format!("/o/{}.gif", token(TokenKind::Open)),
         format!("/c/{}", token(TokenKind::Click)),
     ];
-    let mut buf = Vec::with_capacity(1024);
     let mut bytes = 0usize;
     for i in 0..n {
         let out = pipeline.process(&Request {
@@ -57,9 +55,9 @@ fn main() {
             now_ms: NOW_MS,
         });
         if let Some(ev) = out.event {
-            buf.clear();
-            ev.encode(&mut buf).expect("encode");
-            bytes += buf.len();
+            // Already encoded by the pipeline; the buffers go back as the server's do.
+            bytes += ev.record.payload.len();
+            ev.record.recycle();
         }
     }
     println!("{n} requests, {bytes} event bytes");

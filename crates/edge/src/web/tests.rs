@@ -3,7 +3,7 @@ use crate::client_ip::ClientIpConfig;
 use crate::pipeline::{Reply, Request};
 use openclick_enrich::{EnrichConfig, Enricher};
 use openclick_suppress::{Reason, SuppressionSet};
-use openclick_token::{Channel, Key, Keyring, TokenKind};
+use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
 
 const NOW: i64 = 1_700_000_000_000;
 const SITE: &str = "https://shop.example.com";

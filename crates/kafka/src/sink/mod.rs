@@ -2,8 +2,8 @@
 //!
 //! Split the way a sink should be:
 //! - `config`: [`KafkaConfig`], what the operator chooses, and the producer configuration;
-//! - this module: [`KafkaSink`], the service: record building ([`openclick_sink::record_key_into`]
-//!   and protobuf encoding into a reused per-thread buffer) and the [`Sink`] implementation;
+//! - this module: [`KafkaSink`], the service: the [`Sink`] implementation, which hands each
+//!   [`Record`] (key and encoded event, built by the caller) to librdkafka or the spool;
 //! - `accounting`: counters, failure reasons and spool causes, metrics;
 //! - `shared`: health as the sink sees it, the hand-over to the spool (internal);
 //! - `delivery`: librdkafka's delivery reports and error callbacks (internal);
@@ -102,7 +102,6 @@ mod producer;
 mod replay;
 mod shared;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -111,10 +110,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openclick_common::{LogLimiter, MonotonicClock};
-use openclick_events::v1::EngagementEvent;
-use openclick_events::{Message as _, ENGAGEMENT_EVENT_TYPE};
+use openclick_events::ENGAGEMENT_EVENT_TYPE;
 use openclick_sink::spool::Spool;
-use openclick_sink::{record_key_into, Health, Sink, SinkError, SinkStats};
+use openclick_sink::{Health, Record, Sink, SinkError, SinkStats};
 use parking_lot::Mutex;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -150,11 +148,6 @@ impl std::fmt::Debug for KafkaSink {
             .field("spool", &self.shared.spool)
             .finish_non_exhaustive()
     }
-}
-
-thread_local! {
-    /// Per-thread key and payload buffers: librdkafka copies both, so they are reused.
-    static BUFS: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::new((Vec::with_capacity(128), Vec::with_capacity(1024)));
 }
 
 /// The highest segment id among `*.seg` files in `dir` (none if it does not exist yet).
@@ -347,75 +340,67 @@ impl Drop for KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn publish(&self, event: &EngagementEvent) -> Result<(), SinkError> {
+    fn publish(&self, record: &Record) -> Result<(), SinkError> {
         let sh = &*self.shared;
-        BUFS.with(|bufs| {
-            let mut bufs = bufs.borrow_mut();
-            let (key, payload) = &mut *bufs;
-            record_key_into(event, key);
-            payload.clear();
-            event
-                .encode(payload)
-                .map_err(|e| SinkError::Config(format!("encode: {e}")))?;
-            // Count before handing over: the delivery report may arrive before `send` returns.
-            sh.counters.accepted.fetch_add(1, Ordering::Relaxed);
-            let seq = sh.live_seq.fetch_add(1, Ordering::Relaxed) & !LIVE;
-            // Under the producer's read lock: the hand-over flips `handed_over` under the write
-            // lock, so a record is either in the producer before the purge or spooled after.
-            let producer = self.slot.current.read();
-            // Spool directly once the hand-over is done, or when it is due and no accepted
-            // event but this one is unsettled (nothing would have to reach the spool first).
-            if sh.bypass() || (sh.handover_due() && self.stats().in_flight() <= 1) {
-                drop(producer);
-                let p = Pending {
-                    seq,
-                    key: key.clone(),
-                    payload: payload.clone(),
-                    cause: Cause::BrokerDown,
-                    code: RDKafkaErrorCode::AllBrokersDown,
-                };
-                let Some(p) = sh.hold_for_handover(p) else {
-                    return Ok(());
-                };
-                return sh
-                    .spool_record(&p.key, &p.payload, Cause::BrokerDown, None)
-                    .inspect_err(|_| {
-                        sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                    });
-            }
-            let record = BaseRecord::with_opaque_to(&self.topic, LIVE | seq)
-                .key(key.as_slice())
-                .payload(payload.as_slice())
-                .headers(self.headers.clone());
-            let sent = producer.send(record).map_err(|(e, _)| e);
+        let (key, payload) = (record.key.as_slice(), record.payload.as_slice());
+        // Count before handing over: the delivery report may arrive before `send` returns.
+        sh.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let seq = sh.live_seq.fetch_add(1, Ordering::Relaxed) & !LIVE;
+        // Under the producer's read lock: the hand-over flips `handed_over` under the write
+        // lock, so a record is either in the producer before the purge or spooled after.
+        let producer = self.slot.current.read();
+        // Spool directly once the hand-over is done, or when it is due and no accepted
+        // event but this one is unsettled (nothing would have to reach the spool first).
+        if sh.bypass() || (sh.handover_due() && self.stats().in_flight() <= 1) {
             drop(producer);
-            match sent {
-                Ok(()) => {
-                    bump(&sh.counters.produced);
-                    Ok(())
-                }
-                Err(e) => {
-                    let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-                    if sh.spool.is_some() && record_class(code) == ErrorClass::Retryable {
-                        return sh
-                            .spool_record(key, payload, Cause::QueueFull, None)
-                            .inspect_err(|_| {
-                                sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                            });
-                    }
+            let p = Pending {
+                seq,
+                key: key.to_vec(),
+                payload: payload.to_vec(),
+                cause: Cause::BrokerDown,
+                code: RDKafkaErrorCode::AllBrokersDown,
+            };
+            let Some(p) = sh.hold_for_handover(p) else {
+                return Ok(());
+            };
+            return sh
+                .spool_record(&p.key, &p.payload, Cause::BrokerDown, None)
+                .inspect_err(|_| {
                     sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
-                    if code == RDKafkaErrorCode::QueueFull {
-                        Err(SinkError::QueueFull)
-                    } else {
-                        Err(SinkError::Refused {
-                            reason: reason_label(code),
-                            retryable: record_class(code) == ErrorClass::Retryable,
-                            detail: e.to_string(),
-                        })
-                    }
+                });
+        }
+        let record = BaseRecord::with_opaque_to(&self.topic, LIVE | seq)
+            .key(key)
+            .payload(payload)
+            .headers(self.headers.clone());
+        let sent = producer.send(record).map_err(|(e, _)| e);
+        drop(producer);
+        match sent {
+            Ok(()) => {
+                bump(&sh.counters.produced);
+                Ok(())
+            }
+            Err(e) => {
+                let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+                if sh.spool.is_some() && record_class(code) == ErrorClass::Retryable {
+                    return sh
+                        .spool_record(key, payload, Cause::QueueFull, None)
+                        .inspect_err(|_| {
+                            sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                        });
+                }
+                sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
+                if code == RDKafkaErrorCode::QueueFull {
+                    Err(SinkError::QueueFull)
+                } else {
+                    Err(SinkError::Refused {
+                        reason: reason_label(code),
+                        retryable: record_class(code) == ErrorClass::Retryable,
+                        detail: e.to_string(),
+                    })
                 }
             }
-        })
+        }
     }
 
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {

@@ -80,7 +80,7 @@ impl Publisher {
                 let due = started.elapsed().as_millis() as u64 * rate / 1000;
                 while i < due {
                     let ev = event(&run, i);
-                    match sink.publish(&ev) {
+                    match sink.publish_event(&ev) {
                         Ok(()) => {
                             accepted.insert(ev.event_id);
                         }
