@@ -72,10 +72,12 @@ for r in $(seq 1 "$ROUNDS"); do
             pid=$!
             sleep 0.5
         else
+            workers=(--workers "$WORKERS")
+            [[ " ${args[*]} " == *" --workers "* ]] && workers=()
             env "${envs[@]}" "$bin" serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" \
                 --keys "$KEYS" --rate-limit-burst 1000000000 --rate-limit-per-minute 1000000 \
                 --suppression-file "$OUT/suppression.csv" --trusted-proxies 127.0.0.1/32 \
-                --workers "$WORKERS" --data-dir "$OUT/data" --log warn "${args[@]}" >"$OUT/serve.log" 2>&1 &
+                "${workers[@]}" --data-dir "$OUT/data" --log warn "${args[@]}" >"$OUT/serve.log" 2>&1 &
             pid=$!
             wait_ready "http://127.0.0.1:$ADMIN/readyz"
         fi
