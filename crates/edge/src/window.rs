@@ -255,17 +255,21 @@ impl ClickWindow {
     fn finish(&self, held: Held, now_ms: i64) -> Tracked {
         let Held { hold, mut event } = held;
         let seen = self.seen_and_forget(hold, now_ms);
-        if seen.burst || seen.honeypot {
-            // The event is already encoded: a flagged click (the rare case) is decoded,
-            // flagged and encoded again.
-            let mut e = event.event();
+        if seen.burst {
+            self.bursts.fetch_add(1, Ordering::Relaxed);
+        }
+        if seen.honeypot {
+            self.honeypots.fetch_add(1, Ordering::Relaxed);
+        }
+        // The event is already encoded: a flagged click (the rare case) is decoded, flagged
+        // and encoded again. (It always decodes: this process encoded it.)
+        let flagged = seen.burst || seen.honeypot;
+        if let Some(Ok(mut e)) = flagged.then(|| event.record.decode()) {
             let signals = e.signals.get_or_insert_with(Default::default);
             if seen.burst {
-                self.bursts.fetch_add(1, Ordering::Relaxed);
                 openclick_enrich::add_behaviour(signals, BotReason::ClickBurst);
             }
             if seen.honeypot {
-                self.honeypots.fetch_add(1, Ordering::Relaxed);
                 openclick_enrich::add_behaviour(signals, BotReason::Honeypot);
             }
             event.signals = signals.clone();
