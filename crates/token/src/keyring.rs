@@ -121,6 +121,16 @@ pub struct VerifiedRef<'k, 'd> {
     pub key_id: &'k str,
 }
 
+impl<'k> VerifiedRef<'k, '_> {
+    /// The owned form, claims copied out of the decoded token.
+    pub fn to_owned(&self) -> Verified<'k> {
+        Verified {
+            claims: self.claims.to_owned(),
+            key_id: self.key_id,
+        }
+    }
+}
+
 /// One signing key and any number of verify-only keys. Cheap to clone (shared, immutable).
 #[derive(Clone)]
 pub struct Keyring {
@@ -198,10 +208,7 @@ impl Keyring {
     /// claims and the id of the key that verified it. Never panics; rejects tokens longer than
     /// [`MAX_TOKEN_LEN`] before decoding. A click's destination is validated again.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
-        self.verify_then(token, |v| Verified {
-            claims: v.claims.to_owned(),
-            key_id: v.key_id,
-        })
+        self.verify_then(token, |v| v.to_owned())
     }
 
     /// [`Keyring::verify`] without an allocation: the verified claims, borrowed from the
@@ -578,10 +585,7 @@ impl KeyStore {
     /// checked (a body too broken to give one is `malformed`), and a key id the tenant's
     /// keyring lacks is `unknown_key` even if another tenant has a key of that id.
     pub fn verify<'k>(&'k self, token: &str) -> Result<Verified<'k>, TokenError> {
-        self.verify_then(token, |v| Verified {
-            claims: v.claims.to_owned(),
-            key_id: v.key_id,
-        })
+        self.verify_then(token, |v| v.to_owned())
     }
 
     /// [`KeyStore::verify`] without an allocation: the verified claims, borrowed from the
