@@ -191,17 +191,19 @@ impl Replayer {
                     bump(&sh.counters.produced);
                 }
                 Err(e) => {
-                    sh.replay_slots.lock().remove(&slot);
                     let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
                     if record_class(code) == ErrorClass::Fatal {
                         spool.ack(rec.id);
                         bump(&sh.counters.replay_failed);
+                        // The slot goes last (as in `Shared::replay_settled`).
+                        sh.replay_slots.lock().remove(&slot);
                         tracing::error!(target: "openclick::sink", code = %code, record = %rec.id,
                             "EVENT LOST: a spooled event was refused by the producer and dropped");
                         continue;
                     }
                     // Queue full (or another retryable refusal): put the rest back, in order.
                     spool.nack(rec.id);
+                    sh.replay_slots.lock().remove(&slot);
                     for r in records.by_ref() {
                         spool.nack(r.id);
                     }

@@ -185,11 +185,18 @@ impl Shared {
         }
     }
 
-    /// Settles a replayed record from its delivery report.
+    /// Settles a replayed record from its delivery report. The slot is released last, after
+    /// the counters and the spool: whoever sees no replay in flight (`is_drained`, `flush`)
+    /// then also sees this record counted.
     pub(crate) fn replay_settled(&self, slot: usize, result: Result<(), RDKafkaErrorCode>) {
-        let Some(id) = self.replay_slots.lock().remove(&slot) else {
+        let Some(id) = self.replay_slots.lock().get(&slot).copied() else {
             return;
         };
+        self.settle_replayed(id, result);
+        self.replay_slots.lock().remove(&slot);
+    }
+
+    fn settle_replayed(&self, id: RecordId, result: Result<(), RDKafkaErrorCode>) {
         let Some(spool) = &self.spool else {
             return;
         };
