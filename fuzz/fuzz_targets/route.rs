@@ -181,9 +181,13 @@ fuzz_target!(|data: &[u8]| {
                 "redirect to a blocked host: {:?}",
                 v.claims.url
             );
-            if let Some(e) = &out.event {
+            if let Some(t) = &out.event {
+                // The encoded record, read back by prost, carries the signed claims.
+                let e = t.event();
                 assert_eq!(e.target_url, v.claims.url);
                 assert_eq!(e.contact_id, v.claims.contact_id);
+                let key = format!("{}/{}", v.claims.tenant_id, v.claims.contact_id);
+                assert_eq!(t.record.key, key.as_bytes());
             }
         }
         Reply::Gone => {
