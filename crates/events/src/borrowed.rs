@@ -113,7 +113,8 @@ impl EventRef<'_> {
     /// Appends the event's protobuf encoding to `buf`: the bytes prost writes for
     /// [`EventRef::to_owned`].
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.reserve(self.encoded_len());
+        // No `reserve(self.encoded_len())` first: the caller's buffer is reused and already
+        // large enough, and that pass would size the nested messages a second time.
         put_str(1, self.event_id, buf);
         put_int(2, i64::from(self.r#type), buf);
         put_int(3, i64::from(self.channel), buf);

@@ -2,10 +2,10 @@
 //! durable [`spool`] a sink keeps what its destination cannot take yet.
 //!
 //! The edge talks to a [`Sink`] and never to Kafka directly: a `Sink` takes a [`Record`] (an
-//! [`EngagementEvent`](openclick_events::v1::EngagementEvent) encoded, with its key), takes over
-//! responsibility for its delivery, and returns at once. Nothing here knows about HTTP, nor about Kafka: this crate
-//! does not depend on rdkafka, so a crate that depends only on it (the edge) cannot name
-//! rdkafka either, and the compiler checks it. Errors say what happened to the *event* (and
+//! [`EngagementEvent`](openclick_events::v1::EngagementEvent) encoded, with its key), takes
+//! over responsibility for its delivery, and returns at once. Nothing here knows about HTTP,
+//! nor about Kafka: this crate does not depend on rdkafka, so a crate that depends only on it
+//! (the edge) cannot name rdkafka either, and the compiler checks it. Errors say what happened to the *event* (and
 //! whether trying again could help), not which status code to answer nor which client library
 //! failed.
 //!
