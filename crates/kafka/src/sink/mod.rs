@@ -98,6 +98,7 @@
 mod accounting;
 mod config;
 mod delivery;
+mod native;
 mod producer;
 mod replay;
 mod shared;
@@ -110,13 +111,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openclick_common::{LogLimiter, MonotonicClock};
-use openclick_events::ENGAGEMENT_EVENT_TYPE;
 use openclick_sink::spool::Spool;
 use openclick_sink::{Health, Record, Sink, SinkError, SinkStats};
 use parking_lot::Mutex;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
+use rdkafka::producer::{Producer, PurgeConfig};
 
 pub use accounting::{KafkaSinkStats, FAILURE_REASONS, SPOOL_CAUSES};
 pub use config::KafkaConfig;
@@ -133,7 +132,6 @@ use crate::error::ErrorClass;
 pub struct KafkaSink {
     slot: Arc<ProducerSlot>,
     topic: String,
-    headers: OwnedHeaders,
     shared: Arc<Shared>,
     brokers: String,
     flush_lock: Mutex<()>,
@@ -218,16 +216,15 @@ impl KafkaSink {
             handed_over: AtomicBool::new(false),
             handover: Mutex::new(None),
         });
-        let slot = Arc::new(ProducerSlot::new(config.client_config(), shared.clone())?);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "ce_type",
-            value: Some(ENGAGEMENT_EVENT_TYPE),
-        });
+        let slot = Arc::new(ProducerSlot::new(
+            config.client_config(),
+            &config.topic,
+            shared.clone(),
+        )?);
         let replayer = Replayer {
             slot: slot.clone(),
             shared: shared.clone(),
             topic: config.topic.clone(),
-            headers: headers.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("openclick-kafka-replay".into())
@@ -236,7 +233,6 @@ impl KafkaSink {
         Ok(KafkaSink {
             slot,
             topic: config.topic.clone(),
-            headers,
             shared,
             brokers: config.client.brokers.clone(),
             flush_lock: Mutex::new(()),
@@ -369,19 +365,14 @@ impl Sink for KafkaSink {
                     sh.counters.accepted.fetch_sub(1, Ordering::Relaxed);
                 });
         }
-        let record = BaseRecord::with_opaque_to(&self.topic, LIVE | seq)
-            .key(key)
-            .payload(payload)
-            .headers(self.headers.clone());
-        let sent = producer.send(record).map_err(|(e, _)| e);
+        let sent = producer.send(key, payload, LIVE | seq);
         drop(producer);
         match sent {
             Ok(()) => {
                 bump(&sh.counters.produced);
                 Ok(())
             }
-            Err(e) => {
-                let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+            Err(code) => {
                 if sh.spool.is_some() && record_class(code) == ErrorClass::Retryable {
                     return sh
                         .spool_record(key, payload, Cause::QueueFull, None)
@@ -396,7 +387,7 @@ impl Sink for KafkaSink {
                     Err(SinkError::Refused {
                         reason: reason_label(code),
                         retryable: record_class(code) == ErrorClass::Retryable,
-                        detail: e.to_string(),
+                        detail: format!("Message production error: {code}"),
                     })
                 }
             }

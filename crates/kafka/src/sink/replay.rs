@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
+use rdkafka::producer::{Producer, PurgeConfig};
 
 use super::accounting::{
     bump, record_class, LIVE, PROBE_EVERY_MS, REPLAY_BACKOFF_MS, REPLAY_BATCH, SPOOL_REFUSED,
@@ -23,7 +22,6 @@ pub(crate) struct Replayer {
     pub(crate) slot: Arc<ProducerSlot>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) topic: String,
-    pub(crate) headers: OwnedHeaders,
 }
 
 impl Replayer {
@@ -179,19 +177,14 @@ impl Replayer {
                 slot = sh.next_slot.fetch_add(1, Ordering::Relaxed);
             }
             sh.replay_slots.lock().insert(slot, rec.id);
-            let record = BaseRecord::with_opaque_to(&self.topic, slot)
-                .key(rec.key.as_slice())
-                .payload(rec.payload.as_slice())
-                .headers(self.headers.clone());
-            let sent_result = self.slot.current.read().send(record).map_err(|(e, _)| e);
+            let sent_result = self.slot.current.read().send(&rec.key, &rec.payload, slot);
             match sent_result {
                 Ok(()) => {
                     sent += 1;
                     bump(&sh.counters.replayed);
                     bump(&sh.counters.produced);
                 }
-                Err(e) => {
-                    let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+                Err(code) => {
                     if record_class(code) == ErrorClass::Fatal {
                         spool.ack(rec.id);
                         bump(&sh.counters.replay_failed);
