@@ -398,13 +398,21 @@ fn slow_headers_are_cut_off_and_head_size_is_bounded() {
         format!("GET /o/x.gif HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes(),
     );
     assert_rejected_431(&raw);
-    // Too many headers: likewise.
-    let mut req = String::from("GET /o/x.gif HTTP/1.1\r\nHost: a\r\n");
-    for i in 0..200 {
-        req.push_str(&format!("X-H{i}: v\r\n"));
-    }
-    req.push_str("\r\n");
-    assert_rejected_431(&raw_exchange(h.served.addr, req.as_bytes()));
+    // Too many headers: likewise. The limit is the configured one: exactly that many are
+    // served (Host and `n - 1` others), one more is refused.
+    let n = ConnConfig::default().max_headers;
+    let many = |count: usize| {
+        let mut req = String::from("GET /o/x.gif HTTP/1.1\r\nHost: a\r\n");
+        for i in 1..count {
+            req.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        req
+    };
+    let raw = raw_exchange(h.served.addr, many(n - 1).as_bytes());
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{n} headers are served");
+    assert_rejected_431(&raw_exchange(h.served.addr, many(n).as_bytes()));
+    assert_rejected_431(&raw_exchange(h.served.addr, many(200).as_bytes()));
     // Still serving.
     assert_eq!(http(h.served.addr, "GET", "/o/x.gif", &[], b"").status, 200);
     h.stop_and_consume(0);
