@@ -10,10 +10,12 @@
 //! same: the message (payload and key copied in, `RD_KAFKA_MSG_F_COPY`), the `ce_type` header,
 //! the partitioner, the partition queue. BENCHMARKS.md (session 10) has the figures.
 //!
-//! Safety, in one place:
-//! - [`Topic`] is created from a live client and destroyed in its `Drop`; the producer that
-//!   owns it declares it before the client, so it is destroyed first (librdkafka requires the
-//!   application's topic handles to be gone before `rd_kafka_destroy`).
+//! Safety, in one place: every `unsafe` block of the sink is in this file, behind the safe
+//! [`SinkProducer`].
+//! - [`Topic`] is created from a live client and destroyed in its `Drop`; [`SinkProducer`]
+//!   owns both and declares the topic before the client, so it is destroyed first (librdkafka
+//!   requires the application's topic handles to be gone before `rd_kafka_destroy`), and a
+//!   topic is only ever used with the client it was created on.
 //! - [`produce`] passes pointers that live for the call: librdkafka copies key, payload and
 //!   header (`RD_KAFKA_MSG_F_COPY`, `RD_KAFKA_VTYPE_HEADER`) before it returns, and frees the
 //!   header list it built itself when the call fails. The opaque is a number, never a pointer.
@@ -23,14 +25,67 @@
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
 
+use openclick_events::ENGAGEMENT_EVENT_TYPE;
 use rdkafka::bindings as rd;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{Producer, ThreadedProducer};
+
+use super::delivery::DeliveryContext;
 
 /// The header every record carries (see `proto/openclick/v1/event.proto`).
 const HEADER_NAME: &CStr = c"ce_type";
 
+/// A producer and the handle of the topic it produces to. Derefs to the rdkafka producer for
+/// everything but the produce call (flush, purge, queue length, metadata).
+pub(crate) struct SinkProducer {
+    // Declared first, so dropped first.
+    topic: Topic,
+    client: ThreadedProducer<DeliveryContext>,
+}
+
+impl SinkProducer {
+    /// Takes `client` and creates its handle of `topic`.
+    pub(crate) fn new(
+        client: ThreadedProducer<DeliveryContext>,
+        topic: &str,
+    ) -> Result<SinkProducer, String> {
+        // SAFETY: the client is alive; `SinkProducer` keeps it and drops the handle first.
+        let topic = unsafe { Topic::new(client.client().native_ptr(), topic)? };
+        Ok(SinkProducer { topic, client })
+    }
+
+    /// Hands one record to librdkafka (copied), with the `ce_type` header; `opaque` comes back
+    /// in its delivery report. Errors are librdkafka's refusals (queue full, too large, ...).
+    pub(crate) fn send(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        opaque: usize,
+    ) -> Result<(), RDKafkaErrorCode> {
+        // SAFETY: `topic` was created on this very client, which is alive while `self` is.
+        unsafe {
+            produce(
+                self.client.client().native_ptr(),
+                &self.topic,
+                key,
+                payload,
+                ENGAGEMENT_EVENT_TYPE.as_bytes(),
+                opaque,
+            )
+        }
+    }
+}
+
+impl std::ops::Deref for SinkProducer {
+    type Target = ThreadedProducer<DeliveryContext>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
 /// A topic handle of one client (`rd_kafka_topic_t`), destroyed on drop.
-pub(crate) struct Topic {
+struct Topic {
     ptr: NonNull<rd::rd_kafka_topic_t>,
 }
 
@@ -44,7 +99,7 @@ impl Topic {
     ///
     /// # Safety
     /// `rk` is a live client that outlives the returned handle.
-    pub(crate) unsafe fn new(rk: *mut rd::rd_kafka_t, name: &str) -> Result<Topic, String> {
+    unsafe fn new(rk: *mut rd::rd_kafka_t, name: &str) -> Result<Topic, String> {
         let cname = CString::new(name).map_err(|_| format!("topic name {name:?} contains NUL"))?;
         // SAFETY: `rk` is live (the caller's contract); `cname` lives for the call; a NULL
         // configuration means the client's default topic configuration.
@@ -74,7 +129,7 @@ impl Drop for Topic {
 ///
 /// # Safety
 /// `rk` is the live client `topic` was created on.
-pub(crate) unsafe fn produce(
+unsafe fn produce(
     rk: *mut rd::rd_kafka_t,
     topic: &Topic,
     key: &[u8],

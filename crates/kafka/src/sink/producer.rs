@@ -5,57 +5,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openclick_events::ENGAGEMENT_EVENT_TYPE;
 use openclick_sink::SinkError;
 use parking_lot::RwLock;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{Producer, PurgeConfig, ThreadedProducer};
 
 use super::accounting::{bump, get};
 use super::delivery::DeliveryContext;
-use super::native;
+use super::native::SinkProducer;
 use super::shared::Shared;
-
-/// A producer and the handle of the topic it produces to.
-pub(crate) struct SinkProducer {
-    // Declared first, so dropped first: librdkafka wants the application's topic handles
-    // destroyed before the client is.
-    topic: native::Topic,
-    client: ThreadedProducer<DeliveryContext>,
-}
-
-impl SinkProducer {
-    /// Hands one record to librdkafka (copied), with the `ce_type` header; `opaque` comes back
-    /// in its delivery report. Errors are librdkafka's refusals (queue full, too large, ...).
-    pub(crate) fn send(
-        &self,
-        key: &[u8],
-        payload: &[u8],
-        opaque: usize,
-    ) -> Result<(), RDKafkaErrorCode> {
-        // SAFETY: `topic` was created on this very client, which is alive while `self` is.
-        #[allow(unsafe_code)]
-        unsafe {
-            native::produce(
-                self.client.client().native_ptr(),
-                &self.topic,
-                key,
-                payload,
-                ENGAGEMENT_EVENT_TYPE.as_bytes(),
-                opaque,
-            )
-        }
-    }
-}
-
-impl std::ops::Deref for SinkProducer {
-    type Target = ThreadedProducer<DeliveryContext>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.client
-    }
-}
 
 /// The current producer, replaceable. `publish` sends under the read lock (never held across
 /// anything that waits), so after a swap under the write lock nobody but the replacing thread
@@ -92,11 +50,7 @@ impl ProducerSlot {
                 shared: shared.clone(),
             })
             .map_err(|e| SinkError::Config(crate::error::describe(&e)))?;
-        // SAFETY: the client is alive, and `SinkProducer` drops the handle before it.
-        #[allow(unsafe_code)]
-        let topic = unsafe { native::Topic::new(client.client().native_ptr(), topic) }
-            .map_err(SinkError::Config)?;
-        Ok(SinkProducer { topic, client })
+        SinkProducer::new(client, topic).map_err(SinkError::Config)
     }
 
     pub(crate) fn get(&self) -> Arc<SinkProducer> {
