@@ -210,6 +210,11 @@ pub struct ServeArgs {
     /// Producer linger, milliseconds.
     #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
+    /// Events reach the producer from a thread of their own, every this many microseconds
+    /// while they arrive: the request thread only buffers them (see `openclick_sink::handoff`).
+    /// 0 hands each event to librdkafka on the request thread.
+    #[arg(long, env = "OPENCLICK_KAFKA_HANDOFF_US", default_value_t = 1000)]
+    pub kafka_handoff_us: u32,
     /// Extra librdkafka properties, `key=value`, repeatable; applied to every Kafka client
     /// (events producer, suppression writer and follower, topic admin). Each key overrides the
     /// properties file's. Keep secrets in the file.

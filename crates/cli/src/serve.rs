@@ -22,6 +22,7 @@ use openclick_http::tls::CertStore;
 use openclick_http::ConnConfig;
 use openclick_kafka::suppress::{ensure_topics, Follower, KafkaSuppressionWriter, SyncConfig};
 use openclick_kafka::{ClientSettings, EmbeddedBroker, KafkaConfig, KafkaSink};
+use openclick_sink::handoff::{HandOff, HandOffConfig};
 use openclick_sink::spool::SpoolConfig;
 use openclick_sink::{Health, Sink};
 use openclick_suppress::blocks::BlockList;
@@ -449,7 +450,21 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .clone()
         .or_else(|| embedded.as_ref().map(|b| b.bootstrap_servers().to_string()))
         .unwrap_or_default();
-    let sink = Arc::new(KafkaSink::new(&kafka_config(&args, &brokers)).context("Kafka producer")?);
+    let kafka = Arc::new(KafkaSink::new(&kafka_config(&args, &brokers)).context("Kafka producer")?);
+    // The request threads buffer events; a thread of the sink's hands them to librdkafka.
+    let sink: Arc<dyn Sink> = match args.kafka_handoff_us {
+        0 => kafka,
+        us => Arc::new(
+            HandOff::new(
+                kafka,
+                HandOffConfig {
+                    interval: Duration::from_micros(u64::from(us)),
+                    ..HandOffConfig::default()
+                },
+            )
+            .context("Kafka hand-off thread")?,
+        ),
+    };
 
     let open_files = match openclick_http::raise_open_files_limit() {
         Ok(n) => n,
@@ -611,7 +626,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             _ => pipeline,
         };
         let shared_keyring = pipeline.keys().clone();
-        let sink_dyn: Arc<dyn Sink> = sink.clone();
+        let sink_dyn = sink.clone();
         // `/u/`: one-click unsubscribe through the suppression writer (none without the topic:
         // then `/u/` is 404).
         let unsubscribe = match writer {

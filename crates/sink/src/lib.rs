@@ -16,6 +16,7 @@
 //!
 //! Accounting invariant: at every moment `accepted = delivered + failed + spooled + in_flight`.
 
+pub mod handoff;
 pub mod memory;
 pub mod spool;
 
