@@ -1,7 +1,8 @@
 //! Background threads yield the CPU to the request path.
 //!
 //! A request is answered on a tokio worker; everything else the process runs (librdkafka's
-//! broker and main threads, the producer's delivery-report poller, the spool replay, the
+//! broker and main threads, the producer's delivery-report poller, the sink's hand-off thread
+//! (`openclick-handoff`), the spool replay, the
 //! suppression follower, the embedded broker) can wait a few milliseconds without anyone
 //! noticing. On a box where those threads share cores with the workers, the scheduler otherwise
 //! gives them equal turns, and a worker that is preempted for a slice leaves its queued
@@ -16,7 +17,8 @@
 //!
 //! The trade-off: when the workers keep every core busy without pause, the background threads
 //! get only what is left (at nice 19 about 1.5% of a core each against one busy worker). The
-//! producer then falls behind, the librdkafka queue grows to its bound and further events go
+//! hand-off thread then falls behind and a request thread whose buffer is full hands it to
+//! the producer itself; the producer falls behind too, the librdkafka queue grows to its bound and further events go
 //! to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
 
 use std::collections::HashSet;

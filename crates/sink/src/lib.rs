@@ -12,6 +12,9 @@
 //! Implementations:
 //! - `openclick_kafka::KafkaSink` (crate `openclick-kafka`), the real one: librdkafka producing
 //!   protobuf records to the events topic, with this crate's [`spool`] behind it.
+//! - [`handoff::HandOff`], in front of another sink: the publishing thread only buffers the
+//!   record, a thread of its own hands buffers to the inner sink in batches (`openclick serve`
+//!   puts it in front of the Kafka sink).
 //! - [`memory::MemorySink`], for unit tests of the layers above only.
 //!
 //! Accounting invariant: at every moment `accepted = delivered + failed + spooled + in_flight`.
