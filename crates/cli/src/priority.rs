@@ -18,8 +18,8 @@
 //! The trade-off: when the workers keep every core busy without pause, the background threads
 //! get only what is left (at nice 19 about 1.5% of a core each against one busy worker). The
 //! hand-off thread then falls behind and a request thread whose buffer is full hands it to
-//! the producer itself; the producer falls behind too, the librdkafka queue grows to its bound and further events go
-//! to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
+//! the producer itself; the producer falls behind too, the librdkafka queue grows to its bound
+//! and further events go to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
 
 use std::collections::HashSet;
 use std::time::Duration;

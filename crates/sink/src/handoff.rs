@@ -1,6 +1,6 @@
 //! A sink in front of another: the request thread appends the record to a buffer and returns;
-//! a thread of its own hands the buffered records to the inner sink every few hundred
-//! microseconds.
+//! a thread of its own hands the buffered records to the inner sink about every millisecond
+//! ([`HandOffConfig::interval`]).
 //!
 //! Why: on the request path, `publish` into librdkafka costs a message allocation, a header
 //! list, the partitioner and the partition queue's lock for every event. Here the request
@@ -13,8 +13,8 @@
 //! `accepted = delivered + failed + spooled + in_flight` holds for this sink as for the inner.
 //!
 //! Bounded: a buffer that reaches `max_bytes` is handed off by the request thread itself
-//! (the inner sink's `publish`, which never blocks), so memory stays within
-//! `shards x max_bytes` even when the hand-off thread is starved.
+//! (after any pass in progress; the inner sink's `publish` never blocks), so memory stays
+//! within `shards x max_bytes` even when the hand-off thread is starved.
 //!
 //! Order: records from one request thread reach the inner sink in the order they were
 //! published; records from different threads are interleaved by buffer.
@@ -46,7 +46,7 @@ pub struct HandOffConfig {
 impl Default for HandOffConfig {
     fn default() -> Self {
         HandOffConfig {
-            interval: Duration::from_micros(500),
+            interval: Duration::from_millis(1),
             idle_interval: Duration::from_millis(4),
             max_bytes: 1 << 20,
             shards: 16,
@@ -256,8 +256,8 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
 
     fn stats(&self) -> SinkStats {
         let i = &*self.inner;
-        // Refusals and the inner counters first: a record moves from a buffer to the inner
-        // sink, so reading the buffers last never shows it in neither.
+        // Refusals and the inner counters first, the buffers last: a record moving from a
+        // buffer to the inner sink meanwhile is then counted in flight, never missed.
         let refused = i.refused.load(Ordering::Relaxed);
         let inner = i.sink.stats();
         let accepted = i.shards.iter().map(|s| s.0.lock().accepted).sum();
