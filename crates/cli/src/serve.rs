@@ -569,6 +569,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             },
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             flush_timeout: Duration::from_secs(args.flush_timeout_secs),
+            defer_opens: (args.defer_opens_us > 0)
+                .then(|| Duration::from_micros(u64::from(args.defer_opens_us))),
         };
         // The admin listener: HTTP/1 only, its own small cap (it is for operators and
         // orchestrators on a private address), taken from the file budget above.

@@ -828,15 +828,21 @@ fn suppress_add_and_import_csv_and_ndjson_reach_the_edge() {
     std::thread::sleep(Duration::from_millis(300));
     check_until("acme", "ok-1", false);
 
-    // The edge acts on it: a suppressed contact's pixel is served but counted suppressed.
+    // The edge acts on it: a suppressed contact's pixel is served but counted suppressed
+    // (when the deferred-opens thread has processed it, within a few milliseconds).
     let (status, _) = try_http(server.listen, "GET", &sign_open("doe, jane"), &[]).unwrap();
     assert_eq!(status, 200);
-    let (_, metrics) = try_http(server.admin, "GET", "/metrics", &[]).unwrap();
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains(r#"openclick_hits_total{route="open",outcome="suppressed"} 1"#),
-        "{metrics}"
-    );
+    let counted = r#"openclick_hits_total{route="open",outcome="suppressed"} 1"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let (_, metrics) = try_http(server.admin, "GET", "/metrics", &[]).unwrap();
+        let metrics = String::from_utf8(metrics).unwrap();
+        if metrics.contains(counted) || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(metrics.contains(counted), "{metrics}");
     server.sigterm();
     server.wait();
 }

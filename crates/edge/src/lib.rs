@@ -15,6 +15,8 @@
 //! - [`client_ip`]: the client address, believing one forwarding header, only from trusted
 //!   proxies.
 //! - [`limits`]: per-token replay and flood control (state handed to the pipeline).
+//! - [`defer`]: open hits answered at once and run through the pipeline on a thread of their
+//!   own a moment later (their answer never depends on the hit).
 //! - [`server`]: the public tracking server: [`server::run`] on the shared listener helper
 //!   (`openclick-http`) with graceful shutdown, response building.
 //! - [`metrics`]: counters on the hot path, exported at scrape time by the admin listener.
@@ -30,6 +32,7 @@
 //! of its dependencies depends on rdkafka (`cargo tree -p openclick-edge -e normal`).
 
 pub mod client_ip;
+pub mod defer;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;

@@ -239,6 +239,16 @@ impl std::fmt::Debug for Pipeline {
 /// Version string stamped into every event.
 pub(crate) const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The request headers [`request_hit`] reads: what a deferred open keeps of its request
+/// (with the client-address header, [`crate::server`]'s `DeferredOpens`).
+pub(crate) static HIT_HEADERS: [&HeaderName; 5] = [
+    &header::USER_AGENT,
+    &PURPOSE,
+    &SEC_PURPOSE,
+    &header::DNT,
+    &SEC_GPC,
+];
+
 /// What enrichment reads of a request, for every route that enriches (tracking hits,
 /// unsubscribes, page views): the headers by pre-parsed name (a `&str` name is parsed and
 /// validated on every lookup) and the client address already resolved.

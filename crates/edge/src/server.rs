@@ -26,6 +26,7 @@ use openclick_http::{text, Body, ConnConfig, ConnStats, Listener};
 use openclick_sink::{Sink, SinkError};
 use tokio::net::TcpListener;
 
+use crate::defer::DeferredOpens;
 use crate::metrics::EdgeMetrics;
 use crate::pipeline::{self, Pipeline, Reply, Tracked};
 use crate::window;
@@ -47,6 +48,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// How long shutdown waits for the sink to flush.
     pub flush_timeout: Duration,
+    /// Open hits answered at once and processed on a thread of their own this often
+    /// ([`crate::defer`]); `None` processes every hit on its request thread.
+    pub defer_opens: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             conn: ConnConfig::default(),
             drain_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(15),
+            defer_opens: None,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct EdgeState {
     pub config: ServerConfig,
     /// The unsubscribe routes (`/u/`), when configured.
     pub unsubscribe: Option<Arc<crate::unsubscribe::Unsubscribe>>,
+    /// Opens waiting for the `openclick-opens` thread, when [`ServerConfig::defer_opens`].
+    pub opens: Option<DeferredOpens>,
 }
 
 impl std::fmt::Debug for EdgeState {
@@ -89,7 +96,11 @@ impl std::fmt::Debug for EdgeState {
 impl EdgeState {
     /// Assembles the shared state.
     pub fn new(pipeline: Pipeline, sink: Arc<dyn Sink>, config: ServerConfig) -> Self {
+        let opens = config
+            .defer_opens
+            .map(|every| DeferredOpens::new(pipeline.client_ip_config(), every));
         EdgeState {
+            opens,
             pipeline,
             sink,
             metrics: EdgeMetrics::new(),
@@ -145,19 +156,43 @@ impl EdgeState {
         peer: SocketAddr,
     ) -> Response<Body> {
         let start = Instant::now();
-        let now_ms = openclick_common::now_ms();
-        let outcome = self.pipeline.process(&pipeline::Request {
+        let req = pipeline::Request {
             method,
             path,
             headers,
             peer: peer.ip(),
-            now_ms,
-        });
-        self.metrics.hit(outcome.class);
+            now_ms: openclick_common::now_ms(),
+        };
+        if let Some(opens) = &self.opens {
+            if DeferredOpens::defers(method, path) {
+                // The answer is the pixel whatever the hit turns out to be (crate::defer).
+                opens.push(&req, |r| {
+                    self.settle(self.pipeline.process(r));
+                });
+                let reply = Reply::Pixel;
+                let (route, status) = (
+                    crate::metrics::route(pipeline::HitClass::OpenTracked),
+                    crate::metrics::status_class(&reply),
+                );
+                let response = reply_response(reply);
+                self.metrics.observe(route, status, start.elapsed());
+                return response;
+            }
+        }
+        let outcome = self.pipeline.process(&req);
         let (route, status) = (
             crate::metrics::route(outcome.class),
             crate::metrics::status_class(&outcome.reply),
         );
+        let reply = self.settle(outcome);
+        let response = reply_response(reply);
+        self.metrics.observe(route, status, start.elapsed());
+        response
+    }
+
+    /// Counts one processed hit and publishes (or holds) its event; returns the answer.
+    fn settle(&self, outcome: pipeline::Outcome) -> Reply {
+        self.metrics.hit(outcome.class);
         match (outcome.event, outcome.hold, self.pipeline.click_window()) {
             (Some(event), Some(hold), Some(window)) => {
                 if let Err(event) = window.hold(hold, event) {
@@ -171,10 +206,56 @@ impl EdgeState {
             }
             (None, _, _) => {}
         }
-        let response = reply_response(outcome.reply);
-        self.metrics.observe(route, status, start.elapsed());
-        response
+        outcome.reply
     }
+
+    /// Processes the deferred opens buffered so far (see [`crate::defer`]). Returns how many.
+    pub fn process_deferred(&self) -> usize {
+        match &self.opens {
+            Some(opens) => opens.pass(&mut |r| {
+                self.settle(self.pipeline.process(r));
+            }),
+            None => 0,
+        }
+    }
+}
+
+/// Starts the `openclick-opens` thread when opens are deferred.
+fn start_opens_thread(state: &Arc<EdgeState>) -> Option<std::thread::JoinHandle<()>> {
+    state.opens.as_ref()?;
+    let st = state.clone();
+    let spawned = std::thread::Builder::new()
+        .name("openclick-opens".into())
+        .spawn(move || {
+            if let Some(opens) = &st.opens {
+                opens.run(|r| {
+                    st.settle(st.pipeline.process(r));
+                });
+            }
+        });
+    match spawned {
+        Ok(t) => Some(t),
+        Err(e) => {
+            // Without the thread, `push` processes on the request thread once told to stop.
+            tracing::error!(error = %e, "cannot start the deferred-opens thread: processing opens inline");
+            if let Some(o) = &state.opens {
+                o.stop();
+            }
+            None
+        }
+    }
+}
+
+/// Stops the `openclick-opens` thread and processes what is left (shutdown, before the sink
+/// closes).
+fn stop_opens_thread(state: &EdgeState, thread: Option<std::thread::JoinHandle<()>>) -> usize {
+    let Some(opens) = &state.opens else { return 0 };
+    opens.stop();
+    if let Some(t) = thread {
+        t.thread().unpark();
+        let _ = t.join();
+    }
+    state.process_deferred()
 }
 
 impl EdgeState {
@@ -317,6 +398,7 @@ pub async fn run_with_https(
         .clone()
         .map(|u| tokio::spawn(u.replay(stop_rx.clone())));
     let releaser = tokio::spawn(release_clicks(state.clone(), stop_rx));
+    let opens_thread = start_opens_thread(&state);
     let mut listeners = vec![Listener {
         name: "public",
         listener,
@@ -366,6 +448,15 @@ pub async fn run_with_https(
     tracing::info!("shutting down: no longer accepting, draining connections");
     if !drain.drain(state.config.drain_timeout).await {
         tracing::warn!("drain deadline passed with connections still open");
+    }
+    // Deferred opens are processed now, before the sink closes (the join waits at most one
+    // pass of the thread).
+    let st = state.clone();
+    let late = tokio::task::spawn_blocking(move || stop_opens_thread(&st, opens_thread))
+        .await
+        .unwrap_or(0);
+    if late > 0 {
+        tracing::info!(late, "deferred opens processed at shutdown");
     }
     // Clicks held for the behaviour window go to the sink now, before it closes.
     let _ = stop_release.send(true);

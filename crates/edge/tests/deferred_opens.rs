@@ -1,0 +1,93 @@
+//! Deferred opens (`ServerConfig::defer_opens`, what `openclick serve` runs with) over real
+//! HTTP: the pixel is answered before the hit is processed, the `openclick-opens` thread
+//! processes it, and a shutdown processes what is still buffered before the sink closes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{http, test_enricher, Served};
+use openclick_edge::{EdgeState, HitClass, Pipeline, ServerConfig, PIXEL_GIF};
+use openclick_sink::memory::MemorySink;
+use openclick_suppress::SuppressionSet;
+use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
+
+fn open(keyring: &Keyring, contact: &str) -> String {
+    let token = keyring
+        .sign(&Claims {
+            kind: TokenKind::Open,
+            tenant_id: "acme".into(),
+            campaign_id: "c".into(),
+            message_id: "m".into(),
+            contact_id: contact.into(),
+            channel: Channel::Email,
+            issued_at_ms: 1_700_000_000_000,
+            link_id: String::new(),
+            url: String::new(),
+            honeypot: false,
+            list_id: String::new(),
+            undo: false,
+        })
+        .unwrap();
+    format!("/o/{token}.gif")
+}
+
+fn serve(every: Duration) -> (Served, Arc<MemorySink>, Keyring) {
+    let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
+    let pipeline = Pipeline::new(
+        keyring.clone(),
+        test_enricher(),
+        Arc::new(SuppressionSet::new()),
+        openclick_edge::ClientIpConfig::default(),
+    );
+    let sink = Arc::new(MemorySink::new());
+    let config = ServerConfig {
+        defer_opens: Some(every),
+        ..ServerConfig::default()
+    };
+    let state = EdgeState::new(pipeline, sink.clone(), config);
+    (Served::start(Arc::new(state), None), sink, keyring)
+}
+
+#[test]
+fn the_thread_processes_a_deferred_open_within_moments() {
+    let (mut served, sink, keyring) = serve(Duration::from_millis(1));
+    let r = http(served.addr, "GET", &open(&keyring, "c-1"), &[], b"");
+    assert_eq!((r.status, r.body.as_slice()), (200, PIXEL_GIF.as_slice()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.events().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let events = sink.events();
+    assert_eq!(
+        events.len(),
+        1,
+        "processed by the opens thread, before any shutdown"
+    );
+    assert_eq!(events[0].contact_id, "c-1");
+    assert_eq!(served.state.metrics.hits(HitClass::OpenTracked), 1);
+    // Clicks and other routes are not deferred: a bad click is answered 404 as before.
+    assert_eq!(http(served.addr, "GET", "/c/nope", &[], b"").status, 404);
+    served.stop();
+}
+
+#[test]
+fn shutdown_processes_what_is_still_buffered() {
+    // A pass an hour away: nothing is processed until the shutdown.
+    let (mut served, sink, keyring) = serve(Duration::from_secs(3600));
+    for contact in ["a", "b", "c"] {
+        let r = http(served.addr, "GET", &open(&keyring, contact), &[], b"");
+        assert_eq!(r.status, 200);
+    }
+    // An invalid token still gets the pixel, and is counted invalid once processed.
+    assert_eq!(http(served.addr, "HEAD", "/o/x.gif", &[], b"").status, 200);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(sink.events().is_empty(), "answered, not yet processed");
+    assert_eq!(served.state.metrics.hits(HitClass::OpenTracked), 0);
+    served.stop();
+    let contacts: Vec<String> = sink.events().into_iter().map(|e| e.contact_id).collect();
+    assert_eq!(contacts, ["a", "b", "c"]);
+    assert_eq!(served.state.metrics.hits(HitClass::OpenTracked), 3);
+    assert_eq!(served.state.metrics.hits(HitClass::OpenInvalid), 1);
+}
