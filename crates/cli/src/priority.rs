@@ -2,7 +2,7 @@
 //!
 //! A request is answered on a tokio worker; everything else the process runs (librdkafka's
 //! broker and main threads, the producer's delivery-report poller, the sink's hand-off thread
-//! (`openclick-handoff`), the spool replay, the
+//! (`openclick-handoff`), the deferred-opens thread (`openclick-opens`), the spool replay, the
 //! suppression follower, the embedded broker) can wait a few milliseconds without anyone
 //! noticing. On a box where those threads share cores with the workers, the scheduler otherwise
 //! gives them equal turns, and a worker that is preempted for a slice leaves its queued
@@ -17,8 +17,8 @@
 //!
 //! The trade-off: when the workers keep every core busy without pause, the background threads
 //! get only what is left (at nice 19 about 1.5% of a core each against one busy worker). The
-//! hand-off thread then falls behind and a request thread whose buffer is full hands it to
-//! the producer itself; the producer falls behind too, the librdkafka queue grows to its bound
+//! deferred-opens and hand-off threads then fall behind, and a request thread whose buffer is
+//! full processes it (opens) or hands it to the producer (events) itself; the producer falls behind too, the librdkafka queue grows to its bound
 //! and further events go to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
 
 use std::collections::HashSet;

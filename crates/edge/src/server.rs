@@ -3,9 +3,11 @@
 //! Shape: [`run`] takes an already-bound listener, the shared [`EdgeState`] and a shutdown
 //! future (tests bind port 0 and pass a oneshot). Connections are accepted and served by the
 //! process's one listener helper ([`openclick_http::serve`]); each request is answered by
-//! [`EdgeState::handle`], synchronously, without waiting for anything. On shutdown: stop
-//! accepting, let in-flight requests finish up to the drain deadline, then close the sink (off
-//! the runtime) up to its own deadline, so nothing accepted is left only in memory.
+//! [`EdgeState::handle`], synchronously, without waiting for anything (an open, with
+//! [`ServerConfig::defer_opens`], is answered first and processed by the `openclick-opens`
+//! thread: [`crate::defer`]). On shutdown: stop accepting, let in-flight requests finish up to
+//! the drain deadline, process the deferred opens, then close the sink (off the runtime) up to
+//! its own deadline, so nothing accepted is left only in memory.
 //!
 //! The admin listener is not here: it is `openclick-admin`, with its own accept loop.
 
