@@ -59,6 +59,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// How background threads yield the CPU to the request threads (`--background-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackgroundPolicy {
+    /// Linux's `SCHED_IDLE` (and the nice value): a request thread that wakes preempts them at
+    /// once.
+    Idle,
+    /// The nice value only.
+    Nice,
+}
+
 fn parse_log_filter(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::builder()
         .parse(s)
@@ -366,6 +376,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_BACKGROUND_NICE", default_value_t = 19,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub background_nice: i32,
+    /// Scheduling policy of the same threads: `idle` (SCHED_IDLE: they run when a core would
+    /// otherwise idle, and a request thread that wakes preempts them at once) or `nice` (only
+    /// the nice value). Ignored with `--background-nice 0`. Linux only.
+    #[arg(long, env = "OPENCLICK_BACKGROUND_POLICY", value_enum, default_value_t = BackgroundPolicy::Idle)]
+    pub background_policy: BackgroundPolicy,
     /// Serve h2c (HTTP/2 by prior knowledge) on the public listener besides HTTP/1.1. Off by
     /// default: browsers never use cleartext HTTP/2; turn it on for a load balancer that
     /// speaks h2c to its upstreams.

@@ -28,8 +28,9 @@ use std::time::Duration;
 const WORKER_PREFIX: &str = "tokio-rt-worker";
 const RESCAN: Duration = Duration::from_secs(2);
 
-/// Starts the watcher that renices background threads to `nice` (1..=19); 0 does nothing.
-pub fn lower_background_threads(nice: i32) {
+/// Starts the watcher that renices background threads to `nice` (1..=19) and, with `idle`,
+/// moves them to `SCHED_IDLE`; `nice` 0 does nothing.
+pub fn lower_background_threads(nice: i32, idle: bool) {
     if nice <= 0 || !cfg!(target_os = "linux") {
         return;
     }
@@ -39,7 +40,7 @@ pub fn lower_background_threads(nice: i32) {
             let pid = std::process::id();
             let mut done = HashSet::new();
             loop {
-                if let Err(e) = rescan(pid, nice, &mut done) {
+                if let Err(e) = rescan(pid, nice, idle, &mut done) {
                     tracing::warn!(error = %e, "cannot lower background thread priority");
                     return;
                 }
@@ -53,7 +54,7 @@ pub fn lower_background_threads(nice: i32) {
 
 /// One pass over the process's threads. Returns an error only if `/proc/self/task` is
 /// unreadable (then there is nothing to do on this system).
-fn rescan(pid: u32, nice: i32, done: &mut HashSet<u32>) -> std::io::Result<()> {
+fn rescan(pid: u32, nice: i32, idle: bool, done: &mut HashSet<u32>) -> std::io::Result<()> {
     let mut alive = HashSet::new();
     for entry in std::fs::read_dir("/proc/self/task")? {
         let Some(tid) = entry
@@ -88,10 +89,36 @@ fn rescan(pid: u32, nice: i32, done: &mut HashSet<u32>) -> std::io::Result<()> {
             }
             Err(e) => tracing::debug!(tid, error = %e, "renice failed"),
         }
+        if idle {
+            if let Err(e) = set_idle_policy(tid as i32) {
+                tracing::debug!(tid, error = %e, "SCHED_IDLE failed");
+            }
+        }
         done.insert(tid);
     }
     // Forget exited threads: their ids may be reused by new ones.
     done.retain(|t| alive.contains(t));
+    Ok(())
+}
+
+/// Moves one thread of this process to `SCHED_IDLE`. No privilege is needed to lower a
+/// thread's policy. rustix has no `sched_setscheduler`, hence the binary's one `unsafe` call.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_idle_policy(tid: i32) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid `sched_param` on the stack for the whole call, which only
+    // reads it; a thread that exited meanwhile makes the call fail with ESRCH, nothing else.
+    let rc = unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_idle_policy(_tid: i32) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -105,6 +132,13 @@ mod tests {
         let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    /// Field 41 of the same line: the scheduling policy (0 SCHED_OTHER, 5 SCHED_IDLE).
+    fn policy_of(tid: u32) -> i64 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(38).unwrap().parse().unwrap()
     }
 
     fn gettid() -> u32 {
@@ -140,15 +174,18 @@ mod tests {
         let (bg, stop_bg, h1) = spawn("rdk:broker1");
         let (worker, stop_w, h2) = spawn("tokio-rt-worker");
         assert_eq!((nice_of(bg), nice_of(worker)), (base, base));
+        let base_policy = policy_of(worker);
         let mut done = HashSet::new();
-        rescan(std::process::id(), target, &mut done).unwrap();
+        rescan(std::process::id(), target, true, &mut done).unwrap();
         assert_eq!(nice_of(bg), i64::from(target));
+        assert_eq!(policy_of(bg), i64::from(libc::SCHED_IDLE));
         assert_eq!(nice_of(worker), base, "workers keep their priority");
+        assert_eq!(policy_of(worker), base_policy, "and their policy");
         assert!(done.contains(&bg) && !done.contains(&worker));
         drop((stop_bg, stop_w));
         h1.join().unwrap();
         h2.join().unwrap();
-        rescan(std::process::id(), target, &mut done).unwrap();
+        rescan(std::process::id(), target, true, &mut done).unwrap();
         assert!(!done.contains(&bg), "exited threads are forgotten");
     }
 }

@@ -765,7 +765,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let admin_handle =
             openclick_admin::server::spawn(admin_listener, admin.clone(), admin_conn)
                 .context("starting the admin listener")?;
-        crate::priority::lower_background_threads(args.background_nice);
+        crate::priority::lower_background_threads(
+            args.background_nice,
+            args.background_policy == crate::args::BackgroundPolicy::Idle,
+        );
         let shutdown = shutdown_signal();
         tracing::info!(
             listen = %listen,
