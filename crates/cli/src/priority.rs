@@ -9,17 +9,23 @@
 //! requests waiting: that is most of the latency tail. So `serve` lowers the priority (raises the
 //! nice value, which needs no privilege) of every thread except the tokio workers, the main
 //! thread (which accepts connections) and the admin listener's thread (health checks must not
-//! wait behind a saturated worker).
+//! wait behind a saturated worker). By default (`--background-policy idle`) they also run
+//! under Linux's `SCHED_IDLE`: a request thread that wakes preempts them at once instead of
+//! waiting for the end of their slice, which shortens the tail at moderate load (BENCHMARKS.md,
+//! session 13). The suppression follower is the exception: it keeps the normal policy (still
+//! reniced), so opt-outs reach a busy replica promptly.
 //!
 //! Threads come and go (librdkafka starts a thread per broker it connects to, a replaced
 //! producer brings new ones), so a small watcher re-scans `/proc/self/task` every two seconds.
 //! Linux only; elsewhere this does nothing.
 //!
 //! The trade-off: when the workers keep every core busy without pause, the background threads
-//! get only what is left (at nice 19 about 1.5% of a core each against one busy worker). The
-//! deferred-opens and hand-off threads then fall behind, and a request thread whose buffer is
-//! full processes it (opens) or hands it to the producer (events) itself; the producer falls behind too, the librdkafka queue grows to its bound
-//! and further events go to the spool; nothing is lost, delivery is later. `--background-nice 0` turns this off.
+//! get only what is left (at nice 19 about 1.5% of a core each against one busy worker, at
+//! `SCHED_IDLE` about 0.3%). The deferred-opens and hand-off threads then fall behind, and a
+//! request thread whose buffer is full processes it (opens) or hands it to the producer
+//! (events) itself; the producer falls behind too, the librdkafka queue grows to its bound and
+//! further events go to the spool; nothing is lost, delivery is later. `--background-nice 0`
+//! turns all of this off.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,6 +33,9 @@ use std::time::Duration;
 /// Tokio names its worker (and blocking-pool) threads this by default.
 const WORKER_PREFIX: &str = "tokio-rt-worker";
 const RESCAN: Duration = Duration::from_secs(2);
+/// The suppression follower's thread (`suppress-follower`, truncated to 15 bytes by the
+/// kernel).
+const FOLLOWER_PREFIX: &str = "suppress-follow";
 
 /// Starts the watcher that renices background threads to `nice` (1..=19) and, with `idle`,
 /// moves them to `SCHED_IDLE`; `nice` 0 does nothing.
@@ -89,7 +98,9 @@ fn rescan(pid: u32, nice: i32, idle: bool, done: &mut HashSet<u32>) -> std::io::
             }
             Err(e) => tracing::debug!(tid, error = %e, "renice failed"),
         }
-        if idle {
+        // The suppression follower keeps the normal policy: opt-outs must reach a busy replica
+        // promptly, and it needs little CPU.
+        if idle && !comm.starts_with(FOLLOWER_PREFIX) {
             if let Err(e) = set_idle_policy(tid as i32) {
                 tracing::debug!(tid, error = %e, "SCHED_IDLE failed");
             }
@@ -172,6 +183,7 @@ mod tests {
         let base = nice_of(gettid());
         let target = (base + 7).min(19) as i32;
         let (bg, stop_bg, h1) = spawn("rdk:broker1");
+        let (follower, stop_f, h3) = spawn("suppress-follower");
         let (worker, stop_w, h2) = spawn("tokio-rt-worker");
         assert_eq!((nice_of(bg), nice_of(worker)), (base, base));
         let base_policy = policy_of(worker);
@@ -181,10 +193,17 @@ mod tests {
         assert_eq!(policy_of(bg), i64::from(libc::SCHED_IDLE));
         assert_eq!(nice_of(worker), base, "workers keep their priority");
         assert_eq!(policy_of(worker), base_policy, "and their policy");
+        assert_eq!(nice_of(follower), i64::from(target));
+        assert_eq!(
+            policy_of(follower),
+            base_policy,
+            "the follower is reniced, not idle"
+        );
         assert!(done.contains(&bg) && !done.contains(&worker));
-        drop((stop_bg, stop_w));
+        drop((stop_bg, stop_w, stop_f));
         h1.join().unwrap();
         h2.join().unwrap();
+        h3.join().unwrap();
         rescan(std::process::id(), target, true, &mut done).unwrap();
         assert!(!done.contains(&bg), "exited threads are forgotten");
     }
