@@ -698,6 +698,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 .describe(openclick_edge::unsubscribe::Unsubscribe::describe_metrics)
                 .with_exporter(move || {
                     edge.metrics.export();
+                    if let Some(opens) = &edge.opens {
+                        opens.export();
+                    }
                     edge.connections.export("public");
                     if let Some(store) = &tls {
                         edge.https_connections.export("https");

@@ -27,7 +27,7 @@
 //! memory stays within `shards x max_bytes` when the thread is starved.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,6 +61,8 @@ pub struct DeferredOpens {
     pass: Mutex<HeaderMap>,
     stop: AtomicBool,
     interval: Duration,
+    /// Opens a request thread processed itself (a full buffer, or after the stop).
+    inline: AtomicU64,
 }
 
 impl std::fmt::Debug for DeferredOpens {
@@ -144,6 +146,7 @@ impl DeferredOpens {
             pass: Mutex::new(HeaderMap::new()),
             stop: AtomicBool::new(false),
             interval,
+            inline: AtomicU64::new(0),
         }
     }
 
@@ -162,8 +165,9 @@ impl DeferredOpens {
             // so a request either lands before that pass or sees the stop.
             if self.stop.load(Ordering::Relaxed) {
                 drop(b);
-                self.pass(&mut process);
+                let n = self.pass(&mut process);
                 process(req);
+                self.inline.fetch_add(n as u64 + 1, Ordering::Relaxed);
                 return;
             }
             if b.len() < self.max_bytes {
@@ -171,7 +175,8 @@ impl DeferredOpens {
                 return;
             }
             drop(b);
-            self.pass(&mut process);
+            let n = self.pass(&mut process);
+            self.inline.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -305,6 +310,18 @@ impl DeferredOpens {
     /// The pause between passes while opens arrive.
     pub fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// Opens processed on a request thread so far, because a buffer was full (the thread
+    /// fell behind) or the thread had stopped.
+    pub fn processed_inline(&self) -> u64 {
+        self.inline.load(Ordering::Relaxed)
+    }
+
+    /// Emits `openclick_opens_processed_inline_total` (see [`crate::describe_metrics`]).
+    pub fn export(&self) {
+        metrics::counter!("openclick_opens_processed_inline_total")
+            .absolute(self.processed_inline());
     }
 }
 
@@ -483,6 +500,7 @@ mod tests {
         }
         // Each push found the buffer holding the previous request (over 1 byte): processed it.
         assert_eq!(inline.len(), sent.len() - 1);
+        assert_eq!(d.processed_inline(), 2);
         assert_eq!(inline[0].path, sent[0].path);
         assert_eq!(inline[1].path, sent[1].path);
         d.stop();
@@ -490,6 +508,7 @@ mod tests {
         sent[0].with(|req| d.push(req, |x| after.push(Owned::of(x))));
         // After the stop: what was buffered, then this request, at once.
         assert_eq!(after.len(), 2);
+        assert_eq!(d.processed_inline(), 4);
         assert_eq!(
             (after[0].path.as_str(), after[1].path.as_str()),
             (sent[2].path.as_str(), sent[0].path.as_str())

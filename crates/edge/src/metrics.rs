@@ -372,6 +372,10 @@ impl EdgeMetrics {
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!(
+        "openclick_opens_processed_inline_total",
+        "Open hits a request thread processed itself instead of the deferred-opens thread (its buffer was full: the thread fell behind a busy worker). Absent with --defer-opens-us 0."
+    );
+    describe_counter!(
         "openclick_hits_total",
         "Tracking requests, by route (open, click, other) and outcome (tracked, suppressed, invalid_token, rate_limited, blocked, not_found, method_not_allowed)."
     );
