@@ -7,12 +7,15 @@
 //!   tracked can be opted out).
 //! - [`log_limit`]: at most one log line per interval per call site, counting what it held
 //!   back, so an outage or a flood cannot turn the log into a second flood.
+//! - [`shard`]: a stable number per thread, to pick its buffer in a sharded array (the sink's
+//!   hand-off, the edge's deferred opens).
 //!
 //! Nothing here allocates or blocks; everything is safe to call from the request hot path.
 
 pub mod clock;
 pub mod ids;
 pub mod log_limit;
+pub mod shard;
 
 pub use clock::{now_ms, MonotonicClock};
 pub use log_limit::LogLimiter;

@@ -27,12 +27,13 @@
 //! memory stays within `shards x max_bytes` when the thread is starved.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Method};
+use openclick_common::shard::thread_index as shard_index;
 use parking_lot::Mutex;
 
 use crate::client_ip::{ClientIpConfig, ClientIpHeader};
@@ -72,23 +73,6 @@ impl std::fmt::Debug for DeferredOpens {
             .field("headers", &self.headers)
             .finish_non_exhaustive()
     }
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-}
-
-fn shard_index() -> usize {
-    SHARD.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
-            s.set(i);
-        }
-        i
-    })
 }
 
 /// One request, as read back from a buffer.

@@ -19,11 +19,12 @@
 //! Order: records from one request thread reach the inner sink in the order they were
 //! published; records from different threads are interleaved by buffer.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use openclick_common::shard::thread_index as shard_index;
 use openclick_common::LogLimiter;
 use parking_lot::Mutex;
 
@@ -84,23 +85,6 @@ struct Inner<S: ?Sized> {
 pub struct HandOff<S: Sink + ?Sized> {
     inner: Arc<Inner<S>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-}
-
-fn shard_index() -> usize {
-    SHARD.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
-            s.set(i);
-        }
-        i
-    })
 }
 
 fn append(bytes: &mut Vec<u8>, record: &Record) {
