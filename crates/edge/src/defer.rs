@@ -37,7 +37,7 @@ use openclick_common::shard::thread_index as shard_index;
 use parking_lot::Mutex;
 
 use crate::client_ip::{ClientIpConfig, ClientIpHeader};
-use crate::pipeline::{Request, HIT_HEADERS};
+use crate::pipeline::{route, Request, Track, HIT_HEADERS};
 
 /// A buffer this large (about 500 opens, under a millisecond of processing) is processed by the
 /// request thread that fills it: when the thread is starved (every core busy), requests wait
@@ -134,9 +134,11 @@ impl DeferredOpens {
         }
     }
 
-    /// Whether this request is one to defer: an open, by GET or HEAD.
+    /// Whether this request is one to defer: an open ([`crate::pipeline::route`]'s rule), by
+    /// GET or HEAD.
     pub fn defers(method: &Method, path: &str) -> bool {
-        path.starts_with("/o/") && (method == Method::GET || method == Method::HEAD)
+        (method == Method::GET || method == Method::HEAD)
+            && matches!(route(path), Some((Track::Open, _)))
     }
 
     /// Buffers one open. When its buffer is full, processes the buffers here with `process`

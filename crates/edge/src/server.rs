@@ -168,9 +168,7 @@ impl EdgeState {
         if let Some(opens) = &self.opens {
             if DeferredOpens::defers(method, path) {
                 // The answer is the pixel whatever the hit turns out to be (crate::defer).
-                opens.push(&req, |r| {
-                    self.settle(self.pipeline.process(r));
-                });
+                opens.push(&req, |r| self.process_hit(r));
                 let reply = Reply::Pixel;
                 let (route, status) = (
                     crate::metrics::route(pipeline::HitClass::OpenTracked),
@@ -190,6 +188,11 @@ impl EdgeState {
         let response = reply_response(reply);
         self.metrics.observe(route, status, start.elapsed());
         response
+    }
+
+    /// Runs one deferred open through the pipeline, counts it and publishes its event.
+    fn process_hit(&self, req: &pipeline::Request<'_>) {
+        self.settle(self.pipeline.process(req));
     }
 
     /// Counts one processed hit and publishes (or holds) its event; returns the answer.
@@ -214,9 +217,7 @@ impl EdgeState {
     /// Processes the deferred opens buffered so far (see [`crate::defer`]). Returns how many.
     pub fn process_deferred(&self) -> usize {
         match &self.opens {
-            Some(opens) => opens.pass(&mut |r| {
-                self.settle(self.pipeline.process(r));
-            }),
+            Some(opens) => opens.pass(&mut |r| self.process_hit(r)),
             None => 0,
         }
     }
@@ -230,9 +231,7 @@ fn start_opens_thread(state: &Arc<EdgeState>) -> Option<std::thread::JoinHandle<
         .name("openclick-opens".into())
         .spawn(move || {
             if let Some(opens) = &st.opens {
-                opens.run(|r| {
-                    st.settle(st.pipeline.process(r));
-                });
+                opens.run(|r| st.process_hit(r));
             }
         });
     match spawned {
