@@ -4,8 +4,11 @@
 //! that thread return the same number. Callers take it modulo their shard count, so threads
 //! spread over the shards in the order they first ask, and a thread always lands on the same
 //! shard (which keeps its records in order within that shard).
+//!
+//! [`lock`] takes a shard shared by request threads and `SCHED_IDLE` background threads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -23,6 +26,20 @@ pub fn thread_index() -> usize {
         }
         i
     })
+}
+
+/// Locks a `std::sync::Mutex` shared by request threads and background threads that run at
+/// `SCHED_IDLE` (`openclick serve --background-policy idle`), taking the data as it is if a
+/// holder panicked (every critical section here leaves it consistent).
+///
+/// Why `std` and not `parking_lot` for such locks: when a request thread preempts a background
+/// thread that holds the lock and then needs it, it must sleep so the holder can finish on the
+/// core it leaves. `std`'s futex lock spins briefly, then sleeps in `futex_wait`, and is woken
+/// by the unlock (a few microseconds). `parking_lot` (and `dashmap`) first call `sched_yield`
+/// up to seven times, and a yield does not reliably run a `SCHED_IDLE` holder: measured, a
+/// request thread stalled in such yields for up to 1.3 ms (BENCHMARKS.md, session 14).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Method};
-use openclick_common::shard::thread_index as shard_index;
-use parking_lot::Mutex;
+use openclick_common::shard::{lock, thread_index as shard_index};
+use std::sync::Mutex;
 
 use crate::client_ip::{ClientIpConfig, ClientIpHeader};
 use crate::pipeline::{route, Request, Track, HIT_HEADERS};
@@ -46,7 +46,8 @@ const MAX_BYTES: usize = 64 << 10;
 /// Buffers; a request thread always appends to the same one.
 const SHARDS: usize = 16;
 
-/// A buffer on a cache line (or two) of its own.
+/// A buffer on a cache line (or two) of its own. Its lock is `std`'s (taken with
+/// [`lock`]): the `openclick-opens` thread runs at `SCHED_IDLE`.
 #[repr(align(128))]
 #[derive(Default)]
 struct Shard(Mutex<Vec<u8>>);
@@ -146,7 +147,7 @@ impl DeferredOpens {
     pub fn push(&self, req: &Request<'_>, mut process: impl FnMut(&Request<'_>)) {
         let shard = &self.shards[shard_index() % self.shards.len()];
         loop {
-            let mut b = shard.0.lock();
+            let mut b = lock(&shard.0);
             // Read under the buffer's lock: the last pass after `stop` takes this lock too,
             // so a request either lands before that pass or sees the stop.
             if self.stop.load(Ordering::Relaxed) {
@@ -203,11 +204,11 @@ impl DeferredOpens {
     /// Takes every buffer and runs `process` on each buffered request, in each request
     /// thread's order. Returns how many.
     pub fn pass(&self, process: &mut impl FnMut(&Request<'_>)) -> usize {
-        let mut map = self.pass.lock();
+        let mut map = lock(&self.pass);
         let mut n = 0;
         for shard in self.shards.iter() {
             let bytes = {
-                let mut b = shard.0.lock();
+                let mut b = lock(&shard.0);
                 if b.is_empty() {
                     continue;
                 }

@@ -17,8 +17,13 @@
 //! events.
 //!
 //! Each bucket is one `u64 -> u64` entry (a keyed 64-bit hash of the claims -> `tat` in ms) in
-//! a sharded concurrent map (`dashmap`): about 20-30 bytes per tracked token with the map's
-//! overhead (BENCHMARKS.md has the measured figure at 1M tokens). An entry whose `tat` has
+//! one of [`SHARDS`] hash maps, each behind its own `std::sync::Mutex`: about 20-30 bytes per
+//! tracked token with the map's overhead (BENCHMARKS.md has the measured figure at 1M tokens).
+//!
+//! Not `dashmap`: the limiter is shared by the request threads and by background threads that
+//! run at `SCHED_IDLE` (the deferred-opens thread checks opens here, the sweeper sweeps), and
+//! such a lock must put a waiting request thread to sleep rather than yield
+//! ([`openclick_common::shard::lock`] says why). An entry whose `tat` has
 //! passed is equivalent to no entry, so a sweeper thread removes them every
 //! [`LimitConfig::sweep_every`]. The map is bounded by [`LimitConfig::max_entries`]: when it is
 //! full, hits of tokens not tracked yet are allowed untracked (fail open: the limiter exists to
@@ -32,14 +37,23 @@
 //! [`crate::Pipeline`] asks it, with the request's own clock reading, and stays free of
 //! sockets and clocks.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
+/// Maps the buckets are spread over (by the key's top bits): two threads rarely want the same
+/// one, and a sweep holds one at a time.
+pub const SHARDS: usize = 64;
+
+type Buckets = HashMap<u64, u64, foldhash::fast::RandomState>;
+
+/// One map on a cache line (or two) of its own.
+#[repr(align(128))]
+struct Shard(Mutex<Buckets>);
 
 /// Rate limit settings.
 #[derive(Clone, Debug)]
@@ -76,7 +90,7 @@ pub enum Verdict {
 
 /// The per-token rate limiter. Cheap to share behind an `Arc`.
 pub struct ReplayLimiter {
-    map: DashMap<u64, u64, foldhash::fast::RandomState>,
+    shards: Box<[Shard]>,
     seed: foldhash::quality::RandomState,
     interval_ms: u64,
     tolerance_ms: u64,
@@ -101,7 +115,9 @@ impl ReplayLimiter {
     pub fn new(config: &LimitConfig) -> ReplayLimiter {
         let interval_ms = (60_000 / u64::from(config.per_minute.max(1))).max(1);
         ReplayLimiter {
-            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            shards: (0..SHARDS)
+                .map(|_| Shard(Mutex::new(Buckets::default())))
+                .collect(),
             seed: foldhash::quality::RandomState::default(),
             interval_ms,
             tolerance_ms: interval_ms * u64::from(config.burst.max(1) - 1),
@@ -122,15 +138,22 @@ impl ReplayLimiter {
         h.finish()
     }
 
+    /// Shard `i`'s map, locked.
+    fn shard(&self, i: usize) -> MutexGuard<'_, Buckets> {
+        openclick_common::shard::lock(&self.shards[i].0)
+    }
+
     /// Counts a hit of `key` at `now_ms` and says whether it may produce an event.
     #[inline]
     pub fn check(&self, key: u64, now_ms: i64) -> Verdict {
         let now = u64::try_from(now_ms).unwrap_or(0);
-        match self.map.entry(key) {
+        // The key is a keyed hash: its top bits spread the shards evenly.
+        let mut map = self.shard((key >> (64 - SHARDS.trailing_zeros())) as usize);
+        match map.entry(key) {
             Entry::Occupied(mut e) => {
                 let tat = (*e.get()).max(now);
                 if tat - now > self.tolerance_ms {
-                    drop(e);
+                    drop(map);
                     self.limited.fetch_add(1, Ordering::Relaxed);
                     Verdict::Limit
                 } else {
@@ -140,7 +163,7 @@ impl ReplayLimiter {
             }
             Entry::Vacant(v) => {
                 if self.entries.load(Ordering::Relaxed) >= self.max_entries {
-                    drop(v);
+                    drop(map);
                     self.untracked.fetch_add(1, Ordering::Relaxed);
                 } else {
                     v.insert(now + self.interval_ms);
@@ -156,12 +179,15 @@ impl ReplayLimiter {
     pub fn sweep(&self, now_ms: i64) -> usize {
         let now = u64::try_from(now_ms).unwrap_or(0);
         let mut removed = 0usize;
-        self.map.retain(|_, tat| {
-            let keep = *tat > now;
-            removed += usize::from(!keep);
-            keep
-        });
-        self.entries.fetch_sub(removed, Ordering::Relaxed);
+        for i in 0..self.shards.len() {
+            let mut map = self.shard(i);
+            let before = map.len();
+            map.retain(|_, tat| *tat > now);
+            let n = before - map.len();
+            drop(map);
+            self.entries.fetch_sub(n, Ordering::Relaxed);
+            removed += n;
+        }
         removed
     }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use openclick_common::shard::thread_index as shard_index;
+use openclick_common::shard::{lock, thread_index as shard_index};
 use openclick_common::LogLimiter;
 use parking_lot::Mutex;
 
@@ -65,16 +65,17 @@ struct Buf {
     accepted: u64,
 }
 
-/// A buffer on a cache line (or two) of its own: threads append to different ones.
+/// A buffer on a cache line (or two) of its own: threads append to different ones. Its lock
+/// is `std`'s (taken with [`lock`]): the hand-off thread runs at `SCHED_IDLE`.
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(Mutex<Buf>);
+struct Shard(std::sync::Mutex<Buf>);
 
 struct Inner<S: ?Sized> {
     shards: Box<[Shard]>,
     max_bytes: usize,
     /// Serialises hand-off passes; holds the spare buffer and the record copied into.
-    pass: Mutex<(Vec<u8>, Record)>,
+    pass: std::sync::Mutex<(Vec<u8>, Record)>,
     refused: AtomicU64,
     stop: AtomicBool,
     refuse_log: LogLimiter,
@@ -114,12 +115,12 @@ fn next_record(bytes: &[u8], at: &mut usize, into: &mut Record) -> bool {
 impl<S: Sink + ?Sized> Inner<S> {
     /// Takes every buffer and publishes its records to the inner sink. Returns how many.
     fn pass(&self) -> usize {
-        let mut pass = self.pass.lock();
+        let mut pass = lock(&self.pass);
         let (spare, record) = &mut *pass;
         let mut n = 0;
         for shard in self.shards.iter() {
             {
-                let mut b = shard.0.lock();
+                let mut b = lock(&shard.0);
                 if b.bytes.is_empty() {
                     continue;
                 }
@@ -164,7 +165,7 @@ impl<S: Sink + ?Sized> HandOff<S> {
                 .map(|_| Shard::default())
                 .collect(),
             max_bytes: config.max_bytes,
-            pass: Mutex::new((Vec::new(), Record::default())),
+            pass: std::sync::Mutex::new((Vec::new(), Record::default())),
             refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             refuse_log: LogLimiter::new(Duration::from_secs(5)),
@@ -193,7 +194,7 @@ impl<S: Sink + ?Sized> HandOff<S> {
 
     /// Records accepted and not yet taken by a hand-off pass.
     pub fn buffered(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.0.lock().queued).sum()
+        self.inner.shards.iter().map(|s| lock(&s.0).queued).sum()
     }
 }
 
@@ -207,11 +208,11 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
     fn publish(&self, record: &Record) -> Result<(), SinkError> {
         let i = &*self.inner;
         let shard = &i.shards[shard_index() % i.shards.len()];
-        let mut b = shard.0.lock();
+        let mut b = lock(&shard.0);
         if b.bytes.len() >= i.max_bytes {
             drop(b);
             i.pass();
-            b = shard.0.lock();
+            b = lock(&shard.0);
         }
         append(&mut b.bytes, record);
         b.queued += 1;
@@ -244,7 +245,7 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
         // buffer to the inner sink meanwhile is then counted in flight, never missed.
         let refused = i.refused.load(Ordering::Relaxed);
         let inner = i.sink.stats();
-        let accepted = i.shards.iter().map(|s| s.0.lock().accepted).sum();
+        let accepted = i.shards.iter().map(|s| lock(&s.0).accepted).sum();
         SinkStats {
             accepted,
             delivered: inner.delivered,
