@@ -9,13 +9,18 @@
 # Throughput and latency: `wrk -t1 -c64 -d10s --latency` on one signed open-pixel URL (the same
 # request for every variant). Loss check: openclick-loadtest (realistic mix, closed loop at max,
 # then open loop at half that rate for p99), which reads the events topic and fails on loss.
+# Half-load p99: the loss check's half-rate run is one sample, and on a 2-core box shared with
+# the load tool one sample's tail swings by milliseconds for bare hyper too; so HALF_ROUNDS
+# more alternating rounds at that same rate (openclick on a fresh embedded broker, and bare
+# hyper, each warmed for 3 s at max, then 10 s paced, no event check) give a median for both.
 #
 # Reports medians and the ratios c/a, c/b, d/a into $OUT/report.md; with UPDATE=1 it also
 # replaces the section between the e2e markers in BENCHMARKS.md.
 #
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNS=64 WRK_THREADS=1 WORKERS=1 (server worker
 # threads for a, b and c/d) LOADTEST_DURATION=10 OPENCLICK_ARGS="" (extra `serve` flags)
-# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192 BASELINE_BIN= SKIP_LOSS=0.
+# OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192 BASELINE_BIN= SKIP_LOSS=0
+# HALF_ROUNDS=3 (0: none; needs the loss check's max rate).
 # Loopback only. Needs root to apt-get install wrk/nginx when they are absent.
 set -euo pipefail
 
@@ -30,6 +35,7 @@ OUT=${OUT:-/tmp/openclick-e2e}
 UPDATE=${UPDATE:-0}
 BASELINE_BIN=${BASELINE_BIN:-}
 SKIP_LOSS=${SKIP_LOSS:-0}
+HALF_ROUNDS=${HALF_ROUNDS:-3}
 # Fixed loopback ports: (a) 18081, (b) 18082, (c) 18083/19093, (d) 18084/19094, tansu below.
 TANSU_PORT=${TANSU_PORT:-19192}
 
@@ -206,6 +212,29 @@ if [ "$SKIP_LOSS" != 1 ]; then
     fi
 fi
 
+half_round() { # VARIANT PORT RATE ROUND: 3 s at max to warm, then RATE for LOADTEST_DURATION
+    local lt=("$BIN/openclick-loadtest" run --keys "$KEYS" --target "127.0.0.1:$2" --xff -c "$CONNS"
+        --quiet --no-check)
+    "${lt[@]}" -d 3 >/dev/null 2>&1 || true
+    "${lt[@]}" -d "$LOADTEST_DURATION" --rate "$3" >"$OUT/half-$1-$4.txt" 2>&1 || true
+    local p99
+    p99=$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,sys;print(round(json.load(sys.stdin)["p99_us"]))' 2>/dev/null || echo "?")
+    echo "$1 $4 $p99" >>"$OUT/half.txt"
+    log "half-load round $4 ($1) at $3 req/s: p99 ${p99}us"
+}
+if [ "$SKIP_LOSS" != 1 ] && [ "$HALF_ROUNDS" -gt 0 ] && [ -f "$OUT/loadtest-c-max.txt" ]; then
+    HALF_RATE=$(sed -n 's/^SUMMARY //p' "$OUT/loadtest-c-max.txt" | python3 -c 'import json,sys;print(int(json.load(sys.stdin)["rps"]) // 2)')
+    for r in $(seq 1 "$HALF_ROUNDS"); do
+        order="c a"; [ $((r % 2)) = 0 ] && order="a c"
+        for v in $order; do
+            case $v in
+                a) half_round a 18081 "$HALF_RATE" "$r" ;;
+                c) start_openclick 18083 19093; half_round c 18083 "$HALF_RATE" "$r"; stop_pid "$OC_PID" ;;
+            esac
+        done
+    done
+fi
+
 # --- report --------------------------------------------------------------------------------------
 python3 - "$OUT" "$VARIANTS" "$ROUNDS" "$DURATION" "$CONNS" "$WRK_THREADS" "$WORKERS" "$OPENCLICK_ARGS" "$BASELINE_BIN" <<'PY' >"$OUT/report.md"
 import json, statistics, sys, subprocess, platform, re
@@ -259,6 +288,18 @@ for v in "cd":
                       f"p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, p99.9 {b['p999_us']:.0f} us, max {b['max_us']:.0f} us")
             except (FileNotFoundError, IndexError):
                 pass
+half = {}
+try:
+    for line in open(f"{out}/half.txt"):
+        v, r, p99 = line.split()
+        if p99 != "?":
+            half.setdefault(v, []).append(int(p99))
+except FileNotFoundError:
+    pass
+if "a" in half and "c" in half:
+    print(f"- Half-load p99, {len(half['c'])} more alternating rounds at the same rate (fresh server, 3 s warm-up at max, "
+          f"no event check): (c) openclick {' / '.join(map(str, half['c']))} us, median **{statistics.median(half['c']):.0f} us**; "
+          f"(a) bare hyper {' / '.join(map(str, half['a']))} us, median **{statistics.median(half['a']):.0f} us**.")
 PY
 cat "$OUT/report.md"
 
