@@ -8,9 +8,11 @@
 //! - [`log_limit`]: at most one log line per interval per call site, counting what it held
 //!   back, so an outage or a flood cannot turn the log into a second flood.
 //! - [`shard`]: a stable number per thread, to pick its buffer in a sharded array (the sink's
-//!   hand-off, the edge's deferred opens).
+//!   hand-off, the edge's deferred opens and counters), and `shard::lock`, the lock rule for
+//!   state shared with `SCHED_IDLE` background threads.
 //!
-//! Nothing here allocates or blocks; everything is safe to call from the request hot path.
+//! Nothing here allocates or does I/O; `shard::lock` waits only for another thread's short
+//! critical section. Everything is safe to call from the request hot path.
 
 pub mod clock;
 pub mod ids;

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 /// Maps the buckets are spread over (by the key's top bits): two threads rarely want the same
 /// one, and a sweep holds one at a time.
-pub const SHARDS: usize = 64;
+const SHARDS: usize = 64;
 
 type Buckets = HashMap<u64, u64, foldhash::fast::RandomState>;
 

@@ -11,9 +11,8 @@
 //!
 //! [`describe_metrics`] is the `# HELP` text of every series the edge exports.
 
-use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::counter;
@@ -117,24 +116,11 @@ struct Shard {
     verdicts: [AtomicU64; VERDICTS.len()],
 }
 
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// This thread's shard index, assigned round robin on first use.
+/// This thread's shard ([`openclick_common::shard::thread_index`], the hand-off's and the
+/// deferred opens' rule).
 #[inline]
 fn shard_index() -> usize {
-    SHARD.with(|s| {
-        let i = s.get();
-        if i != usize::MAX {
-            return i;
-        }
-        let i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        s.set(i);
-        i
-    })
+    openclick_common::shard::thread_index() % SHARDS
 }
 
 #[inline]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use openclick_common::shard::{lock, thread_index as shard_index};
 use openclick_common::LogLimiter;
-use parking_lot::Mutex;
+use std::sync::Mutex;
 
 use crate::{Health, Record, Sink, SinkError, SinkStats};
 
@@ -69,13 +69,13 @@ struct Buf {
 /// is `std`'s (taken with [`lock`]): the hand-off thread runs at `SCHED_IDLE`.
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(std::sync::Mutex<Buf>);
+struct Shard(Mutex<Buf>);
 
 struct Inner<S: ?Sized> {
     shards: Box<[Shard]>,
     max_bytes: usize,
     /// Serialises hand-off passes; holds the spare buffer and the record copied into.
-    pass: std::sync::Mutex<(Vec<u8>, Record)>,
+    pass: Mutex<(Vec<u8>, Record)>,
     refused: AtomicU64,
     stop: AtomicBool,
     refuse_log: LogLimiter,
@@ -165,7 +165,7 @@ impl<S: Sink + ?Sized> HandOff<S> {
                 .map(|_| Shard::default())
                 .collect(),
             max_bytes: config.max_bytes,
-            pass: std::sync::Mutex::new((Vec::new(), Record::default())),
+            pass: Mutex::new((Vec::new(), Record::default())),
             refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             refuse_log: LogLimiter::new(Duration::from_secs(5)),
@@ -185,7 +185,7 @@ impl<S: Sink + ?Sized> HandOff<S> {
     /// Stops the thread, then hands off what the buffers hold.
     fn stop(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.lock().take() {
+        if let Some(t) = lock(&self.thread).take() {
             t.thread().unpark();
             let _ = t.join();
         }
@@ -267,6 +267,8 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The test sink's own lock (no background thread shares it).
+    use parking_lot::Mutex;
 
     /// The inner sink of these tests: keeps what it is given, with the publishing thread's
     /// name, and refuses records whose key starts with `refuse`.
