@@ -20,7 +20,11 @@
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNS=64 WRK_THREADS=1 WORKERS=1 (server worker
 # threads for a, b and c/d) LOADTEST_DURATION=10 OPENCLICK_ARGS="" (extra `serve` flags)
 # OUT=/tmp/openclick-e2e CARGO_TARGET_DIR=target TANSU_PORT=19192 BASELINE_BIN= SKIP_LOSS=0
-# HALF_ROUNDS=3 (0: none; needs the loss check's max rate).
+# HALF_ROUNDS=5 (0: none; needs the loss check's max rate).
+# Each measured round also records the machine's state over it from /proc/stat: the share of
+# CPU time the hypervisor stole (steal) and the share left idle; the half-load rounds also
+# record the server's CPU time per answered request (all its threads, /proc/PID/stat). On a
+# shared VM the tail follows steal as much as the server, so the report shows both.
 # Loopback only. Needs root to apt-get install wrk/nginx when they are absent.
 set -euo pipefail
 
@@ -35,7 +39,7 @@ OUT=${OUT:-/tmp/openclick-e2e}
 UPDATE=${UPDATE:-0}
 BASELINE_BIN=${BASELINE_BIN:-}
 SKIP_LOSS=${SKIP_LOSS:-0}
-HALF_ROUNDS=${HALF_ROUNDS:-3}
+HALF_ROUNDS=${HALF_ROUNDS:-5}
 # Fixed loopback ports: (a) 18081, (b) 18082, (c) 18083/19093, (d) 18084/19094, tansu below.
 TANSU_PORT=${TANSU_PORT:-19192}
 
@@ -134,23 +138,41 @@ start_tansu() {
         >>"$OUT/tansu.log" 2>&1 || true
 }
 
+# --- the machine over one measurement -------------------------------------------------------
+# stat_snap -> the aggregate "cpu" line of /proc/stat; stat_delta BEFORE AFTER -> "steal% idle%"
+stat_snap() { head -1 /proc/stat; }
+stat_delta() {
+    python3 -c 'import sys
+a = [int(x) for x in sys.argv[1].split()[1:]]; b = [int(x) for x in sys.argv[2].split()[1:]]
+d = [y - x for x, y in zip(a, b)]; t = sum(d) or 1
+print(f"{100 * d[7] / t:.1f} {100 * (d[3] + d[4]) / t:.1f}")' "$1" "$2"
+}
+# proc_ticks PID -> user + system clock ticks of the whole process so far
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # --- one measurement -------------------------------------------------------------------------
-# wrk_round VARIANT PORT -> appends "variant rps p50_us p99_us load1" to $OUT/rounds.txt
+# wrk_round VARIANT PORT -> appends "variant rps p50_us p99_us load1 non2xx steal% idle%" to
+# $OUT/rounds.txt
 to_us() { # wrk latency like 512.00us / 1.20ms / 2.01s
     python3 -c "import sys;v=sys.argv[1];print(round(float(v[:-2])*1 if v.endswith('us') else float(v[:-2])*1000 if v.endswith('ms') else float(v[:-1])*1e6,1))" "$1"
 }
 wrk_round() {
     local v=$1 port=$2 f="$OUT/wrk-$1-$3.txt"
+    local s0 s1
+    s0=$(stat_snap)
     wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "User-Agent: $UA" \
         "http://127.0.0.1:$port$PIXEL_PATH" >"$f" 2>&1
+    s1=$(stat_snap)
     local rps p50 p99 load non2xx
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
     p50=$(to_us "$(awk '$1=="50%" {print $2}' "$f")")
     p99=$(to_us "$(awk '$1=="99%" {print $2}' "$f")")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$f"); non2xx=${non2xx:-0}
     load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "$v $rps $p50 $p99 $load $non2xx" >>"$OUT/rounds.txt"
-    log "round $3 ($v): $rps req/s, p50 ${p50}us, p99 ${p99}us, non-2xx $non2xx, load $load"
+    local steal idle
+    read -r steal idle <<<"$(stat_delta "$s0" "$s1")"
+    echo "$v $rps $p50 $p99 $load $non2xx $steal $idle" >>"$OUT/rounds.txt"
+    log "round $3 ($v): $rps req/s, p50 ${p50}us, p99 ${p99}us, non-2xx $non2xx, load $load, steal ${steal}%"
 }
 
 # --- run ---------------------------------------------------------------------------------------
@@ -212,15 +234,24 @@ if [ "$SKIP_LOSS" != 1 ]; then
     fi
 fi
 
-half_round() { # VARIANT PORT RATE ROUND: 3 s at max to warm, then RATE for LOADTEST_DURATION
+# half_round VARIANT PORT RATE ROUND SERVER_PID: 3 s at max to warm, then RATE for
+# LOADTEST_DURATION -> appends "variant round p99_us steal% idle% server_cpu_us_per_request"
+# to $OUT/half.txt
+half_round() {
     local lt=("$BIN/openclick-loadtest" run --keys "$KEYS" --target "127.0.0.1:$2" --xff -c "$CONNS"
         --quiet --no-check)
     "${lt[@]}" -d 3 >/dev/null 2>&1 || true
+    local s0 s1 t0 t1
+    s0=$(stat_snap); t0=$(proc_ticks "$5")
     "${lt[@]}" -d "$LOADTEST_DURATION" --rate "$3" >"$OUT/half-$1-$4.txt" 2>&1 || true
-    local p99
+    s1=$(stat_snap); t1=$(proc_ticks "$5")
+    local p99 answered steal idle cpu
     p99=$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,sys;print(round(json.load(sys.stdin)["p99_us"]))' 2>/dev/null || echo "?")
-    echo "$1 $4 $p99" >>"$OUT/half.txt"
-    log "half-load round $4 ($1) at $3 req/s: p99 ${p99}us"
+    answered=$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,sys;print(json.load(sys.stdin)["answered"])' 2>/dev/null || echo 0)
+    read -r steal idle <<<"$(stat_delta "$s0" "$s1")"
+    cpu=$(python3 -c 'import os,sys;t,n=int(sys.argv[1]),int(sys.argv[2]);print(round(t*1e6/os.sysconf("SC_CLK_TCK")/n,1) if n else "?")' "$((t1 - t0))" "$answered")
+    echo "$1 $4 $p99 $steal $idle $cpu" >>"$OUT/half.txt"
+    log "half-load round $4 ($1) at $3 req/s: p99 ${p99}us, server ${cpu} us CPU a request, steal ${steal}%, idle ${idle}%"
 }
 if [ "$SKIP_LOSS" != 1 ] && [ "$HALF_ROUNDS" -gt 0 ] && [ -f "$OUT/loadtest-c-max.txt" ]; then
     HALF_RATE=$(sed -n 's/^SUMMARY //p' "$OUT/loadtest-c-max.txt" | python3 -c 'import json,sys;print(int(json.load(sys.stdin)["rps"]) // 2)')
@@ -228,8 +259,8 @@ if [ "$SKIP_LOSS" != 1 ] && [ "$HALF_ROUNDS" -gt 0 ] && [ -f "$OUT/loadtest-c-ma
         order="c a"; [ $((r % 2)) = 0 ] && order="a c"
         for v in $order; do
             case $v in
-                a) half_round a 18081 "$HALF_RATE" "$r" ;;
-                c) start_openclick 18083 19093; half_round c 18083 "$HALF_RATE" "$r"; stop_pid "$OC_PID" ;;
+                a) half_round a 18081 "$HALF_RATE" "$r" "$BARE_PID" ;;
+                c) start_openclick 18083 19093; half_round c 18083 "$HALF_RATE" "$r" "$OC_PID"; stop_pid "$OC_PID" ;;
             esac
         done
     done
@@ -244,25 +275,25 @@ names = {"a": "bare hyper (benches/bare-hyper)", "b": "nginx empty_gif + access 
          "o": f"openclick baseline build ({baseline}), embedded broker"}
 rows = {}
 for line in open(f"{out}/rounds.txt"):
-    v, rps, p50, p99, load, non2xx = line.split()
-    rows.setdefault(v, []).append((float(rps), float(p50), float(p99), float(load), int(non2xx)))
+    v, rps, p50, p99, load, non2xx, steal, idle = line.split()
+    rows.setdefault(v, []).append((float(rps), float(p50), float(p99), float(load), int(non2xx), float(steal)))
 med = {v: statistics.median(r[0] for r in rs) for v, rs in rows.items()}
 cpu = re.sub(r"\s+", " ", open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0]).strip()
 print(f"Machine: {subprocess.getoutput('nproc')} cores, {cpu}, kernel {platform.release()}; "
       f"wrk -t{wt} -c{conns} -d{dur}s, {rounds} alternating rounds, server workers {workers}"
       + (f", openclick {ocargs}" if ocargs else "") + ".\n")
-print("| variant | req/s per round | median req/s | median p50 | median p99 | load avg (1m) |")
-print("|---|---|---|---|---|---|")
+print("| variant | req/s per round | median req/s | median p50 | median p99 | load avg (1m) | steal % |")
+print("|---|---|---|---|---|---|---|")
 for v in "abcdo":
     if v == "o" and v not in rows:
         continue
     if v not in rows:
-        print(f"| ({v}) {names[v]} | not run | | | | |")
+        print(f"| ({v}) {names[v]} | not run | | | | | |")
         continue
     rs = rows[v]
     print(f"| ({v}) {names[v]} | {', '.join(f'{r[0]:.0f}' for r in rs)} | **{med[v]:.0f}** | "
           f"{statistics.median(r[1] for r in rs):.0f} us | {statistics.median(r[2] for r in rs):.0f} us | "
-          f"{', '.join(f'{r[3]:.1f}' for r in rs)} |")
+          f"{', '.join(f'{r[3]:.1f}' for r in rs)} | {', '.join(f'{r[5]:.1f}' for r in rs)} |")
 print()
 def ratio(x, y):
     return f"**{med[x] / med[y]:.2f}**" if x in med and y in med else "not run"
@@ -291,15 +322,25 @@ for v in "cd":
 half = {}
 try:
     for line in open(f"{out}/half.txt"):
-        v, r, p99 = line.split()
+        v, r, p99, steal, idle, cpu = line.split()
         if p99 != "?":
-            half.setdefault(v, []).append(int(p99))
+            half.setdefault(v, []).append((int(p99), float(steal), float(idle), None if cpu == "?" else float(cpu)))
 except FileNotFoundError:
     pass
 if "a" in half and "c" in half:
-    print(f"- Half-load p99, {len(half['c'])} more alternating rounds at the same rate (fresh server, 3 s warm-up at max, "
-          f"no event check): (c) openclick {' / '.join(map(str, half['c']))} us, median **{statistics.median(half['c']):.0f} us**; "
-          f"(a) bare hyper {' / '.join(map(str, half['a']))} us, median **{statistics.median(half['a']):.0f} us**.")
+    def col(v, i, fmt):
+        xs = [h[i] for h in half[v] if h[i] is not None]
+        return " / ".join(fmt.format(x) for x in xs), (statistics.median(xs) if xs else float("nan"))
+    print(f"- Half-load rounds: {len(half['c'])} more alternating rounds at the same rate (fresh server, 3 s warm-up at max, "
+          "no event check). Per round: p99; the server's CPU time (all threads) per answered request; the "
+          "hypervisor's steal and the idle share of the machine over the round.")
+    print()
+    print("| variant | p99 per round | median p99 | server CPU a request | steal % | idle % | rounds with p99 <= 1 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for v in "ca":
+        p = col(v, 0, "{:.0f}"); c = col(v, 3, "{:.1f}"); st = col(v, 1, "{:.1f}"); idl = col(v, 2, "{:.1f}")
+        ok = sum(1 for h in half[v] if h[0] <= 1000)
+        print(f"| ({v}) {names[v]} | {p[0]} us | **{p[1]:.0f} us** | {c[0]} us (median {c[1]:.1f}) | {st[0]} | {idl[0]} | {ok} of {len(half[v])} |")
 PY
 cat "$OUT/report.md"
 
