@@ -245,11 +245,16 @@ half_round() {
     s0=$(stat_snap); t0=$(proc_ticks "$5")
     "${lt[@]}" -d "$LOADTEST_DURATION" --rate "$3" >"$OUT/half-$1-$4.txt" 2>&1 || true
     s1=$(stat_snap); t1=$(proc_ticks "$5")
-    local p99 answered steal idle cpu
-    p99=$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,sys;print(round(json.load(sys.stdin)["p99_us"]))' 2>/dev/null || echo "?")
-    answered=$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,sys;print(json.load(sys.stdin)["answered"])' 2>/dev/null || echo 0)
+    local p99 cpu steal idle
+    # One read of the run's SUMMARY line: its p99, and the server's CPU over what it answered.
+    read -r p99 cpu <<<"$(sed -n 's/^SUMMARY //p' "$OUT/half-$1-$4.txt" | python3 -c 'import json,os,sys
+try:
+    s = json.load(sys.stdin)
+except ValueError:
+    print("? ?"); sys.exit()
+n = s["answered"]
+print(round(s["p99_us"]), round(int(sys.argv[1]) * 1e6 / os.sysconf("SC_CLK_TCK") / n, 1) if n else "?")' "$((t1 - t0))")"
     read -r steal idle <<<"$(stat_delta "$s0" "$s1")"
-    cpu=$(python3 -c 'import os,sys;t,n=int(sys.argv[1]),int(sys.argv[2]);print(round(t*1e6/os.sysconf("SC_CLK_TCK")/n,1) if n else "?")' "$((t1 - t0))" "$answered")
     echo "$1 $4 $p99 $steal $idle $cpu" >>"$OUT/half.txt"
     log "half-load round $4 ($1) at $3 req/s: p99 ${p99}us, server ${cpu} us CPU a request, steal ${steal}%, idle ${idle}%"
 }
