@@ -108,7 +108,10 @@ fn spool_round_trip_in_order_then_no_segments_left() {
     }
     assert!(spool.is_empty());
     // The active segment is sealed by the writer once everything in it is acked, then deleted.
-    wait_until("segment deletion", || segment_files(dir.path()).is_empty());
+    // The counter follows the file's removal: wait for both (see the roll test below).
+    wait_until("segment deletion", || {
+        segment_files(dir.path()).is_empty() && spool.stats().deleted_segments == 1
+    });
     let s = spool.stats();
     assert_eq!(
         (s.acked, s.replayed, s.segments, s.pending_records),
@@ -390,7 +393,11 @@ fn spool_segments_roll_and_are_deleted_only_after_all_acks() {
     for r in rest {
         spool.ack(r.id);
     }
-    wait_until("all deleted", || segment_files(dir.path()).is_empty());
+    // A segment is counted after its file is removed: wait for both, or a read between the
+    // two sees four (CI failure at 8260c2b).
+    wait_until("all deleted and counted", || {
+        segment_files(dir.path()).is_empty() && spool.stats().deleted_segments == 5
+    });
     assert_eq!(spool.stats().deleted_segments, 5);
     assert!(spool.is_empty());
 }
