@@ -226,9 +226,10 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_KAFKA_HANDOFF_US", default_value_t = 1000)]
     pub kafka_handoff_us: u32,
     /// Open hits are answered at once and run through the pipeline (token check, enrichment,
-    /// event) on a thread of their own, every this many microseconds while they arrive (see
+    /// event) in batches: by the request thread when its buffer fills (16 KiB), and by a thread
+    /// of their own every this many microseconds for what has not (see
     /// `openclick_edge::defer`). 0 processes each open on its request thread.
-    #[arg(long, env = "OPENCLICK_DEFER_OPENS_US", default_value_t = 1000)]
+    #[arg(long, env = "OPENCLICK_DEFER_OPENS_US", default_value_t = 20_000)]
     pub defer_opens_us: u32,
     /// Extra librdkafka properties, `key=value`, repeatable; applied to every Kafka client
     /// (events producer, suppression writer and follower, topic admin). Each key overrides the

@@ -185,10 +185,10 @@ fn logs_hold_no_token_contact_url_ip_or_secret() {
         404
     );
 
-    // They were processed for real: tracked, suppressed and invalid hits counted.
-    let (_, m) = try_http(admin, "GET", "/metrics", &[]).unwrap();
-    let m = String::from_utf8(m).unwrap();
-    for (series, want) in [
+    // They were processed for real: tracked, suppressed and invalid hits counted. Opens are
+    // processed after their answer (`--defer-opens-us`, up to a few intervals on an idle
+    // edge), so the counts are awaited.
+    let wants = [
         (r#"openclick_hits_total{route="open",outcome="tracked"}"#, 1),
         (
             r#"openclick_hits_total{route="click",outcome="tracked"}"#,
@@ -210,8 +210,21 @@ fn logs_hold_no_token_contact_url_ip_or_secret() {
             r#"openclick_hits_total{route="click",outcome="invalid_token"}"#,
             1,
         ),
-    ] {
-        assert_eq!(metric(&m, series), want, "{series}: {m}");
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, m) = try_http(admin, "GET", "/metrics", &[]).unwrap();
+        let m = String::from_utf8(m).unwrap();
+        let all = wants
+            .iter()
+            .all(|(series, want)| metric(&m, series) == *want);
+        if all || std::time::Instant::now() > deadline {
+            for (series, want) in wants {
+                assert_eq!(metric(&m, series), want, "{series}: {m}");
+            }
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
     server.sigterm();

@@ -4,11 +4,19 @@
 //! Why: the answer to `GET|HEAD /o/...` never depends on the hit. Every outcome of an open
 //! (tracked, invalid token, suppressed, rate limited) is the same pixel
 //! ([`Pipeline::process`]). So with [`DeferredOpens`] on, the request thread copies what the
-//! pipeline reads of the request into a buffer of its own and answers; the `openclick-opens`
-//! thread runs [`Pipeline::process`] on the buffered requests every
-//! [`crate::ServerConfig::defer_opens`] and publishes their events. On a box where the request
-//! threads are the bottleneck, the token check, enrichment and event encoding (about 1.5 us a
-//! hit) move to a thread that runs in the time the workers leave.
+//! pipeline reads of the request into a buffer of its own and answers. The buffered requests
+//! then go through [`Pipeline::process`] in batches, which is where an open is cheap: the
+//! token check, enrichment and event encoding of one open cost about 1-2 us of CPU in a batch
+//! of tens, and 5-7 us when a pass handles a few at a time on cold caches (BENCHMARKS.md,
+//! sessions 15 and 16).
+//!
+//! - A request thread whose buffer reaches [`MAX_BYTES`] (16 KiB: about 50 opens of the load
+//!   generator's mix, headers included) processes it itself, at once, in one batch. Under
+//!   steady traffic that is most opens.
+//! - The `openclick-opens` thread takes every buffer every
+//!   [`crate::ServerConfig::defer_opens`] (20 ms in `openclick serve`) and processes what has
+//!   not filled, so a quiet edge's opens become events within that interval (up to four
+//!   intervals once the thread finds nothing to do and slows down).
 //!
 //! What is kept of a request: the clock read at the request (the event's time, the token-age
 //! and rate-limit checks use it), the socket peer, GET or HEAD, the path, and the values of
@@ -24,7 +32,7 @@
 //! are never deferred: their answer depends on the token.
 //!
 //! Bounded: a buffer that reaches its bound is processed by the request thread itself, so
-//! memory stays within `shards x max_bytes` when the thread is starved.
+//! memory stays within `shards x max_bytes` whether or not the thread runs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,10 +47,12 @@ use std::sync::Mutex;
 use crate::client_ip::{ClientIpConfig, ClientIpHeader};
 use crate::pipeline::{route, Request, Track, HIT_HEADERS};
 
-/// A buffer this large (about 500 opens, under a millisecond of processing) is processed by the
-/// request thread that fills it: when the thread is starved (every core busy), requests wait
-/// at most that long behind it.
-const MAX_BYTES: usize = 64 << 10;
+/// A buffer this large is processed by the request thread that fills it, in one batch (about
+/// 50 opens of the load generator's mix, under 100 us of processing: the requests behind it
+/// wait that long). The size is measured, not derived: at 16 KiB and 20 ms passes, alternating
+/// rounds at 21,700 req/s cost the process 8-12% less CPU a request than 64 KiB and 1 ms
+/// passes, with the same throughput at saturation (BENCHMARKS.md, session 16).
+pub const MAX_BYTES: usize = 16 << 10;
 /// Buffers; a request thread always appends to the same one.
 const SHARDS: usize = 16;
 
@@ -509,13 +519,16 @@ mod tests {
             &ClientIpConfig::default(),
             Duration::from_millis(1),
         ));
+        // 2,000 requests a thread overflow a buffer (`MAX_BYTES`) a few times: the passes the
+        // request threads run themselves keep the order too.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let threads: Vec<_> = (0..4)
             .map(|t| {
-                let d = d.clone();
+                let (d, seen) = (d.clone(), seen.clone());
                 std::thread::spawn(move || {
                     for i in 0..2_000 {
                         let r = Owned::new(false, &format!("/o/{t}-{i}"), &[], "192.0.2.1", i);
-                        r.with(|req| d.push(req, |_| ()));
+                        r.with(|req| d.push(req, |x| seen.lock().unwrap().push(Owned::of(x))));
                     }
                 })
             })
@@ -523,7 +536,9 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let got = drain(&d);
+        assert!(d.processed_inline() > 0, "the bound was never reached");
+        let mut got = std::mem::take(&mut *seen.lock().unwrap());
+        got.extend(drain(&d));
         assert_eq!(got.len(), 8_000);
         for t in 0..4 {
             let mine: Vec<i64> = got
