@@ -211,20 +211,16 @@ fn logs_hold_no_token_contact_url_ip_or_secret() {
             1,
         ),
     ];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (_, m) = try_http(admin, "GET", "/metrics", &[]).unwrap();
-        let m = String::from_utf8(m).unwrap();
-        let all = wants
-            .iter()
-            .all(|(series, want)| metric(&m, series) == *want);
-        if all || std::time::Instant::now() > deadline {
-            for (series, want) in wants {
-                assert_eq!(metric(&m, series), want, "{series}: {m}");
-            }
-            break;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = String::from_utf8(try_http(admin, "GET", "/metrics", &[]).unwrap().1).unwrap();
+        if wants.iter().all(|(s, want)| metric(&m, s) == *want) || Instant::now() > deadline {
+            break m;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for (series, want) in wants {
+        assert_eq!(metric(&m, series), want, "{series}: {m}");
     }
 
     server.sigterm();
