@@ -31,9 +31,15 @@ use std::process::ExitCode;
 
 use args::LogFormat;
 
-/// mimalloc instead of the system allocator for Rust's allocations (librdkafka's C allocations
-/// stay on glibc): +13% when the hot path still built a dozen small strings per event; a
-/// tracked hit now makes about 7 (hyper's, the enrichment's); see BENCHMARKS.md.
+/// mimalloc for every allocation of the process: Rust's through this global allocator, and the
+/// C code's (librdkafka, zlib) through the crate's `override` feature, which exports `malloc`
+/// and `free` from the binary. The first was +13% when the hot path still built a dozen small
+/// strings per event. The second matters because librdkafka allocates each message on the
+/// hand-off thread and frees it on the delivery-report thread: glibc served those from its
+/// arenas under a lock, mimalloc frees them to the owning page without one (-1.1 us a request in
+/// the background threads at saturation, -1 us at half load; about 15 MB more resident when
+/// idle and 30-60 MB more under load, mimalloc keeping freed pages for its 1 s purge delay).
+/// BENCHMARKS.md ("End to end and hot path"; session 17).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
