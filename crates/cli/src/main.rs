@@ -38,7 +38,8 @@ use args::LogFormat;
 /// hand-off thread and frees it on the delivery-report thread: glibc served those from its
 /// arenas under a lock, mimalloc frees them to the owning page without one (-1.1 us a request in
 /// the background threads at saturation, -1 us at half load; about 15 MB more resident when
-/// idle and 30-60 MB more under load, mimalloc keeping freed pages for its 1 s purge delay).
+/// idle and a peak up to about 70 MB higher under load, mimalloc keeping freed pages for its
+/// 1 s purge delay).
 /// BENCHMARKS.md ("End to end and hot path"; session 17).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
