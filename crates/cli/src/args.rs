@@ -220,9 +220,10 @@ pub struct ServeArgs {
     /// Producer linger, milliseconds.
     #[arg(long, env = "OPENCLICK_KAFKA_LINGER_MS", default_value_t = 5)]
     pub kafka_linger_ms: u32,
-    /// Events reach the producer from a thread of their own, every this many microseconds
-    /// while they arrive: the request thread only buffers them (see `openclick_sink::handoff`).
-    /// 0 hands each event to librdkafka on the request thread.
+    /// Events published one at a time (clicks, unsubscribes, page views) reach the producer
+    /// from a thread of their own, every this many microseconds while they arrive: the request
+    /// thread only buffers them (see `openclick_sink::handoff`); opens' events go to the
+    /// producer in their batches. 0 hands each event to librdkafka on the request thread.
     #[arg(long, env = "OPENCLICK_KAFKA_HANDOFF_US", default_value_t = 1000)]
     pub kafka_handoff_us: u32,
     /// Open hits are answered at once and run through the pipeline (token check, enrichment,

@@ -27,9 +27,11 @@
 //!
 //! Accounting: a buffered open is not an event yet (its token is not checked); it becomes one,
 //! or is counted as invalid, suppressed or limited, when the thread processes it, and its
-//! event is then published like any other. At shutdown the server stops the thread and
-//! processes what is left before the sink closes ([`crate::server::run_with_https`]). Clicks
-//! are never deferred: their answer depends on the token.
+//! event is then published with [`openclick_sink::Sink::publish_in_batch`]: straight to the
+//! producer, in the batch, rather than through the hand-off buffer of single events.
+//! At shutdown the server stops the thread and processes what is left before the sink
+//! closes ([`crate::server::run_with_https`]). Clicks are never deferred: their answer
+//! depends on the token.
 //!
 //! Bounded: a buffer that reaches its bound is processed by the request thread itself, so
 //! memory stays within `shards x max_bytes` whether or not the thread runs.

@@ -184,19 +184,21 @@ impl EdgeState {
             crate::metrics::route(outcome.class),
             crate::metrics::status_class(&outcome.reply),
         );
-        let reply = self.settle(outcome);
+        let reply = self.settle(outcome, false);
         let response = reply_response(reply);
         self.metrics.observe(route, status, start.elapsed());
         response
     }
 
-    /// Runs one deferred open through the pipeline, counts it and publishes its event.
+    /// Runs one deferred open through the pipeline, counts it and publishes its event. Always
+    /// part of a batch ([`DeferredOpens::pass`]), so the event goes to the sink with
+    /// [`Sink::publish_in_batch`].
     fn process_hit(&self, req: &pipeline::Request<'_>) {
-        self.settle(self.pipeline.process(req));
+        self.settle(self.pipeline.process(req), true);
     }
 
     /// Counts one processed hit and publishes (or holds) its event; returns the answer.
-    fn settle(&self, outcome: pipeline::Outcome) -> Reply {
+    fn settle(&self, outcome: pipeline::Outcome, in_batch: bool) -> Reply {
         self.metrics.hit(outcome.class);
         match (outcome.event, outcome.hold, self.pipeline.click_window()) {
             (Some(event), Some(hold), Some(window)) => {
@@ -205,7 +207,11 @@ impl EdgeState {
                 }
             }
             (Some(event), _, _) => {
-                self.publish(&event);
+                if in_batch {
+                    self.published(&event, self.sink.publish_in_batch(&event.record));
+                } else {
+                    self.publish(&event);
+                }
                 // The record's buffers serve this thread's next hit.
                 event.record.recycle();
             }
@@ -262,7 +268,12 @@ fn stop_opens_thread(state: &EdgeState, thread: Option<std::thread::JoinHandle<(
 impl EdgeState {
     /// Hands one tracked hit's event to the sink, counting it.
     pub fn publish(&self, event: &Tracked) {
-        match self.sink.publish(&event.record) {
+        self.published(event, self.sink.publish(&event.record));
+    }
+
+    /// Counts what the sink said of `event`.
+    fn published(&self, event: &Tracked, result: Result<(), SinkError>) {
+        match result {
             Ok(()) => self.metrics.event_signals(Some(&event.signals)),
             Err(e) => {
                 self.metrics.publish_error(&e);

@@ -7,6 +7,12 @@
 //! thread pays one uncontended lock and a copy of about 200 bytes; the inner sink's per-record
 //! work runs on the hand-off thread, in batches (warm caches, one wake-up for many records).
 //!
+//! A record published with [`Sink::publish_in_batch`] skips the buffer and goes to the inner
+//! sink on the calling thread: the edge's batches of deferred opens already keep the
+//! per-record work together, and there the buffer only added a copy and the hand-off
+//! thread's wake-ups (BENCHMARKS.md, session 18). Such a record is counted accepted here
+//! when the inner sink takes it.
+//!
 //! Accounting: an event is accepted when it is appended. It is then in exactly one of: a
 //! buffer (in flight), the inner sink (whose own accounting takes over), or refused by the
 //! inner sink on hand-off (counted `failed` here, with its reason logged). So
@@ -16,8 +22,9 @@
 //! (after any pass in progress; the inner sink's `publish` never blocks), so memory stays
 //! within `shards x max_bytes` even when the hand-off thread is starved.
 //!
-//! Order: records from one request thread reach the inner sink in the order they were
-//! published; records from different threads are interleaved by buffer.
+//! Order: buffered records from one request thread reach the inner sink in the order they
+//! were published; records from different threads are interleaved by buffer, and a record
+//! passed straight on can overtake records still buffered.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,6 +84,8 @@ struct Inner<S: ?Sized> {
     /// Serialises hand-off passes; holds the spare buffer and the record copied into.
     pass: Mutex<(Vec<u8>, Record)>,
     refused: AtomicU64,
+    /// Records passed straight to the inner sink ([`Sink::publish_in_batch`]) and taken by it.
+    direct: AtomicU64,
     stop: AtomicBool,
     refuse_log: LogLimiter,
     sink: Arc<S>,
@@ -167,6 +176,7 @@ impl<S: Sink + ?Sized> HandOff<S> {
             max_bytes: config.max_bytes,
             pass: Mutex::new((Vec::new(), Record::default())),
             refused: AtomicU64::new(0),
+            direct: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             refuse_log: LogLimiter::new(Duration::from_secs(5)),
             sink,
@@ -225,6 +235,19 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
         Ok(())
     }
 
+    /// Straight to the inner sink, on the calling thread: a batch needs no buffer. Counted
+    /// accepted before the inner sink sees it (so [`HandOff::stats`] never finds it delivered
+    /// and not accepted), and uncounted if the inner sink refuses it.
+    fn publish_in_batch(&self, record: &Record) -> Result<(), SinkError> {
+        let i = &*self.inner;
+        i.direct.fetch_add(1, Ordering::Relaxed);
+        let result = i.sink.publish(record);
+        if result.is_err() {
+            i.direct.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         self.inner.pass();
         self.inner.sink.flush(timeout)
@@ -245,7 +268,8 @@ impl<S: Sink + ?Sized> Sink for HandOff<S> {
         // buffer to the inner sink meanwhile is then counted in flight, never missed.
         let refused = i.refused.load(Ordering::Relaxed);
         let inner = i.sink.stats();
-        let accepted = i.shards.iter().map(|s| lock(&s.0).accepted).sum();
+        let accepted = i.shards.iter().map(|s| lock(&s.0).accepted).sum::<u64>()
+            + i.direct.load(Ordering::Relaxed);
         SinkStats {
             accepted,
             delivered: inner.delivered,
@@ -428,6 +452,31 @@ mod tests {
         assert_eq!(
             (s.accepted, s.delivered, s.failed, s.in_flight()),
             (3, 2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_batch_record_goes_straight_on_and_is_counted_once() {
+        let (inner, h) = parked(1 << 20);
+        h.publish(&record("a/1", b"x")).unwrap();
+        h.publish_in_batch(&record("a/2", b"x")).unwrap();
+        // On the calling thread, past the record still buffered.
+        {
+            let got = inner.got.lock();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].1.key, b"a/2");
+            assert_ne!(got[0].0, "openclick-handoff");
+        }
+        assert_eq!(h.buffered(), 1);
+        let s = h.stats();
+        assert_eq!((s.accepted, s.delivered, s.in_flight()), (2, 1, 1));
+        // Refused: the caller hears it, and the record was never accepted.
+        assert!(h.publish_in_batch(&record("refuse/3", b"x")).is_err());
+        h.flush(Duration::from_secs(1)).unwrap();
+        let s = h.stats();
+        assert_eq!(
+            (s.accepted, s.delivered, s.failed, s.in_flight()),
+            (2, 2, 0, 0)
         );
     }
 

@@ -101,6 +101,16 @@ pub trait Sink: Send + Sync + 'static {
     /// Takes over delivery of one event (copying what it keeps). Returns at once.
     fn publish(&self, record: &Record) -> Result<(), SinkError>;
 
+    /// [`publish`](Self::publish) for a record that is one of many the calling thread is
+    /// working through back to back (the edge's batches of deferred opens). A sink that buffers
+    /// records for a thread of its own to hand on ([`handoff::HandOff`]) passes such a record
+    /// straight to the sink behind it: the caller's batch already keeps the per-record work
+    /// together, and the buffer would only add a copy and another thread's wake-ups
+    /// (BENCHMARKS.md, session 18). The same contract as `publish`; the default is `publish`.
+    fn publish_in_batch(&self, record: &Record) -> Result<(), SinkError> {
+        self.publish(record)
+    }
+
     /// [`publish`](Self::publish) of `event`, encoded into this thread's spare [`Record`].
     fn publish_event(&self, event: &EngagementEvent) -> Result<(), SinkError> {
         let record = Record::of(event);
