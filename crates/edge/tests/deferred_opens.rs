@@ -91,3 +91,52 @@ fn shutdown_processes_what_is_still_buffered() {
     assert_eq!(served.state.metrics.hits(HitClass::OpenTracked), 3);
     assert_eq!(served.state.metrics.hits(HitClass::OpenInvalid), 1);
 }
+
+#[test]
+fn opens_events_skip_the_hand_off_buffer() {
+    use openclick_sink::handoff::{HandOff, HandOffConfig};
+    use openclick_sink::Sink;
+    let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
+    let pipeline = Pipeline::new(
+        keyring.clone(),
+        test_enricher(),
+        Arc::new(SuppressionSet::new()),
+        openclick_edge::ClientIpConfig::default(),
+    );
+    let memory = Arc::new(MemorySink::new());
+    // A hand-off whose own thread never runs a pass within the test: whatever reaches the
+    // memory sink before the shutdown went past its buffer.
+    let hand_off = Arc::new(
+        HandOff::new(
+            memory.clone(),
+            HandOffConfig {
+                interval: Duration::from_secs(3600),
+                idle_interval: Duration::from_secs(3600),
+                ..HandOffConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    let config = ServerConfig {
+        defer_opens: Some(Duration::from_millis(1)),
+        ..ServerConfig::default()
+    };
+    let state = EdgeState::new(pipeline, hand_off.clone(), config);
+    let mut served = Served::start(Arc::new(state), None);
+    for contact in ["a", "b"] {
+        assert_eq!(
+            http(served.addr, "GET", &open(&keyring, contact), &[], b"").status,
+            200
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while memory.events().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let contacts: Vec<String> = memory.events().into_iter().map(|e| e.contact_id).collect();
+    assert_eq!(contacts, ["a", "b"], "published in the batch, not buffered");
+    assert_eq!(hand_off.buffered(), 0);
+    let s = hand_off.stats();
+    assert_eq!((s.accepted, s.delivered, s.in_flight()), (2, 2, 0));
+    served.stop();
+}
