@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{http, test_enricher, Served};
 use openclick_edge::{EdgeState, HitClass, Pipeline, ServerConfig, PIXEL_GIF};
 use openclick_sink::memory::MemorySink;
+use openclick_sink::Sink;
 use openclick_suppress::SuppressionSet;
 use openclick_token::{Channel, Claims, Key, Keyring, TokenKind};
 
@@ -33,7 +34,8 @@ fn open(keyring: &Keyring, contact: &str) -> String {
     format!("/o/{token}.gif")
 }
 
-fn serve(every: Duration) -> (Served, Arc<MemorySink>, Keyring) {
+/// Serves with opens deferred every `every` into `sink`; returns the signing keyring too.
+fn serve_into(every: Duration, sink: Arc<dyn Sink>) -> (Served, Keyring) {
     let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
     let pipeline = Pipeline::new(
         keyring.clone(),
@@ -41,13 +43,18 @@ fn serve(every: Duration) -> (Served, Arc<MemorySink>, Keyring) {
         Arc::new(SuppressionSet::new()),
         openclick_edge::ClientIpConfig::default(),
     );
-    let sink = Arc::new(MemorySink::new());
     let config = ServerConfig {
         defer_opens: Some(every),
         ..ServerConfig::default()
     };
-    let state = EdgeState::new(pipeline, sink.clone(), config);
-    (Served::start(Arc::new(state), None), sink, keyring)
+    let state = EdgeState::new(pipeline, sink, config);
+    (Served::start(Arc::new(state), None), keyring)
+}
+
+fn serve(every: Duration) -> (Served, Arc<MemorySink>, Keyring) {
+    let sink = Arc::new(MemorySink::new());
+    let (served, keyring) = serve_into(every, sink.clone());
+    (served, sink, keyring)
 }
 
 #[test]
@@ -95,14 +102,6 @@ fn shutdown_processes_what_is_still_buffered() {
 #[test]
 fn opens_events_skip_the_hand_off_buffer() {
     use openclick_sink::handoff::{HandOff, HandOffConfig};
-    use openclick_sink::Sink;
-    let keyring = Keyring::new(Key::generate("k1").unwrap(), vec![]).unwrap();
-    let pipeline = Pipeline::new(
-        keyring.clone(),
-        test_enricher(),
-        Arc::new(SuppressionSet::new()),
-        openclick_edge::ClientIpConfig::default(),
-    );
     let memory = Arc::new(MemorySink::new());
     // A hand-off whose own thread never runs a pass within the test: whatever reaches the
     // memory sink before the shutdown went past its buffer.
@@ -117,12 +116,7 @@ fn opens_events_skip_the_hand_off_buffer() {
         )
         .unwrap(),
     );
-    let config = ServerConfig {
-        defer_opens: Some(Duration::from_millis(1)),
-        ..ServerConfig::default()
-    };
-    let state = EdgeState::new(pipeline, hand_off.clone(), config);
-    let mut served = Served::start(Arc::new(state), None);
+    let (mut served, keyring) = serve_into(Duration::from_millis(1), hand_off.clone());
     for contact in ["a", "b"] {
         assert_eq!(
             http(served.addr, "GET", &open(&keyring, contact), &[], b"").status,
