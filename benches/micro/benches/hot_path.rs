@@ -115,7 +115,7 @@ fn benches(c: &mut Criterion) {
         Request {
             method: &Method::GET,
             path: Box::leak(path.to_string().into_boxed_str()),
-            headers: Box::leak(Box::new(h.clone())),
+            headers: (&*Box::leak(Box::new(h.clone()))).into(),
             peer: "127.0.0.1".parse().expect("ip"),
             now_ms: NOW_MS,
         }

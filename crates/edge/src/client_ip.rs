@@ -22,8 +22,9 @@
 use std::net::IpAddr;
 
 use http::header::HeaderName;
-use http::HeaderMap;
 use ipnet::IpNet;
+
+use crate::headers::{visible_str, HeaderSource};
 
 /// Which header the trusted proxy writes the client address into.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,47 +108,46 @@ impl ClientIpConfig {
 }
 
 /// The client address for geo lookups and the event.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, config: &ClientIpConfig) -> IpAddr {
+pub fn client_ip<H: HeaderSource + ?Sized>(
+    peer: IpAddr,
+    headers: &H,
+    config: &ClientIpConfig,
+) -> IpAddr {
     let peer = canonical(peer);
     if config.trusted.is_empty() || !config.is_trusted(peer) {
         return peer;
     }
+    fn text(v: &[u8]) -> &str {
+        visible_str(v).unwrap_or("?")
+    }
     match &config.header {
         ClientIpHeader::XForwardedFor => {
-            let values = headers.get_all(&X_FORWARDED_FOR);
-            let mut it = values.iter();
+            let mut it = headers.values(&X_FORWARDED_FOR);
             match (it.next(), it.next()) {
                 (None, _) => peer,
                 // One header line (the usual case): walk its hops from the right, no allocation.
-                (Some(only), None) => match only.to_str() {
-                    Ok(s) => walk(s.rsplit(',').map(parse_xff_hop), peer, config),
-                    Err(_) => peer,
+                (Some(only), None) => match visible_str(only) {
+                    Some(s) => walk(s.rsplit(',').map(parse_xff_hop), peer, config),
+                    None => peer,
                 },
                 // Several lines form one list, in order.
                 _ => {
-                    let lines: Vec<&str> =
-                        values.iter().map(|v| v.to_str().unwrap_or("?")).collect();
+                    let lines: Vec<&str> = headers.values(&X_FORWARDED_FOR).map(text).collect();
                     let hops = lines.iter().rev().flat_map(|l| l.rsplit(','));
                     walk(hops.map(parse_xff_hop), peer, config)
                 }
             }
         }
         ClientIpHeader::Forwarded => {
-            let lines: Vec<&str> = headers
-                .get_all(&http::header::FORWARDED)
-                .iter()
-                .map(|v| v.to_str().unwrap_or("?"))
-                .collect();
+            let lines: Vec<&str> = headers.values(&http::header::FORWARDED).map(text).collect();
             let hops = lines.iter().rev().flat_map(|l| l.rsplit(','));
             walk(hops.map(parse_forwarded_for), peer, config)
         }
         ClientIpHeader::Single(name) => {
-            let mut values = headers.get_all(name).iter();
+            let mut values = headers.values(name);
             match (values.next(), values.next()) {
                 // Exactly one value; two would mean the client smuggled its own in.
-                (Some(v), None) => v
-                    .to_str()
-                    .ok()
+                (Some(v), None) => visible_str(v)
                     .and_then(|s| parse_host(s.trim()))
                     .unwrap_or(peer),
                 _ => peer,
@@ -219,6 +219,7 @@ fn parse_host(s: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

@@ -21,9 +21,10 @@
 //! What is kept of a request: the clock read at the request (the event's time, the token-age
 //! and rate-limit checks use it), the socket peer, GET or HEAD, the path, and the values of
 //! the headers the open path reads: [`crate::pipeline::HIT_HEADERS`] and the client-address
-//! header of [`crate::ClientIpConfig`]. The pipeline then sees the same request and clock; the
-//! state it checks the hit against (suppression set, rate limiter, keys) is read up to one
-//! interval later.
+//! header of [`crate::ClientIpConfig`]. A pass hands the pipeline those values as slices of
+//! the buffer ([`crate::headers::Headers::Kept`]), with no header map rebuilt. The pipeline
+//! then sees the same request and clock; the state it checks the hit against (suppression
+//! set, rate limiter, keys) is read up to one interval later.
 //!
 //! Accounting: a buffered open is not an event yet (its token is not checked); it becomes one,
 //! or is counted as invalid, suppressed or limited, when the thread processes it, and its
@@ -40,13 +41,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::HeaderName;
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
 use openclick_common::shard::{lock, thread_index as shard_index};
 use std::sync::Mutex;
 
 use crate::client_ip::{ClientIpConfig, ClientIpHeader};
+use crate::headers::{HeaderSource, Headers};
 use crate::pipeline::{route, Request, Track, HIT_HEADERS};
 
 /// A buffer this large is processed by the request thread that fills it, in one batch (about
@@ -71,8 +72,8 @@ pub struct DeferredOpens {
     max_bytes: usize,
     /// The headers kept, by index in the encoding.
     headers: Vec<HeaderName>,
-    /// Serialises passes; holds the header map the requests are rebuilt into.
-    pass: Mutex<HeaderMap>,
+    /// Serialises passes; holds the spare buffer a shard's buffer is swapped with.
+    pass: Mutex<Vec<u8>>,
     stop: AtomicBool,
     interval: Duration,
     /// Opens a request thread processed itself (a full buffer, or after the stop).
@@ -140,7 +141,7 @@ impl DeferredOpens {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             max_bytes: MAX_BYTES,
             headers,
-            pass: Mutex::new(HeaderMap::new()),
+            pass: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             interval,
             inline: AtomicU64::new(0),
@@ -198,15 +199,15 @@ impl DeferredOpens {
         b.push(0);
         let mut count = 0u8;
         for (i, name) in self.headers.iter().enumerate() {
-            for v in req.headers.get_all(name) {
-                // At most 255 values are kept: hyper refuses a request with more headers
+            for v in req.headers.values(name) {
+                // At most 255 values are kept: the server refuses a request with more headers
                 // (`ConnConfig::max_headers`, 64) long before.
                 if count == u8::MAX {
                     break;
                 }
                 b.push(i as u8);
                 b.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                b.extend_from_slice(v.as_bytes());
+                b.extend_from_slice(v);
                 count += 1;
             }
         }
@@ -216,44 +217,44 @@ impl DeferredOpens {
     /// Takes every buffer and runs `process` on each buffered request, in each request
     /// thread's order. Returns how many.
     pub fn pass(&self, process: &mut impl FnMut(&Request<'_>)) -> usize {
-        let mut map = lock(&self.pass);
+        let mut spare = lock(&self.pass);
         let mut n = 0;
         for shard in self.shards.iter() {
-            let bytes = {
+            {
                 let mut b = lock(&shard.0);
                 if b.is_empty() {
                     continue;
                 }
-                let cap = b.capacity();
-                // The header values are slices of this buffer: no copy, no allocation each.
-                Bytes::from(std::mem::replace(&mut *b, Vec::with_capacity(cap)))
-            };
-            let mut r = Reader {
-                bytes: &bytes,
-                at: 0,
-            };
+                // The spare buffer (empty, with the capacity of an earlier one) takes its place.
+                std::mem::swap(&mut *b, &mut *spare);
+            }
+            let bytes: &[u8] = &spare;
+            let mut r = Reader { bytes, at: 0 };
+            // The kept header values: slices of the buffer, no copy, no map.
+            let mut kept: Vec<(u8, &[u8])> = Vec::with_capacity(8);
             while r.at < bytes.len() {
                 let p = Self::parse(&mut r);
-                map.clear();
+                kept.clear();
                 for _ in 0..r.u8() {
-                    let i = usize::from(r.u8());
+                    let i = r.u8();
                     let len = r.u32();
-                    let v = r.take(len);
-                    // Bytes a `HeaderValue` held: valid again.
-                    if let Ok(v) = HeaderValue::from_maybe_shared(bytes.slice(v)) {
-                        map.append(self.headers[i].clone(), v);
-                    }
+                    kept.push((i, &bytes[r.take(len)]));
                 }
                 let path = std::str::from_utf8(&bytes[p.path]).unwrap_or("/o/");
                 process(&Request {
                     method: if p.head { &Method::HEAD } else { &Method::GET },
                     path,
-                    headers: &map,
+                    headers: Headers::Kept {
+                        names: &self.headers,
+                        values: &kept,
+                    },
                     peer: p.peer,
                     now_ms: p.now_ms,
                 });
                 n += 1;
             }
+            drop(kept);
+            spare.clear();
         }
         n
     }
@@ -328,7 +329,9 @@ impl DeferredOpens {
 mod tests {
     use super::*;
     use crate::client_ip::client_ip;
+    use crate::headers::visible_str;
     use crate::pipeline::{request_hit, HitClass, Pipeline, Reply};
+    use http::{HeaderMap, HeaderValue};
     use openclick_enrich::{EnrichConfig, Enricher, HitKind};
     use openclick_events::v1::EngagementEvent;
     use openclick_events::Message;
@@ -380,20 +383,20 @@ mod tests {
                     &Method::GET
                 },
                 path: &self.path,
-                headers: &map,
+                headers: (&map).into(),
                 peer: self.peer,
                 now_ms: self.now_ms,
             })
         }
         fn of(r: &Request<'_>) -> Owned {
+            let mut headers = Vec::new();
+            r.headers.for_each(|k, v| {
+                headers.push((k.to_string(), visible_str(v).unwrap().to_string()));
+            });
             Owned {
                 head: r.method == Method::HEAD,
                 path: r.path.into(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-                    .collect(),
+                headers,
                 peer: r.peer,
                 now_ms: r.now_ms,
             }

@@ -33,6 +33,7 @@
 
 pub mod client_ip;
 pub mod defer;
+pub mod headers;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;

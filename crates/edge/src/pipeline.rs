@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use openclick_enrich::{Enricher, Hit, HitKind};
 use openclick_events::v1::{Channel as PbChannel, EngagementEvent, EventType, Signals};
 use openclick_events::EventRef;
@@ -21,6 +21,7 @@ use openclick_token::{Channel, KeyStore, TokenKind, VerifiedRef};
 use crate::window::ClickWindow;
 
 use crate::client_ip::{client_ip, ClientIpConfig};
+use crate::headers::{HeaderSource, Headers};
 use crate::limits::{ReplayLimiter, Verdict};
 
 /// The keys a pipeline verifies with (a [`KeyStore`]: the global keyring and tenants' own
@@ -184,8 +185,8 @@ pub struct Request<'a> {
     pub method: &'a Method,
     /// Path, without the query string.
     pub path: &'a str,
-    /// Request headers.
-    pub headers: &'a HeaderMap,
+    /// Request headers: a whole request's, or what a deferred open kept.
+    pub headers: Headers<'a>,
     /// The socket peer address.
     pub peer: IpAddr,
     /// Now, milliseconds since the Unix epoch.
@@ -252,15 +253,15 @@ pub(crate) static HIT_HEADERS: [&HeaderName; 5] = [
 /// What enrichment reads of a request, for every route that enriches (tracking hits,
 /// unsubscribes, page views): the headers by pre-parsed name (a `&str` name is parsed and
 /// validated on every lookup) and the client address already resolved.
-pub(crate) fn request_hit(
+pub(crate) fn request_hit<H: HeaderSource + ?Sized>(
     kind: HitKind,
-    headers: &HeaderMap,
+    headers: &H,
     ip: IpAddr,
     is_head: bool,
     sent_at_ms: i64,
     now_ms: i64,
 ) -> Hit<'_> {
-    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &HeaderName| headers.first_str(name);
     Hit {
         kind,
         user_agent: header(&header::USER_AGENT),
@@ -500,18 +501,18 @@ impl Pipeline {
 
         // Website hand-off (crate::web): only for contacts not suppressed and within the rate.
         if let (Some(web), Reply::Redirect(_)) = (&self.web, &reply) {
-            if let Some(to) = web.handoff(keyring, &claims, req.headers, req.now_ms) {
+            if let Some(to) = web.handoff(keyring, &claims, &req.headers, req.now_ms) {
                 reply = Reply::Redirect(to);
             }
         }
-        let ip = client_ip(req.peer, req.headers, &self.client_ip);
+        let ip = client_ip(req.peer, &req.headers, &self.client_ip);
         let kind_of_hit = match kind {
             Track::Open => HitKind::Open,
             Track::Click => HitKind::Click,
         };
         let hit = request_hit(
             kind_of_hit,
-            req.headers,
+            &req.headers,
             ip,
             req.method == Method::HEAD,
             claims.issued_at_ms,
@@ -666,6 +667,7 @@ pub fn route(path: &str) -> Option<(Track, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
     use openclick_enrich::EnrichConfig;
     use openclick_events::Message;
     use openclick_token::{Claims, Key, Keyring};
@@ -715,7 +717,7 @@ mod tests {
         let o = p.process(&Request {
             method: &Method::GET,
             path,
-            headers: &headers,
+            headers: (&headers).into(),
             peer: "192.0.2.1".parse().unwrap(),
             now_ms: NOW,
         });
@@ -778,7 +780,7 @@ mod tests {
             let o = p.process(&Request {
                 method: &Method::GET,
                 path: &path,
-                headers: &headers,
+                headers: (&headers).into(),
                 peer: "192.0.2.1".parse().unwrap(),
                 now_ms: NOW,
             });

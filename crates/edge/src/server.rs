@@ -161,7 +161,7 @@ impl EdgeState {
         let req = pipeline::Request {
             method,
             path,
-            headers,
+            headers: headers.into(),
             peer: peer.ip(),
             now_ms: openclick_common::now_ms(),
         };

@@ -38,6 +38,7 @@ use openclick_token::{ClaimsRef, KeyStore, WebClaims};
 use serde::Deserialize;
 
 use crate::client_ip::client_ip;
+use crate::headers::HeaderSource;
 use crate::pipeline::{event_id, request_hit, Pipeline, PRODUCER_VERSION, SEC_GPC};
 use crate::server::EdgeState;
 
@@ -223,8 +224,8 @@ impl WebTenant {
     }
 
     /// Whether this request says "do not track" in a way the tenant honours.
-    fn opted_out(&self, headers: &HeaderMap) -> bool {
-        let one = |name: &HeaderName| headers.get(name).is_some_and(|v| v.as_bytes() == b"1");
+    fn opted_out<H: HeaderSource + ?Sized>(&self, headers: &H) -> bool {
+        let one = |name: &HeaderName| headers.values(name).next() == Some(b"1".as_slice());
         (self.honour_gpc && one(&SEC_GPC)) || (self.honour_dnt && one(&header::DNT))
     }
 }
@@ -391,11 +392,11 @@ impl Web {
     /// hand-off on and the request does not opt out (GPC / DNT, as the tenant honours them).
     /// The caller has already checked suppression. `None`: redirect to the destination as
     /// signed.
-    pub fn handoff(
+    pub fn handoff<H: HeaderSource + ?Sized>(
         &self,
         keys: &KeyStore,
         click: &ClaimsRef<'_>,
-        headers: &HeaderMap,
+        headers: &H,
         now_ms: i64,
     ) -> Option<HeaderValue> {
         let settings = self.settings.load();

@@ -88,7 +88,8 @@ pub struct ConnConfig {
     pub header_read_timeout: Duration,
     /// Upper bound on the request head size (bytes).
     pub max_header_bytes: usize,
-    /// Upper bound on the number of request headers.
+    /// Upper bound on the number of request header lines (HTTP/1); one more gets 431 and the
+    /// connection is closed.
     pub max_headers: usize,
     /// `TCP_NODELAY` on accepted sockets (replies are one small write).
     pub nodelay: bool,
@@ -615,15 +616,37 @@ async fn serve_connection<I, S>(
         b.timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(8192))
-            .max_headers(config.max_headers)
             .keep_alive(true);
+        // Up to hyper's own limit, hyper parses into an uninitialised array and the count is
+        // checked here ([`HeaderCap`]); given a limit, hyper initialises an array that long for
+        // every request (0.2-0.3 us a request in the worker's profile, BENCHMARKS.md).
+        if config.max_headers > HYPER_MAX_HEADERS {
+            b.max_headers(config.max_headers);
+        }
+        let svc = HeaderCap {
+            inner: svc,
+            max: config.max_headers,
+        };
         let conn = b.serve_connection(io, svc);
         drive(conn, config, stats, stop, None).await;
     }
 }
 
+/// Why a connection was told to finish.
+enum Finish {
+    Shutdown,
+    Age,
+    Idle,
+}
+
 /// Polls a connection to its end, telling it to finish at shutdown, at its maximum age and
 /// (HTTP/2, `requests` given) when idle.
+///
+/// The connection is polled on every wake-up of the task; the lifecycle (the stop signal and
+/// the timers) only when one of its own wakers fired ([`WakeFlag`]). A `tokio::select!` over
+/// both polls every branch on every wake-up: for a keep-alive connection that is the stop
+/// watch and two timers once per request, 0.1-0.2 us a request at saturation
+/// (BENCHMARKS.md, session 19).
 async fn drive<C: Finishable>(
     conn: C,
     config: &ConnConfig,
@@ -633,52 +656,111 @@ async fn drive<C: Finishable>(
 ) {
     tokio::pin!(conn);
     let far = Duration::from_secs(365 * 24 * 3600);
-    let age = tokio::time::sleep(if config.max_connection_age.is_zero() {
+    let max_age = if config.max_connection_age.is_zero() {
         far
     } else {
         config.max_connection_age
-    });
-    tokio::pin!(age);
+    };
     let idle_every = if requests.is_some() && !config.idle_timeout.is_zero() {
         config.idle_timeout
     } else {
         far
     };
-    let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + idle_every, idle_every);
-    let mut seen = 0u64;
-    let mut finishing = false;
-    // Armed once the connection is told to finish (idle, age): then it is dropped.
-    let grace = tokio::time::sleep(far);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut conn => return,
-            _ = &mut grace, if finishing => return,
-            changed = stop.changed(), if !finishing => {
-                if changed.is_err() || *stop.borrow() {
-                    // Shutdown: the caller's drain deadline bounds the wait.
-                    finishing = true;
-                    conn.as_mut().finish();
+    let lifecycle = async move {
+        let age = tokio::time::sleep(max_age);
+        tokio::pin!(age);
+        let mut idle =
+            tokio::time::interval_at(tokio::time::Instant::now() + idle_every, idle_every);
+        let mut seen = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return Finish::Shutdown;
+                    }
                 }
-            }
-            _ = &mut age, if !finishing => {
-                finishing = true;
-                stats.closed_age.fetch_add(1, Ordering::Relaxed);
-                conn.as_mut().finish();
-                grace.as_mut().reset(tokio::time::Instant::now() + config.finish_grace);
-            }
-            _ = idle.tick(), if !finishing => {
-                let now = requests.map_or(0, |r| r.load(Ordering::Relaxed));
-                if now == seen {
-                    finishing = true;
-                    stats.closed_idle.fetch_add(1, Ordering::Relaxed);
-                    conn.as_mut().finish();
-                    grace.as_mut().reset(tokio::time::Instant::now() + config.finish_grace);
+                _ = &mut age => return Finish::Age,
+                _ = idle.tick() => {
+                    let now = requests.map_or(0, |r| r.load(Ordering::Relaxed));
+                    if now == seen {
+                        return Finish::Idle;
+                    }
+                    seen = now;
                 }
-                seen = now;
             }
         }
+    };
+    tokio::pin!(lifecycle);
+    let flag = Arc::new(WakeFlag::default());
+    let flag_waker = std::task::Waker::from(flag.clone());
+    // Armed once the connection is told to finish (idle, age): then it is dropped.
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut finishing = false;
+    std::future::poll_fn(|cx| {
+        if !finishing && flag.take(cx) {
+            let mut lcx = std::task::Context::from_waker(&flag_waker);
+            if let std::task::Poll::Ready(why) = lifecycle.as_mut().poll(&mut lcx) {
+                finishing = true;
+                conn.as_mut().finish();
+                match why {
+                    // Shutdown: the caller's drain deadline bounds the wait.
+                    Finish::Shutdown => {}
+                    Finish::Age => {
+                        stats.closed_age.fetch_add(1, Ordering::Relaxed);
+                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
+                    }
+                    Finish::Idle => {
+                        stats.closed_idle.fetch_add(1, Ordering::Relaxed);
+                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
+                    }
+                }
+            }
+        }
+        if conn.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(());
+        }
+        match grace.as_mut() {
+            Some(g) => g.as_mut().poll(cx),
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Tells whether a sub-future of a task woke it: its waker sets the flag and wakes the task.
+struct WakeFlag {
+    woken: std::sync::atomic::AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl Default for WakeFlag {
+    fn default() -> Self {
+        WakeFlag {
+            // Polled once at the start, to arm its timers.
+            woken: std::sync::atomic::AtomicBool::new(true),
+            task: futures_util::task::AtomicWaker::new(),
+        }
+    }
+}
+
+impl WakeFlag {
+    /// Registers the task's waker, then takes the flag: whether the sub-future is to be polled.
+    /// (Registered first, so a wake between the two is not lost.)
+    fn take(&self, cx: &std::task::Context<'_>) -> bool {
+        self.task.register(cx.waker());
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
@@ -705,6 +787,44 @@ async fn starts_with_h2_preface(stream: &TcpStream) -> std::io::Result<Option<bo
 }
 
 /// A service that counts the requests it is called for (the HTTP/2 idle check).
+/// How many header lines hyper's HTTP/1 parser accepts when not given a limit (hyper's
+/// `DEFAULT_MAX_HEADERS`); more are refused with 431 by hyper itself.
+const HYPER_MAX_HEADERS: usize = 100;
+
+/// Refuses an HTTP/1 request with more than `max` header lines with 431 and closes its
+/// connection, as hyper does past its own limit.
+struct HeaderCap<S> {
+    inner: S,
+    max: usize,
+}
+
+impl<S> Service<Request<Incoming>> for HeaderCap<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::future::Ready<Result<Response<Body>, Infallible>>,
+    >;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        use futures_util::future::Either;
+        // One entry per header line: `HeaderMap::len` counts values, not names.
+        if req.headers().len() > self.max {
+            let mut r = text(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many headers\n",
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Either::Right(std::future::ready(Ok(r)));
+        }
+        Either::Left(self.inner.call(req))
+    }
+}
+
 struct Counted<S> {
     inner: S,
     requests: Arc<AtomicU64>,

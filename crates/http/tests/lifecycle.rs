@@ -298,3 +298,43 @@ fn shutdown_does_not_wait_for_idle_connections() {
     );
     drop((s, idle_silent));
 }
+
+/// A request with `count` header lines in all, read to the end (the server closes after it).
+fn with_headers(addr: SocketAddr, count: usize) -> String {
+    let mut req = String::from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 2..count {
+        req.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server may close before reading everything: a write error is part of the answer.
+    let _ = s.write_all(req.as_bytes());
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[test]
+fn the_header_count_limit_holds_below_and_above_hypers_own() {
+    // Below hyper's own limit (100) the count is checked after hyper parsed the request; above
+    // it, hyper is given the limit. Either way: exactly `max_headers` lines are served, one
+    // more gets 431 and the connection is closed (`read_to_end` returns).
+    for max in [10, 64, 150] {
+        let server = Server::start(ConnConfig {
+            max_headers: max,
+            ..ConnConfig::default()
+        });
+        let ok = with_headers(server.addr, max);
+        assert!(ok.starts_with("HTTP/1.1 200"), "{max} lines: {ok:?}");
+        let refused = with_headers(server.addr, max + 1);
+        assert!(
+            refused.starts_with("HTTP/1.1 431"),
+            "{} lines: {refused:?}",
+            max + 1
+        );
+        // Still serving.
+        assert!(with_headers(server.addr, 2).starts_with("HTTP/1.1 200"));
+        server.stop();
+    }
+}

@@ -50,7 +50,7 @@ fn main() {
         let out = pipeline.process(&Request {
             method: &Method::GET,
             path: &paths[i % 2],
-            headers: &h,
+            headers: (&h).into(),
             peer: "127.0.0.1".parse().expect("ip"),
             now_ms: NOW_MS,
         });

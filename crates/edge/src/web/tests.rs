@@ -178,7 +178,7 @@ fn follow(f: &Fixture, path: &str, headers: &HeaderMap) -> Reply {
         .process(&Request {
             method: &Method::GET,
             path,
-            headers,
+            headers: headers.into(),
             peer: "192.0.2.1".parse().unwrap(),
             now_ms: NOW,
         })
