@@ -402,8 +402,9 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENCLICK_TLS_POLL_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub tls_poll_secs: u64,
-    /// Seconds a client may take to send a request head (also the idle keep-alive bound, with
-    /// --http2 the time to the first bytes, and on --https-listen the TLS handshake's).
+    /// Seconds a client may take to send a request head, checked once per timeout, so closed
+    /// within twice this (also the idle keep-alive bound, with --http2 the time to the first
+    /// bytes, and on --https-listen the TLS handshake's).
     #[arg(long, env = "OPENCLICK_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_secs: u64,

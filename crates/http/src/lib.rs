@@ -21,10 +21,13 @@
 //! # Lifecycle: every connection is bounded
 //!
 //! - **HTTP/1.1 only by default**, served by hyper's HTTP/1 connection directly (no protocol
-//!   sniffing). Its header read timeout ([`ConnConfig::header_read_timeout`]) starts as soon
-//!   as the connection is accepted and again after every response, so a connection that sends
-//!   nothing, part of a request head, or stays idle between keep-alive requests is closed
-//!   after that long.
+//!   sniffing). Its header read timeout ([`ConnConfig::header_read_timeout`]): a connection
+//!   that starts no new request for that long is told to finish, so one that sends nothing,
+//!   part of a request head (however slowly), or stays idle between keep-alive requests is
+//!   closed between one and two timeouts after the accept or its last request (a request
+//!   still in flight then is answered first, within [`ConnConfig::finish_grace`]). Counted as
+//!   `header_timeout`. The check runs once per timeout per connection, not per request
+//!   (hyper's own header timer arms a timer for every request head).
 //! - **h2c (HTTP/2 by prior knowledge) is opt-in** ([`ConnConfig::http2`]). Browsers never
 //!   speak cleartext HTTP/2 to a URL in an email; only a load balancer configured for h2c
 //!   upstreams does, so it is off unless the operator asks. When on, the first bytes must show
@@ -83,8 +86,9 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How connections are served and bounded. See the crate docs, "Lifecycle".
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
-    /// How long a client may take to send a request head, counted from the accept and from
-    /// the end of each response (so it also bounds idle keep-alive connections). HTTP/1.
+    /// How long an HTTP/1 connection may go without starting a new request: it bounds a
+    /// silent connection, a slow request head and an idle keep-alive connection (each closed
+    /// within twice this; see the crate docs, "Lifecycle").
     pub header_read_timeout: Duration,
     /// Upper bound on the request head size (bytes).
     pub max_header_bytes: usize,
@@ -153,6 +157,9 @@ pub struct ConnStats {
     pub closed_first_byte: AtomicU64,
     /// Told to finish: idle (HTTP/2).
     pub closed_idle: AtomicU64,
+    /// Told to finish: no request head within the header read timeout (HTTP/1: silent, slow
+    /// or idle keep-alive connections).
+    pub closed_header_timeout: AtomicU64,
     /// Told to finish: too old.
     pub closed_age: AtomicU64,
     /// HTTPS: closed because the TLS handshake did not complete in time.
@@ -182,7 +189,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "openclick_connections_closed_total",
-        "Connections the server ended, by listener and reason (first_byte_timeout, idle, max_age, tls_handshake_timeout, tls_handshake_error)."
+        "Connections the server ended, by listener and reason (header_timeout, first_byte_timeout, idle, max_age, tls_handshake_timeout, tls_handshake_error)."
     );
     describe_gauge!(
         "openclick_tls_certificates",
@@ -214,6 +221,7 @@ impl ConnStats {
         for (reason, c) in [
             ("first_byte_timeout", &self.closed_first_byte),
             ("idle", &self.closed_idle),
+            ("header_timeout", &self.closed_header_timeout),
             ("max_age", &self.closed_age),
             ("tls_handshake_timeout", &self.closed_tls_handshake_timeout),
             ("tls_handshake_error", &self.tls_handshake_errors),
@@ -598,7 +606,7 @@ async fn serve_connection<I, S>(
 {
     let io = TokioIo::new(stream);
     if h2 {
-        let requests = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(Requests::default());
         let svc = Counted {
             inner: svc,
             requests: requests.clone(),
@@ -610,12 +618,18 @@ async fn serve_connection<I, S>(
             .keep_alive_interval(config.h2_keepalive_interval)
             .keep_alive_timeout(config.h2_keepalive_interval);
         let conn = b.serve_connection(io, svc);
-        drive(conn, config, stats, stop, Some(&requests)).await;
+        let idle = Quiet {
+            requests: &requests,
+            every: config.idle_timeout,
+            reason: Finish::Idle,
+        };
+        drive(conn, config, stats, stop, Some(idle)).await;
     } else {
+        // The header read timeout is the lifecycle's (`Quiet` below), not hyper's: hyper's
+        // arms a boxed tokio timer for every request head (about 0.1 us a request at
+        // saturation, BENCHMARKS.md, session 19).
         let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(config.max_header_bytes.max(8192))
+        b.max_buf_size(config.max_header_bytes.max(8192))
             .keep_alive(true);
         // Up to hyper's own limit, hyper parses into an uninitialised array and the count is
         // checked here ([`HeaderCap`]); given a limit, hyper initialises an array that long for
@@ -623,24 +637,45 @@ async fn serve_connection<I, S>(
         if config.max_headers > HYPER_MAX_HEADERS {
             b.max_headers(config.max_headers);
         }
+        let requests = Arc::new(Requests::default());
         let svc = HeaderCap {
             inner: svc,
             max: config.max_headers,
+            requests: requests.clone(),
         };
         let conn = b.serve_connection(io, svc);
-        drive(conn, config, stats, stop, None).await;
+        let head = Quiet {
+            requests: &requests,
+            every: config.header_read_timeout,
+            reason: Finish::HeaderTimeout,
+        };
+        drive(conn, config, stats, stop, Some(head)).await;
     }
 }
 
 /// Why a connection was told to finish.
+#[derive(Clone, Copy)]
 enum Finish {
     Shutdown,
     Age,
+    /// HTTP/2: no new request within the idle timeout.
     Idle,
+    /// HTTP/1: no new request head within the header read timeout.
+    HeaderTimeout,
+}
+
+/// A connection without a new request for `every` is told to finish, for `reason`. Checked
+/// every `every` against the count of requests, so it finishes between one and two `every`
+/// after its last request began (or after the accept).
+struct Quiet<'a> {
+    requests: &'a Requests,
+    every: Duration,
+    reason: Finish,
 }
 
 /// Polls a connection to its end, telling it to finish at shutdown, at its maximum age and
-/// (HTTP/2, `requests` given) when idle.
+/// when it is quiet for too long (`quiet`: HTTP/1's header read timeout, HTTP/2's idle
+/// timeout).
 ///
 /// The connection is polled on every wake-up of the task; the lifecycle (the stop signal and
 /// the timers) only when one of its own wakers fired ([`WakeFlag`]). A `tokio::select!` over
@@ -652,7 +687,7 @@ async fn drive<C: Finishable>(
     config: &ConnConfig,
     stats: &ConnStats,
     mut stop: watch::Receiver<bool>,
-    requests: Option<&AtomicU64>,
+    quiet: Option<Quiet<'_>>,
 ) {
     tokio::pin!(conn);
     let far = Duration::from_secs(365 * 24 * 3600);
@@ -661,16 +696,15 @@ async fn drive<C: Finishable>(
     } else {
         config.max_connection_age
     };
-    let idle_every = if requests.is_some() && !config.idle_timeout.is_zero() {
-        config.idle_timeout
-    } else {
-        far
+    let (requests, quiet_every, quiet_reason) = match quiet {
+        Some(q) if !q.every.is_zero() => (Some(q.requests), q.every, q.reason),
+        _ => (None, far, Finish::Idle),
     };
     let lifecycle = async move {
         let age = tokio::time::sleep(max_age);
         tokio::pin!(age);
-        let mut idle =
-            tokio::time::interval_at(tokio::time::Instant::now() + idle_every, idle_every);
+        let mut quiet =
+            tokio::time::interval_at(tokio::time::Instant::now() + quiet_every, quiet_every);
         let mut seen = 0u64;
         loop {
             tokio::select! {
@@ -681,10 +715,10 @@ async fn drive<C: Finishable>(
                     }
                 }
                 _ = &mut age => return Finish::Age,
-                _ = idle.tick() => {
-                    let now = requests.map_or(0, |r| r.load(Ordering::Relaxed));
+                _ = quiet.tick() => {
+                    let now = requests.map_or(0, |r| r.started.load(Ordering::Relaxed));
                     if now == seen {
-                        return Finish::Idle;
+                        return quiet_reason;
                     }
                     seen = now;
                 }
@@ -712,6 +746,15 @@ async fn drive<C: Finishable>(
                     }
                     Finish::Idle => {
                         stats.closed_idle.fetch_add(1, Ordering::Relaxed);
+                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
+                    }
+                    Finish::HeaderTimeout => {
+                        stats.closed_header_timeout.fetch_add(1, Ordering::Relaxed);
+                        // Nothing being answered: a silent connection, a partial head or an
+                        // idle one. Closed now (hyper would wait for the head to complete).
+                        if requests.is_some_and(Requests::none_in_flight) {
+                            return std::task::Poll::Ready(());
+                        }
                         grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
                     }
                 }
@@ -793,9 +836,44 @@ const HYPER_MAX_HEADERS: usize = 100;
 
 /// Refuses an HTTP/1 request with more than `max` header lines with 431 and closes its
 /// connection, as hyper does past its own limit.
+/// Also counts the requests begun and answered (the header read timeout, [`Quiet`]).
 struct HeaderCap<S> {
     inner: S,
     max: usize,
+    requests: Arc<Requests>,
+}
+
+/// Requests of one connection: begun (handed to the service) and answered (its future done).
+#[derive(Default)]
+struct Requests {
+    started: AtomicU64,
+    answered: AtomicU64,
+}
+
+impl Requests {
+    fn none_in_flight(&self) -> bool {
+        self.started.load(Ordering::Relaxed) == self.answered.load(Ordering::Relaxed)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A service's future that counts itself answered when done.
+    struct Answered<F> {
+        #[pin]
+        inner: F,
+        requests: Arc<Requests>,
+    }
+}
+
+impl<F: Future> Future for Answered<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        this.requests.answered.fetch_add(1, Ordering::Relaxed);
+        std::task::Poll::Ready(out)
+    }
 }
 
 impl<S> Service<Request<Incoming>> for HeaderCap<S>
@@ -805,12 +883,13 @@ where
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = futures_util::future::Either<
-        S::Future,
+        Answered<S::Future>,
         std::future::Ready<Result<Response<Body>, Infallible>>,
     >;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         use futures_util::future::Either;
+        self.requests.started.fetch_add(1, Ordering::Relaxed);
         // One entry per header line: `HeaderMap::len` counts values, not names.
         if req.headers().len() > self.max {
             let mut r = text(
@@ -819,15 +898,19 @@ where
             );
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            self.requests.answered.fetch_add(1, Ordering::Relaxed);
             return Either::Right(std::future::ready(Ok(r)));
         }
-        Either::Left(self.inner.call(req))
+        Either::Left(Answered {
+            inner: self.inner.call(req),
+            requests: self.requests.clone(),
+        })
     }
 }
 
 struct Counted<S> {
     inner: S,
-    requests: Arc<AtomicU64>,
+    requests: Arc<Requests>,
 }
 
 impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for Counted<S> {
@@ -836,7 +919,7 @@ impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for Counted<S> {
     type Future = S::Future;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.requests.started.fetch_add(1, Ordering::Relaxed);
         self.inner.call(req)
     }
 }

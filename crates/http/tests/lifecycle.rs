@@ -338,3 +338,29 @@ fn the_header_count_limit_holds_below_and_above_hypers_own() {
         server.stop();
     }
 }
+
+#[test]
+fn a_trickled_request_head_is_cut_off_and_counted() {
+    // Slowloris: a byte of the head every 50 ms keeps the socket busy but never completes a
+    // request. With a 300 ms timeout the connection is closed within two timeouts, not when
+    // the client stops.
+    let srv = Server::start(short());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let start = Instant::now();
+    let mut closed_after = None;
+    for b in head.iter().cycle().take(100) {
+        if s.write_all(std::slice::from_ref(b)).is_err() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed_after = closed_after.unwrap_or_else(|| start.elapsed());
+    assert!(
+        closed_after < Duration::from_millis(1500),
+        "still open after {closed_after:?}"
+    );
+    assert_eq!(srv.stats.closed_header_timeout.load(Ordering::Relaxed), 1);
+    srv.stop();
+}
