@@ -7,7 +7,9 @@
 //!
 //! Usage: `openclick-bare-hyper [LISTEN=127.0.0.1:8081] [WORKERS=0 (one per core)]`. With
 //! `BARE_HYPER_AUTO=1` it serves connections the way `openclick serve` does (hyper-util's auto
-//! builder, header read timeout, graceful-shutdown watch), still without the pipeline.
+//! builder, header read timeout, graceful-shutdown watch), still without the pipeline; with
+//! `BARE_HYPER_FLAT=1` it writes each response with one `write(2)` as `openclick serve` does
+//! (hyper's `writev(false)`), to show what that knob alone is worth.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -54,6 +56,7 @@ fn main() -> std::io::Result<()> {
         eprintln!("bare hyper listening on {}", listener.local_addr()?);
         let auto_like_openclick = std::env::var_os("BARE_HYPER_AUTO").is_some();
         let header_timer = std::env::var_os("BARE_HYPER_TIMER").is_some();
+        let flat_writes = std::env::var_os("BARE_HYPER_FLAT").is_some();
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1()
             .timer(TokioTimer::new())
@@ -82,6 +85,11 @@ fn main() -> std::io::Result<()> {
                 tokio::spawn(async move {
                     let mut b = http1::Builder::new();
                     b.keep_alive(true);
+                    if flat_writes {
+                        // What `openclick serve` does: the head and the body in one buffer,
+                        // one write(2) instead of a writev(2) of two.
+                        b.writev(false);
+                    }
                     if header_timer {
                         // What a server needs against slow headers (slowloris): hyper's header
                         // read timeout, which arms a tokio timer per request.

@@ -629,7 +629,11 @@ async fn serve_connection<I, S>(
         // arms a boxed tokio timer for every request head (about 0.1 us a request at
         // saturation, BENCHMARKS.md, session 19).
         let mut b = hyper::server::conn::http1::Builder::new();
+        // One write(2) per response: the head and the body (a 43-byte pixel, a short page) are
+        // copied into one buffer instead of a writev(2) of two. Measured at saturation: the
+        // worker 0.5-0.6 us a request cheaper (BENCHMARKS.md, session 19).
         b.max_buf_size(config.max_header_bytes.max(8192))
+            .writev(false)
             .keep_alive(true);
         // Up to hyper's own limit, hyper parses into an uninitialised array and the count is
         // checked here ([`HeaderCap`]); given a limit, hyper initialises an array that long for
