@@ -157,7 +157,7 @@ fuzz_target!(|data: &[u8]| {
     let out = pipeline.process(&Request {
         method: &method,
         path,
-        headers: &h.headers,
+        headers: (&h.headers).into(),
         peer: h.peer,
         now_ms: 1_700_000_100_000,
     });
