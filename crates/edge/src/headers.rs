@@ -84,11 +84,23 @@ impl HeaderSource for Headers<'_> {
             },
         }
     }
+
+    fn first_str(&self, name: &HeaderName) -> Option<&str> {
+        match *self {
+            Headers::Map(map) => map.first_str(name),
+            Headers::Kept { .. } => self.values(name).next().and_then(visible_str),
+        }
+    }
 }
 
 impl HeaderSource for HeaderMap {
     fn values(&self, name: &HeaderName) -> Values<'_> {
         Values(Inner::Map(self.get_all(name).into_iter()))
+    }
+
+    /// `http`'s own check, in one pass.
+    fn first_str(&self, name: &HeaderName) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
     }
 }
 

@@ -741,26 +741,24 @@ async fn drive<C: Finishable>(
             if let std::task::Poll::Ready(why) = lifecycle.as_mut().poll(&mut lcx) {
                 finishing = true;
                 conn.as_mut().finish();
-                match why {
+                let counter = match why {
                     // Shutdown: the caller's drain deadline bounds the wait.
-                    Finish::Shutdown => {}
-                    Finish::Age => {
-                        stats.closed_age.fetch_add(1, Ordering::Relaxed);
-                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
+                    Finish::Shutdown => None,
+                    Finish::Age => Some(&stats.closed_age),
+                    Finish::Idle => Some(&stats.closed_idle),
+                    Finish::HeaderTimeout => Some(&stats.closed_header_timeout),
+                };
+                if let Some(c) = counter {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    // HTTP/1 with nothing being answered (a silent connection, a partial head,
+                    // an idle one): closed now, as hyper's own timeout would.
+                    if matches!(why, Finish::HeaderTimeout)
+                        && requests.is_some_and(Requests::none_in_flight)
+                    {
+                        return std::task::Poll::Ready(());
                     }
-                    Finish::Idle => {
-                        stats.closed_idle.fetch_add(1, Ordering::Relaxed);
-                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
-                    }
-                    Finish::HeaderTimeout => {
-                        stats.closed_header_timeout.fetch_add(1, Ordering::Relaxed);
-                        // Nothing being answered: a silent connection, a partial head or an
-                        // idle one. Closed now (hyper would wait for the head to complete).
-                        if requests.is_some_and(Requests::none_in_flight) {
-                            return std::task::Poll::Ready(());
-                        }
-                        grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
-                    }
+                    // Told to finish: dropped if it has not within the grace.
+                    grace = Some(Box::pin(tokio::time::sleep(config.finish_grace)));
                 }
             }
         }
@@ -833,7 +831,6 @@ async fn starts_with_h2_preface(stream: &TcpStream) -> std::io::Result<Option<bo
     }
 }
 
-/// A service that counts the requests it is called for (the HTTP/2 idle check).
 /// How many header lines hyper's HTTP/1 parser accepts when not given a limit (hyper's
 /// `DEFAULT_MAX_HEADERS`); more are refused with 431 by hyper itself.
 const HYPER_MAX_HEADERS: usize = 100;
@@ -912,6 +909,7 @@ where
     }
 }
 
+/// A service that counts the requests it is called for (the HTTP/2 idle check).
 struct Counted<S> {
     inner: S,
     requests: Arc<Requests>,
